@@ -1,0 +1,416 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Threading.Channels;
+using Longshore.Core.Execution;
+using Longshore.Core.Storage;
+using Longshore.Core.Tasks;
+using Microsoft.Extensions.Logging;
+
+namespace Longshore.Core.Scheduling;
+
+/// <summary>What a kill request found.</summary>
+public enum KillOutcome
+{
+    NotFound,
+    AlreadyEnded,
+    Killed,
+    Killing,
+}
+
+/// <summary>
+/// The loop that turns recorded intent into engine actions: reconcile at start, then admit waiting runs under the
+/// caps, record TASK_STAGING, launch, and apply every status update through compare-and-set transitions.
+/// </summary>
+public sealed partial class Scheduler
+{
+    private readonly ITaskStore _store;
+    private readonly IExecutionBackend _backend;
+    private readonly RetryPolicy _retry;
+    private readonly SchedulerOptions _options;
+    private readonly TimeProvider _time;
+    private readonly Func<Guid> _newId;
+    private readonly SchedulerMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly ConcurrentDictionary<string, Task> _launching = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<Task, byte> _background = new();
+
+    public Scheduler(ITaskStore store, IExecutionBackend backend, RetryPolicy retry, SchedulerOptions options, TimeProvider time,
+        Func<Guid> newId, SchedulerMetrics metrics, ILogger<Scheduler> logger)
+    {
+        _store = store;
+        _backend = backend;
+        _retry = retry;
+        _options = options;
+        _time = time;
+        _newId = newId;
+        _metrics = metrics;
+        _logger = logger;
+    }
+
+    /// <summary>Time the last pass finished; null before the first.</summary>
+    public DateTimeOffset? LastPassAt { get; private set; }
+
+    /// <summary>True once the start-up reconciliation has run.</summary>
+    public bool Reconciled { get; private set; }
+
+    /// <summary>Wakes the loop now instead of at its next tick (new work, freed capacity).</summary>
+    public void Nudge() => _wake.Writer.TryWrite(true);
+
+    public async Task RunAsync(CancellationToken cancellationToken = default)
+    {
+        var updates = Task.Run(() => ConsumeUpdatesAsync(cancellationToken), CancellationToken.None);
+        await ReconcileUntilDoneAsync(cancellationToken);
+        var lastReconcile = _time.GetUtcNow();
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await PassAsync(cancellationToken);
+                if (_time.GetUtcNow() - lastReconcile >= _options.ReconcileInterval)
+                {
+                    await ReconcileAsync(cancellationToken);
+                    lastReconcile = _time.GetUtcNow();
+                }
+
+                await WaitForWorkAsync(cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception e)
+            {
+                LogPassFailed(e);
+                await WaitForWorkAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+        }
+
+        await Task.WhenAll(_launching.Values.Concat(_background.Keys)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await updates.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    }
+
+    /// <summary>One admission pass: read due runs, pick what fits, record intent, launch.</summary>
+    internal async Task PassAsync(CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var now = _time.GetUtcNow();
+        var due = await _store.ListDueAsync(now, _options.DueBatch, cancellationToken);
+        if (due.Count > 0)
+        {
+            var active = await _store.CountActiveByFamilyAsync(cancellationToken);
+            foreach (var run in Admission.Select(due, active, _options.Capacity))
+            {
+                // Intent before action: once TASK_STAGING is durable, a crash before or during the launch is found by
+                // reconciliation instead of being launched a second time.
+                var staged = await _store.TryTransitionAsync(
+                    new RunTransition(run.MesosId, [TaskState.WaitingOnOffers], TaskState.Staging, _time.GetUtcNow()), cancellationToken);
+                if (staged)
+                    Track(_launching, run.MesosId, LaunchAsync(run with { State = TaskState.Staging }, cancellationToken));
+            }
+        }
+
+        LastPassAt = _time.GetUtcNow();
+        _metrics.LoopSeconds.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
+    }
+
+    private async Task LaunchAsync(TaskRun run, CancellationToken cancellationToken)
+    {
+        await Task.Yield();
+        try
+        {
+            await _backend.LaunchAsync(run, cancellationToken);
+            _metrics.Launches.Add(1);
+            LogLaunched(run.MesosId, run.Attempt);
+            // A kill asked for while the launch was under way could not reach the engine before now.
+            if ((await _store.GetAsync(run.MesosId, cancellationToken))?.State == TaskState.Killing)
+                await SendKillAsync(run, cancellationToken);
+        }
+        catch (LaunchException e)
+        {
+            LogLaunchFailed(run.MesosId, e.IsTransient, e.Message);
+            var state = e.IsTransient ? TaskState.Dropped : TaskState.Failed;
+            await ApplyAsync(new StatusUpdate(run.MesosId, state, _time.GetUtcNow()) { Reason = "launch failed: " + e.Message }, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Shutting down: the run stays TASK_STAGING and the next start reconciles it.
+        }
+        catch (Exception e)
+        {
+            LogLaunchFailed(run.MesosId, true, e.Message);
+            await ApplyAsync(new StatusUpdate(run.MesosId, TaskState.Dropped, _time.GetUtcNow()) { Reason = "launch failed: " + e.Message }, cancellationToken);
+        }
+    }
+
+    private async Task ConsumeUpdatesAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await foreach (var update in _backend.Updates.ReadAllAsync(cancellationToken))
+            {
+                try
+                {
+                    await ApplyAsync(update, cancellationToken);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    LogUpdateFailed(update.MesosId, update.State.ToWire(), e);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>
+    /// Applies one engine report. Late or duplicate reports change nothing: every write is a compare-and-set from the
+    /// state just read, re-read and re-decided when another writer got there first.
+    /// </summary>
+    public async Task ApplyAsync(StatusUpdate update, CancellationToken cancellationToken = default)
+    {
+        for (var attempt = 0; attempt < 8; attempt++)
+        {
+            var run = await _store.GetAsync(update.MesosId, cancellationToken);
+            if (run is null)
+            {
+                LogUnknownRun(update.MesosId, update.State.ToWire());
+                return;
+            }
+
+            if (run.State.IsTerminal())
+            {
+                // Already ended (a duplicate report, or a race with reconciliation): only make sure nothing is left behind.
+                if (update.State.IsTerminal())
+                    Track(_background, ReleaseAsync(run, cancellationToken));
+                return;
+            }
+
+            if (!update.State.IsTerminal())
+            {
+                if (update.State == run.State || !TaskStates.CanTransition(run.State, update.State))
+                    return;
+                var moved = await _store.TryTransitionAsync(new RunTransition(run.MesosId, [run.State], update.State, update.At)
+                {
+                    Reason = update.Reason,
+                    ContainerId = update.ContainerId,
+                    Agent = update.Agent,
+                }, cancellationToken);
+                if (moved)
+                    return;
+                continue;
+            }
+
+            // Whatever ends a run that was asked to die, it was killed, and a kill is never retried.
+            var end = run.State == TaskState.Killing ? TaskState.Killed : update.State;
+            var reason = end == TaskState.Killed && update.State != TaskState.Killed
+                ? $"killed on request; {update.Reason}"
+                : update.Reason;
+            var retry = _retry.NextAttempt(run, end, _newId(), _time.GetUtcNow());
+            var ended = await _store.TryTransitionAsync(new RunTransition(run.MesosId, [run.State], end, update.At)
+            {
+                ExitCode = update.ExitCode,
+                Reason = reason,
+                Logs = update.Logs,
+                Retry = retry,
+                ContainerId = update.ContainerId,
+                Agent = update.Agent,
+            }, cancellationToken);
+            if (!ended)
+                continue;
+
+            _metrics.Ends.Add(1, new KeyValuePair<string, object?>("state", end.ToWire()));
+            LogEnded(run.MesosId, end.ToWire(), update.ExitCode, reason, retry?.MesosId);
+            Track(_background, ReleaseAsync(run, cancellationToken));
+            Nudge();
+            return;
+        }
+
+        LogUpdateGaveUp(update.MesosId, update.State.ToWire());
+    }
+
+    /// <summary>Kills a run: one never launched ends at once; a launched one is told to stop (SIGTERM, then SIGKILL).</summary>
+    public async Task<(KillOutcome Outcome, TaskRun? Run)> KillAsync(string mesosId, CancellationToken cancellationToken = default)
+    {
+        for (var attempt = 0; attempt < 8; attempt++)
+        {
+            var run = await _store.GetAsync(mesosId, cancellationToken);
+            if (run is null)
+                return (KillOutcome.NotFound, null);
+            if (run.State.IsTerminal())
+                return (KillOutcome.AlreadyEnded, run);
+            if (run.State == TaskState.Killing)
+                return (KillOutcome.Killing, run);
+
+            var now = _time.GetUtcNow();
+            if (run.State == TaskState.WaitingOnOffers)
+            {
+                if (await _store.TryTransitionAsync(new RunTransition(mesosId, [TaskState.WaitingOnOffers], TaskState.Killed, now) { Reason = "killed before launch" }, cancellationToken))
+                {
+                    _metrics.Ends.Add(1, new KeyValuePair<string, object?>("state", TaskState.Killed.ToWire()));
+                    return (KillOutcome.Killed, await _store.GetAsync(mesosId, cancellationToken));
+                }
+
+                continue;
+            }
+
+            if (await _store.TryTransitionAsync(new RunTransition(mesosId, [run.State], TaskState.Killing, now), cancellationToken))
+            {
+                // A launch still under way sends the kill itself once the engine holds the container.
+                if (!_launching.ContainsKey(mesosId))
+                    Track(_background, SendKillAsync(run, CancellationToken.None));
+                return (KillOutcome.Killing, await _store.GetAsync(mesosId, cancellationToken));
+            }
+        }
+
+        return (KillOutcome.Killing, await _store.GetAsync(mesosId, cancellationToken));
+    }
+
+    private async Task SendKillAsync(TaskRun run, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (!await _backend.KillAsync(run, _options.KillGrace, cancellationToken))
+            {
+                // The engine holds nothing for it: the run is over, and killed is what it was asked to be.
+                await ApplyAsync(new StatusUpdate(run.MesosId, TaskState.Killed, _time.GetUtcNow()) { Reason = "killed on request; the engine held no container" }, cancellationToken);
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Left TASK_KILLING: the next reconciliation sends the kill again.
+            LogKillFailed(run.MesosId, e.Message);
+        }
+    }
+
+    private async Task ReleaseAsync(TaskRun run, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _backend.ReleaseAsync(run, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // What is not released now is found as an orphan by the next reconciliation.
+            LogReleaseFailed(run.MesosId, e.Message);
+        }
+    }
+
+    private async Task ReconcileUntilDoneAsync(CancellationToken cancellationToken)
+    {
+        var delay = TimeSpan.FromSeconds(1);
+        while (true)
+        {
+            try
+            {
+                await ReconcileAsync(cancellationToken);
+                return;
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // Launching before knowing what the engine already runs could start a run twice.
+                LogReconcileFailed(e.Message, delay.TotalSeconds);
+                await Task.Delay(delay, _time, cancellationToken);
+                delay = TimeSpan.FromSeconds(Math.Min(30, delay.TotalSeconds * 2));
+            }
+        }
+    }
+
+    /// <summary>Compares active runs with the engine: adopts what it holds, ends what it lost, re-sends pending kills.</summary>
+    public async Task ReconcileAsync(CancellationToken cancellationToken = default)
+    {
+        var active = await _store.ListActiveAsync(cancellationToken);
+        var settled = active.Where(run => !_launching.ContainsKey(run.MesosId)).ToArray();
+        var result = await _backend.ReconcileAsync(active, cancellationToken);
+        var gone = result.GoneMesosIds.ToHashSet(StringComparer.Ordinal);
+        foreach (var run in settled)
+        {
+            if (gone.Contains(run.MesosId) && !_launching.ContainsKey(run.MesosId))
+            {
+                await ApplyAsync(new StatusUpdate(run.MesosId, TaskState.Lost, _time.GetUtcNow())
+                {
+                    Reason = run.State == TaskState.Staging
+                        ? "the engine holds no container for this run: the launch was interrupted"
+                        : "container vanished: the engine no longer holds it",
+                }, cancellationToken);
+            }
+            else if (run.State == TaskState.Killing)
+            {
+                Track(_background, SendKillAsync(run, cancellationToken));
+            }
+        }
+
+        LogReconciled(active.Count, gone.Count, result.OrphansRemoved);
+        Reconciled = true;
+    }
+
+    private async Task WaitForWorkAsync(CancellationToken cancellationToken)
+    {
+        var delay = _options.IdleInterval;
+        var next = await _store.NextDueAsync(cancellationToken);
+        if (next is { } due)
+        {
+            var untilDue = due - _time.GetUtcNow();
+            if (untilDue < delay)
+                delay = untilDue <= TimeSpan.Zero ? TimeSpan.FromMilliseconds(10) : untilDue;
+        }
+
+        using var timeout = new CancellationTokenSource(delay, _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
+        try
+        {
+            await _wake.Reader.WaitToReadAsync(linked.Token);
+            _wake.Reader.TryRead(out _);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    private static void Track<TKey>(ConcurrentDictionary<TKey, Task> set, TKey key, Task task)
+        where TKey : notnull
+    {
+        set[key] = task;
+        _ = task.ContinueWith(_ => set.TryRemove(key, out var _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    private static void Track(ConcurrentDictionary<Task, byte> set, Task task)
+    {
+        set[task] = 0;
+        _ = task.ContinueWith(t => set.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    [LoggerMessage(1001, LogLevel.Information, "Launched {MesosId} (attempt {Attempt})")]
+    private partial void LogLaunched(string mesosId, int attempt);
+
+    [LoggerMessage(1002, LogLevel.Warning, "Launch of {MesosId} failed (transient: {Transient}): {Message}")]
+    private partial void LogLaunchFailed(string mesosId, bool transient, string message);
+
+    [LoggerMessage(1003, LogLevel.Information, "{MesosId} ended {State} (exit code {ExitCode}, reason {Reason}); retry: {RetryMesosId}")]
+    private partial void LogEnded(string mesosId, string state, int? exitCode, string? reason, string? retryMesosId);
+
+    [LoggerMessage(1004, LogLevel.Warning, "Status update {State} for unknown run {MesosId} ignored")]
+    private partial void LogUnknownRun(string mesosId, string state);
+
+    [LoggerMessage(1005, LogLevel.Error, "Applying {State} to {MesosId} failed")]
+    private partial void LogUpdateFailed(string mesosId, string state, Exception exception);
+
+    [LoggerMessage(1006, LogLevel.Warning, "Gave up applying {State} to {MesosId}: the run kept changing under it")]
+    private partial void LogUpdateGaveUp(string mesosId, string state);
+
+    [LoggerMessage(1007, LogLevel.Warning, "Kill of {MesosId} failed, retried at the next reconciliation: {Message}")]
+    private partial void LogKillFailed(string mesosId, string message);
+
+    [LoggerMessage(1008, LogLevel.Warning, "Releasing {MesosId} failed, left for reconciliation: {Message}")]
+    private partial void LogReleaseFailed(string mesosId, string message);
+
+    [LoggerMessage(1009, LogLevel.Warning, "Reconciliation failed, nothing is launched until it succeeds; retry in {Seconds} s: {Message}")]
+    private partial void LogReconcileFailed(string message, double seconds);
+
+    [LoggerMessage(1010, LogLevel.Information, "Reconciled {Active} active runs: {Gone} gone, {Orphans} orphaned containers removed")]
+    private partial void LogReconciled(int active, int gone, int orphans);
+
+    [LoggerMessage(1011, LogLevel.Error, "Scheduler pass failed")]
+    private partial void LogPassFailed(Exception exception);
+}
