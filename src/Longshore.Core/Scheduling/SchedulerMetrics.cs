@@ -16,6 +16,8 @@ public sealed class SchedulerMetrics : IDisposable
         LoopSeconds = _meter.CreateHistogram<double>("longshore_scheduler_loop_seconds", unit: "s", description: "Duration of one scheduler pass.");
     }
 
+    public Meter Meter => _meter;
+
     public Counter<long> Launches { get; }
 
     public Counter<long> Ends { get; }

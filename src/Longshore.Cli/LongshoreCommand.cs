@@ -1,0 +1,95 @@
+using System.CommandLine;
+using Longshore.Core.Execution;
+using Longshore.Core.Scheduling;
+using Longshore.Core.Tasks;
+using Longshore.Server.Hosting;
+using Microsoft.AspNetCore.Builder;
+
+namespace Longshore.Cli;
+
+/// <summary>The <c>longshore</c> command line.</summary>
+public static class LongshoreCommand
+{
+    public const int ExitOk = 0;
+    public const int ExitFailure = 1;
+    public const int ExitUsage = 2;
+
+    public static RootCommand Create()
+    {
+        var root = new RootCommand("Longshore: runs work from queues and the API as container tasks.");
+        root.Subcommands.Add(ServerCommand());
+        return root;
+    }
+
+    private static Command ServerCommand()
+    {
+        var defaults = new LongshoreServerOptions();
+        var urls = new Option<string>("--urls") { Description = "Address(es) to listen on, ';'-separated", DefaultValueFactory = _ => defaults.Urls };
+        var data = new Option<string>("--data") { Description = "Folder of the embedded store", DefaultValueFactory = _ => defaults.DataDir };
+        var dockerHost = new Option<string?>("--docker-host") { Description = "Engine API endpoint (default: DOCKER_HOST, then the usual Docker/Podman sockets)" };
+        var allowHostPath = new Option<string[]>("--allow-host-path") { Description = "Host folder that task volumes may mount (repeatable; default none)", AllowMultipleArgumentsPerToken = false };
+        var capacity = new Option<int>("--capacity") { Description = "Most runs active at once", DefaultValueFactory = _ => defaults.Scheduler.Capacity };
+        var killGrace = new Option<double>("--kill-grace") { Description = "Seconds between SIGTERM and SIGKILL on kill", DefaultValueFactory = _ => defaults.Scheduler.KillGrace.TotalSeconds };
+        var backoffBase = new Option<double>("--retry-backoff-base") { Description = "Seconds before the first retry (doubles each time)", DefaultValueFactory = _ => defaults.Retry.BackoffBase.TotalSeconds };
+        var backoffCap = new Option<double>("--retry-backoff-cap") { Description = "Longest retry backoff in seconds", DefaultValueFactory = _ => defaults.Retry.BackoffCap.TotalSeconds };
+        var reconcile = new Option<double>("--reconcile-interval") { Description = "Seconds between reconciliations with the engine", DefaultValueFactory = _ => defaults.Scheduler.ReconcileInterval.TotalSeconds };
+        var logCap = new Option<int>("--log-cap-bytes") { Description = "Bytes of stdout and of stderr kept per run (the tail)", DefaultValueFactory = _ => defaults.LogCapBytes };
+        var synchronous = new Option<string>("--sqlite-synchronous") { Description = "FULL (fsync every transition) or NORMAL", DefaultValueFactory = _ => defaults.SqliteSynchronous };
+
+        var command = new Command("server", "Run the API, the scheduler and the local engine backend.")
+        {
+            urls, data, dockerHost, allowHostPath, capacity, killGrace, backoffBase, backoffCap, reconcile, logCap, synchronous,
+        };
+        command.SetAction(async (result, cancellationToken) =>
+        {
+            var options = new LongshoreServerOptions
+            {
+                Urls = result.GetValue(urls)!,
+                DataDir = result.GetValue(data)!,
+                DockerHost = result.GetValue(dockerHost),
+                AllowedHostPaths = result.GetValue(allowHostPath) ?? [],
+                Scheduler = new SchedulerOptions
+                {
+                    Capacity = result.GetValue(capacity),
+                    KillGrace = Seconds(result.GetValue(killGrace)),
+                    ReconcileInterval = Seconds(result.GetValue(reconcile)),
+                },
+                Retry = new RetryOptions { BackoffBase = Seconds(result.GetValue(backoffBase)), BackoffCap = Seconds(result.GetValue(backoffCap)) },
+                LogCapBytes = result.GetValue(logCap),
+                SqliteSynchronous = result.GetValue(synchronous)!,
+            };
+            return await RunServerAsync(options, cancellationToken);
+        });
+        return command;
+    }
+
+    private static TimeSpan Seconds(double value) =>
+        double.IsFinite(value) && Math.Abs(value) < TimeSpan.MaxValue.TotalSeconds ? TimeSpan.FromSeconds(value) : TimeSpan.MinValue;
+
+    private static async Task<int> RunServerAsync(LongshoreServerOptions options, CancellationToken cancellationToken)
+    {
+        WebApplication app;
+        try
+        {
+            app = await LongshoreHost.BuildAsync(options, cancellationToken);
+        }
+        catch (OptionsException e)
+        {
+            foreach (var error in e.Errors)
+                await Console.Error.WriteLineAsync("longshore server: " + error);
+            return ExitUsage;
+        }
+        catch (EngineUnavailableException e)
+        {
+            await Console.Error.WriteLineAsync("longshore server: " + e.Message);
+            return ExitFailure;
+        }
+
+        await using (app)
+        {
+            await app.RunAsync();
+        }
+
+        return ExitOk;
+    }
+}

@@ -1,0 +1,45 @@
+using Longshore.Core.Execution;
+using Longshore.Core.Scheduling;
+using Longshore.Storage.Sqlite;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Longshore.Server.Api;
+
+/// <summary><c>GET /healthz</c>: 200 when the store and engine answer, 503 (same body) when not.</summary>
+public static class HealthApi
+{
+    public static void MapHealthApi(this IEndpointRouteBuilder routes, Uri engineEndpoint)
+    {
+        routes.MapGet("/healthz", async (IExecutionBackend backend, SqliteTaskStore store, Scheduler scheduler, CancellationToken cancellationToken) =>
+        {
+            string? engineError = null;
+            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            {
+                timeout.CancelAfter(TimeSpan.FromSeconds(3));
+                try
+                {
+                    await backend.CheckAvailableAsync(timeout.Token);
+                }
+                catch (Exception e) when (e is EngineUnavailableException or OperationCanceledException)
+                {
+                    engineError = e.Message;
+                }
+            }
+
+            var healthy = engineError is null;
+            var body = new
+            {
+                Status = healthy ? "ok" : "degraded",
+                // One process schedules for its own store until leader election lands; it always leads.
+                Leader = true,
+                Term = 0,
+                Engine = new { backend.Name, Endpoint = engineEndpoint.ToString(), Reachable = healthy, Error = engineError },
+                Store = new { Kind = "sqlite", store.Path, store.InstanceId },
+                Scheduler = new { scheduler.Reconciled, LastPassAt = scheduler.LastPassAt },
+            };
+            return Results.Json(body, statusCode: healthy ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
+        }).WithTags("health");
+    }
+}

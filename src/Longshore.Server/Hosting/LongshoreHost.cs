@@ -1,0 +1,95 @@
+using System.Text.Json;
+using Longshore.Backends.Docker;
+using Longshore.Core.Execution;
+using Longshore.Core.Scheduling;
+using Longshore.Core.Storage;
+using Longshore.Core.Tasks;
+using Longshore.Server.Api;
+using Longshore.Storage.Sqlite;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Prometheus;
+
+namespace Longshore.Server.Hosting;
+
+/// <summary>Builds the whole server: store, engine backend, scheduler and the HTTP API.</summary>
+public static partial class LongshoreHost
+{
+    public static async Task<WebApplication> BuildAsync(LongshoreServerOptions options, CancellationToken cancellationToken = default)
+    {
+        var errors = options.Validate();
+        if (errors.Count > 0)
+            throw new OptionsException(errors);
+
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
+        builder.WebHost.UseUrls(options.Urls);
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = TasksApi.MaxBodyBytes * 4);
+        builder.Logging.AddSimpleConsole(console =>
+        {
+            console.SingleLine = true;
+            console.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+            console.UseUtcTimestamp = true;
+        });
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+
+        Directory.CreateDirectory(options.DataDir);
+        var store = await SqliteTaskStore.OpenAsync(Path.Combine(options.DataDir, "longshore.db"), options.SqliteSynchronous, cancellationToken);
+        var endpoint = await DockerEndpoint.ResolveAsync(options.DockerHost, Environment.GetEnvironmentVariable, cancellationToken);
+
+        var services = builder.Services;
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton(options);
+        services.AddSingleton(store);
+        services.AddSingleton<ITaskStore>(store);
+        services.AddSingleton(new DockerBackendOptions { Endpoint = endpoint, InstanceId = store.InstanceId, LogCapBytes = options.LogCapBytes });
+        services.AddSingleton<DockerBackend>();
+        services.AddSingleton<IExecutionBackend>(sp => sp.GetRequiredService<DockerBackend>());
+        services.AddSingleton(new TaskLimits { AllowedHostPaths = options.AllowedHostPaths });
+        services.AddSingleton(options.Scheduler);
+        services.AddSingleton(new RetryPolicy(options.Retry, Random.Shared.NextDouble));
+        services.AddSingleton<SchedulerMetrics>();
+        services.AddSingleton(sp => new Scheduler(
+            sp.GetRequiredService<ITaskStore>(), sp.GetRequiredService<IExecutionBackend>(), sp.GetRequiredService<RetryPolicy>(),
+            sp.GetRequiredService<SchedulerOptions>(), sp.GetRequiredService<TimeProvider>(), Guid.NewGuid,
+            sp.GetRequiredService<SchedulerMetrics>(), sp.GetRequiredService<ILogger<Scheduler>>()));
+        services.AddHostedService<SchedulerService>();
+        services.Configure<JsonOptions>(json =>
+        {
+            json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+        });
+        services.AddOpenApi();
+
+        var app = builder.Build();
+        app.UseExceptionHandler(handler => handler.Run(context => ApiResults.Error(StatusCodes.Status500InternalServerError, "internal error; see the server log").ExecuteAsync(context)));
+        app.UseStatusCodePages(context => context.HttpContext.Response.ContentLength is null && !context.HttpContext.Response.HasStarted
+            ? ApiResults.Error(context.HttpContext.Response.StatusCode, StatusMessage(context.HttpContext)).ExecuteAsync(context.HttpContext)
+            : Task.CompletedTask);
+        app.MapTasksApi();
+        app.MapHealthApi(endpoint);
+        app.MapMetricsApi();
+        app.MapOpenApi("/openapi/v1.json");
+
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Longshore");
+        LogStarting(logger, options.Urls, store.Path, endpoint.ToString(), options.Scheduler.Capacity);
+        return app;
+    }
+
+    private static string StatusMessage(HttpContext context) => context.Response.StatusCode switch
+    {
+        StatusCodes.Status404NotFound => $"no route for {context.Request.Method} {context.Request.Path}; see /openapi/v1.json",
+        StatusCodes.Status405MethodNotAllowed => $"{context.Request.Method} is not allowed on {context.Request.Path}",
+        _ => $"request failed with status {context.Response.StatusCode}",
+    };
+
+    [LoggerMessage(1, LogLevel.Information, "Longshore listening on {Urls}; store sqlite:{StorePath}; engine {Engine}; capacity {Capacity} runs")]
+    private static partial void LogStarting(ILogger logger, string urls, string storePath, string engine, int capacity);
+}
+
+/// <summary>The configuration is invalid; <see cref="Errors"/> names every failing setting.</summary>
+public sealed class OptionsException(IReadOnlyList<string> errors) : Exception("invalid configuration: " + string.Join("; ", errors))
+{
+    public IReadOnlyList<string> Errors { get; } = errors;
+}

@@ -1,0 +1,56 @@
+using Longshore.Core.Scheduling;
+using Longshore.Core.Tasks;
+
+namespace Longshore.Server.Hosting;
+
+/// <summary>Everything <c>longshore server</c> can be told. Defaults are the embedded single-machine setup.</summary>
+public sealed record LongshoreServerOptions
+{
+    public string Urls { get; init; } = "http://127.0.0.1:8080";
+
+    /// <summary>Folder for the embedded store (longshore.db). Created if missing.</summary>
+    public string DataDir { get; init; } = "longshore-data";
+
+    /// <summary>Engine endpoint; null tries DOCKER_HOST, then the usual Docker and Podman sockets.</summary>
+    public string? DockerHost { get; init; }
+
+    public IReadOnlyList<string> AllowedHostPaths { get; init; } = [];
+
+    public SchedulerOptions Scheduler { get; init; } = new();
+
+    public RetryOptions Retry { get; init; } = new();
+
+    public int LogCapBytes { get; init; } = 1024 * 1024;
+
+    /// <summary>SQLite synchronous mode: FULL (every transition fsynced) or NORMAL (faster; survives a process crash, not a power cut).</summary>
+    public string SqliteSynchronous { get; init; } = "FULL";
+
+    /// <summary>Every failing setting, named with its rule.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>(Scheduler.Validate());
+        foreach (var url in Urls.Split(';', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+                errors.Add($"urls: '{url}' must be an absolute http:// or https:// address such as http://127.0.0.1:8080");
+        }
+
+        if (string.IsNullOrWhiteSpace(DataDir))
+            errors.Add("data: must name a folder");
+        foreach (var path in AllowedHostPaths)
+        {
+            if (!path.StartsWith('/'))
+                errors.Add($"allow-host-path: '{path}' must be an absolute path");
+        }
+
+        if (Retry.BackoffBase <= TimeSpan.Zero || Retry.BackoffBase > TimeSpan.FromHours(1))
+            errors.Add($"retry-backoff-base: must be between 0 and 3600 seconds (exclusive of 0), got {Retry.BackoffBase.TotalSeconds}");
+        if (Retry.BackoffCap < Retry.BackoffBase)
+            errors.Add($"retry-backoff-cap: must be at least retry-backoff-base ({Retry.BackoffBase.TotalSeconds} s), got {Retry.BackoffCap.TotalSeconds}");
+        if (LogCapBytes is < 1024 or > 64 * 1024 * 1024)
+            errors.Add($"log-cap-bytes: must be between 1024 and 67108864, got {LogCapBytes}");
+        if (SqliteSynchronous is not ("FULL" or "NORMAL"))
+            errors.Add($"sqlite-synchronous: must be FULL or NORMAL, got '{SqliteSynchronous}'");
+        return errors;
+    }
+}

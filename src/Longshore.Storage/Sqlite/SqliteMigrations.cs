@@ -1,0 +1,45 @@
+namespace Longshore.Storage.Sqlite;
+
+/// <summary>
+/// The schema, one step per version. A database is moved forward inside one transaction per step and its
+/// version kept in <c>PRAGMA user_version</c>; steps are never edited once released, only appended.
+/// </summary>
+internal static class SqliteMigrations
+{
+    public static readonly string[] Steps =
+    [
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE runs (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            mesos_id TEXT NOT NULL UNIQUE,
+            family_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            definition TEXT NOT NULL,
+            task_retries_left INTEGER NOT NULL,
+            system_retries_left INTEGER NOT NULL,
+            not_before INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            staged_at INTEGER,
+            started_at INTEGER,
+            finished_at INTEGER,
+            updated_at INTEGER NOT NULL,
+            exit_code INTEGER,
+            reason TEXT,
+            agent TEXT,
+            container_id TEXT,
+            retry_of TEXT,
+            retried_as TEXT
+        );
+        CREATE INDEX runs_state_due ON runs (state, not_before, seq);
+        CREATE INDEX runs_family_state ON runs (family_id, state);
+        CREATE TABLE run_logs (
+            mesos_id TEXT PRIMARY KEY,
+            stdout TEXT NOT NULL,
+            stderr TEXT NOT NULL,
+            truncated INTEGER NOT NULL
+        );
+        """,
+    ];
+}

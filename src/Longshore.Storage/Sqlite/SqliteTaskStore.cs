@@ -1,0 +1,316 @@
+using System.Globalization;
+using System.Text.Json;
+using Longshore.Core.Execution;
+using Longshore.Core.Storage;
+using Longshore.Core.Tasks;
+using Microsoft.Data.Sqlite;
+
+namespace Longshore.Storage.Sqlite;
+
+/// <summary>
+/// The embedded store: one SQLite file in WAL mode. Writes go through one writer at a time (SQLite allows no more),
+/// reads run beside them. With <c>synchronous=FULL</c> (the default) a transition is on disk before it is acted on.
+/// </summary>
+public sealed class SqliteTaskStore : ITaskStore, IDisposable
+{
+    private static readonly string ActiveStates = InList(TaskStates.Active);
+
+    private readonly string _connectionString;
+    private readonly string _synchronous;
+    private readonly SemaphoreSlim _writer = new(1, 1);
+
+    private SqliteTaskStore(string connectionString, string synchronous)
+    {
+        _connectionString = connectionString;
+        _synchronous = synchronous;
+    }
+
+    public string InstanceId { get; private set; } = string.Empty;
+
+    public string Path { get; private init; } = string.Empty;
+
+    /// <summary>Opens (creating if needed) the database file and brings its schema up to date.</summary>
+    /// <param name="synchronous">SQLite's <c>synchronous</c> pragma: FULL (default) or NORMAL.</param>
+    public static async Task<SqliteTaskStore> OpenAsync(string path, string synchronous = "FULL", CancellationToken cancellationToken = default)
+    {
+        if (synchronous is not ("FULL" or "NORMAL"))
+            throw new ArgumentException("sqlite synchronous must be FULL or NORMAL", nameof(synchronous));
+        var builder = new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadWriteCreate, Pooling = true, DefaultTimeout = 30 };
+        var store = new SqliteTaskStore(builder.ToString(), synchronous) { Path = path };
+        await using var connection = await store.OpenConnectionAsync(cancellationToken);
+        await ExecuteAsync(connection, null, "PRAGMA journal_mode=WAL;", cancellationToken);
+        await store.MigrateAsync(connection, cancellationToken);
+        store.InstanceId = await EnsureInstanceIdAsync(connection, cancellationToken);
+        return store;
+    }
+
+    private async Task<SqliteConnection> OpenConnectionAsync(CancellationToken cancellationToken)
+    {
+        var connection = new SqliteConnection(_connectionString);
+        await connection.OpenAsync(cancellationToken);
+        await ExecuteAsync(connection, null, $"PRAGMA synchronous={_synchronous}; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON;", cancellationToken);
+        return connection;
+    }
+
+    private async Task MigrateAsync(SqliteConnection connection, CancellationToken cancellationToken)
+    {
+        var version = Convert.ToInt32(await ScalarAsync(connection, null, "PRAGMA user_version;", cancellationToken), CultureInfo.InvariantCulture);
+        if (version > SqliteMigrations.Steps.Length)
+            throw new InvalidOperationException($"The database {Path} has schema version {version}, newer than this Longshore knows ({SqliteMigrations.Steps.Length}); use a newer Longshore.");
+        for (var step = version; step < SqliteMigrations.Steps.Length; step++)
+        {
+            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
+            await ExecuteAsync(connection, transaction, SqliteMigrations.Steps[step], cancellationToken);
+            await ExecuteAsync(connection, transaction, $"PRAGMA user_version={step + 1};", cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+        }
+    }
+
+    private static async Task<string> EnsureInstanceIdAsync(SqliteConnection connection, CancellationToken cancellationToken)
+    {
+        await ExecuteAsync(connection, null, "INSERT OR IGNORE INTO meta (key, value) VALUES ('instance_id', $v);", cancellationToken,
+            ("$v", Guid.NewGuid().ToString("N")[..12]));
+        return (string)(await ScalarAsync(connection, null, "SELECT value FROM meta WHERE key = 'instance_id';", cancellationToken))!;
+    }
+
+    public async Task InsertAsync(TaskRun run, CancellationToken cancellationToken = default)
+    {
+        await WriteAsync(async (connection, transaction) =>
+        {
+            await InsertRunAsync(connection, transaction, run, cancellationToken);
+            return true;
+        }, cancellationToken);
+    }
+
+    public async Task<TaskRun?> GetAsync(string mesosId, CancellationToken cancellationToken = default)
+    {
+        var runs = await QueryRunsAsync("SELECT * FROM runs WHERE mesos_id = $id;", cancellationToken, ("$id", mesosId));
+        return runs.Count == 0 ? null : runs[0];
+    }
+
+    public async Task<IReadOnlyList<TaskRun>> ListAsync(RunQuery query, CancellationToken cancellationToken = default)
+    {
+        var where = new List<string>();
+        var parameters = new List<(string, object?)> { ("$limit", query.Limit) };
+        if (query.AfterMesosId is not null)
+        {
+            where.Add("seq < COALESCE((SELECT seq FROM runs WHERE mesos_id = $after), -1)");
+            parameters.Add(("$after", query.AfterMesosId));
+        }
+
+        if (query.State is { } state)
+        {
+            where.Add("state = $state");
+            parameters.Add(("$state", state.ToWire()));
+        }
+
+        if (query.FamilyId is not null)
+        {
+            where.Add("family_id = $family");
+            parameters.Add(("$family", query.FamilyId));
+        }
+
+        var filter = where.Count == 0 ? string.Empty : "WHERE " + string.Join(" AND ", where);
+        return await QueryRunsAsync($"SELECT * FROM runs {filter} ORDER BY seq DESC LIMIT $limit;", cancellationToken, [.. parameters]);
+    }
+
+    public Task<IReadOnlyList<TaskRun>> ListDueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken = default) =>
+        QueryRunsAsync("SELECT * FROM runs WHERE state = 'WAITING_ON_OFFERS' AND not_before <= $now ORDER BY seq LIMIT $limit;", cancellationToken,
+            ("$now", now.ToUnixTimeMilliseconds()), ("$limit", limit));
+
+    public Task<IReadOnlyList<TaskRun>> ListActiveAsync(CancellationToken cancellationToken = default) =>
+        QueryRunsAsync($"SELECT * FROM runs WHERE state IN ({ActiveStates}) ORDER BY seq;", cancellationToken);
+
+    public async Task<IReadOnlyDictionary<string, int>> CountActiveByFamilyAsync(CancellationToken cancellationToken = default)
+    {
+        var counts = new Dictionary<string, int>(StringComparer.Ordinal);
+        await ReadAsync($"SELECT family_id, COUNT(*) FROM runs WHERE state IN ({ActiveStates}) GROUP BY family_id;",
+            reader => counts[reader.GetString(0)] = reader.GetInt32(1), cancellationToken);
+        return counts;
+    }
+
+    public async Task<IReadOnlyDictionary<TaskState, long>> CountByStateAsync(CancellationToken cancellationToken = default)
+    {
+        var counts = new Dictionary<TaskState, long>();
+        await ReadAsync("SELECT state, COUNT(*) FROM runs GROUP BY state;",
+            reader => counts[TaskStates.Parse(reader.GetString(0))] = reader.GetInt64(1), cancellationToken);
+        return counts;
+    }
+
+    public async Task<DateTimeOffset?> NextDueAsync(CancellationToken cancellationToken = default)
+    {
+        await using var connection = await OpenConnectionAsync(cancellationToken);
+        var value = await ScalarAsync(connection, null, "SELECT MIN(not_before) FROM runs WHERE state = 'WAITING_ON_OFFERS';", cancellationToken);
+        return value is long ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
+    }
+
+    public async Task<bool> TryTransitionAsync(RunTransition transition, CancellationToken cancellationToken = default)
+    {
+        if (transition.From.Count == 0)
+            return false;
+        return await WriteAsync(async (connection, transaction) =>
+        {
+            var at = transition.At.ToUnixTimeMilliseconds();
+            var to = transition.To;
+            var from = InList(transition.From);
+            var sql = $"""
+                UPDATE runs SET state = $to, updated_at = $at,
+                    staged_at = CASE WHEN $to = 'TASK_STAGING' THEN $at ELSE staged_at END,
+                    started_at = CASE WHEN $to = 'TASK_RUNNING' THEN COALESCE(started_at, $at) ELSE started_at END,
+                    finished_at = CASE WHEN $terminal THEN $at ELSE finished_at END,
+                    exit_code = COALESCE($exit, exit_code),
+                    reason = COALESCE($reason, reason),
+                    agent = COALESCE($agent, agent),
+                    container_id = COALESCE($container, container_id),
+                    retried_as = COALESCE($retry, retried_as)
+                WHERE mesos_id = $id AND state IN ({from});
+                """;
+            var changed = await ExecuteAsync(connection, transaction, sql, cancellationToken,
+                ("$to", to.ToWire()), ("$at", at), ("$terminal", to.IsTerminal()), ("$exit", transition.ExitCode),
+                ("$reason", transition.Reason), ("$agent", transition.Agent), ("$container", transition.ContainerId),
+                ("$retry", transition.Retry?.MesosId), ("$id", transition.MesosId));
+            if (changed == 0)
+                return false;
+            if (transition.Logs is { } logs)
+            {
+                await ExecuteAsync(connection, transaction,
+                    "INSERT OR REPLACE INTO run_logs (mesos_id, stdout, stderr, truncated) VALUES ($id, $out, $err, $trunc);", cancellationToken,
+                    ("$id", transition.MesosId), ("$out", logs.Stdout), ("$err", logs.Stderr), ("$trunc", logs.Truncated));
+            }
+
+            if (transition.Retry is { } retry)
+                await InsertRunAsync(connection, transaction, retry, cancellationToken);
+            return true;
+        }, cancellationToken);
+    }
+
+    public async Task<TaskLogs?> GetLogsAsync(string mesosId, CancellationToken cancellationToken = default)
+    {
+        TaskLogs? logs = null;
+        await ReadAsync("SELECT stdout, stderr, truncated FROM run_logs WHERE mesos_id = $id;",
+            reader => logs = new TaskLogs(reader.GetString(0), reader.GetString(1), reader.GetBoolean(2)), cancellationToken, ("$id", mesosId));
+        return logs;
+    }
+
+    public async Task<bool> DeleteTerminalAsync(string mesosId, CancellationToken cancellationToken = default)
+    {
+        var terminal = InList(TaskStates.Terminal);
+        return await WriteAsync(async (connection, transaction) =>
+        {
+            var deleted = await ExecuteAsync(connection, transaction, $"DELETE FROM runs WHERE mesos_id = $id AND state IN ({terminal});", cancellationToken, ("$id", mesosId));
+            if (deleted > 0)
+                await ExecuteAsync(connection, transaction, "DELETE FROM run_logs WHERE mesos_id = $id;", cancellationToken, ("$id", mesosId));
+            return deleted > 0;
+        }, cancellationToken);
+    }
+
+    public void Dispose() => _writer.Dispose();
+
+    private async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<T>> work, CancellationToken cancellationToken)
+    {
+        await _writer.WaitAsync(cancellationToken);
+        try
+        {
+            await using var connection = await OpenConnectionAsync(cancellationToken);
+            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
+            var result = await work(connection, transaction);
+            await transaction.CommitAsync(cancellationToken);
+            return result;
+        }
+        finally
+        {
+            _writer.Release();
+        }
+    }
+
+    private static async Task InsertRunAsync(SqliteConnection connection, SqliteTransaction transaction, TaskRun run, CancellationToken cancellationToken)
+    {
+        await ExecuteAsync(connection, transaction, """
+            INSERT INTO runs (mesos_id, family_id, attempt, state, definition, task_retries_left, system_retries_left, not_before,
+                created_at, updated_at, retry_of)
+            VALUES ($id, $family, $attempt, $state, $definition, $taskLeft, $systemLeft, $notBefore, $created, $created, $retryOf);
+            """, cancellationToken,
+            ("$id", run.MesosId), ("$family", run.FamilyId), ("$attempt", run.Attempt), ("$state", run.State.ToWire()),
+            ("$definition", JsonSerializer.Serialize(run.Definition, TaskDefinitionJson.Options)), ("$taskLeft", run.TaskRetriesLeft),
+            ("$systemLeft", run.SystemRetriesLeft), ("$notBefore", run.NotBefore.ToUnixTimeMilliseconds()),
+            ("$created", run.CreatedAt.ToUnixTimeMilliseconds()), ("$retryOf", run.RetryOf));
+    }
+
+    private async Task<IReadOnlyList<TaskRun>> QueryRunsAsync(string sql, CancellationToken cancellationToken, params (string Name, object? Value)[] parameters)
+    {
+        var runs = new List<TaskRun>();
+        await ReadAsync(sql, reader => runs.Add(ReadRun(reader)), cancellationToken, parameters);
+        return runs;
+    }
+
+    private async Task ReadAsync(string sql, Action<SqliteDataReader> row, CancellationToken cancellationToken, params (string Name, object? Value)[] parameters)
+    {
+        await using var connection = await OpenConnectionAsync(cancellationToken);
+        await using var command = CreateCommand(connection, null, sql, parameters);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+            row(reader);
+    }
+
+    private static TaskRun ReadRun(SqliteDataReader reader) => new()
+    {
+        Seq = reader.GetInt64(reader.GetOrdinal("seq")),
+        MesosId = reader.GetString(reader.GetOrdinal("mesos_id")),
+        FamilyId = reader.GetString(reader.GetOrdinal("family_id")),
+        Attempt = reader.GetInt32(reader.GetOrdinal("attempt")),
+        State = TaskStates.Parse(reader.GetString(reader.GetOrdinal("state"))),
+        Definition = JsonSerializer.Deserialize<TaskDefinition>(reader.GetString(reader.GetOrdinal("definition")), TaskDefinitionJson.Options)!,
+        TaskRetriesLeft = reader.GetInt32(reader.GetOrdinal("task_retries_left")),
+        SystemRetriesLeft = reader.GetInt32(reader.GetOrdinal("system_retries_left")),
+        NotBefore = Time(reader, "not_before")!.Value,
+        CreatedAt = Time(reader, "created_at")!.Value,
+        StagedAt = Time(reader, "staged_at"),
+        StartedAt = Time(reader, "started_at"),
+        FinishedAt = Time(reader, "finished_at"),
+        UpdatedAt = Time(reader, "updated_at")!.Value,
+        ExitCode = Nullable(reader, "exit_code", reader.GetInt32),
+        Reason = Nullable(reader, "reason", reader.GetString),
+        Agent = Nullable(reader, "agent", reader.GetString),
+        ContainerId = Nullable(reader, "container_id", reader.GetString),
+        RetryOf = Nullable(reader, "retry_of", reader.GetString),
+        RetriedAs = Nullable(reader, "retried_as", reader.GetString),
+    };
+
+    private static DateTimeOffset? Time(SqliteDataReader reader, string column)
+    {
+        var ordinal = reader.GetOrdinal(column);
+        return reader.IsDBNull(ordinal) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(ordinal));
+    }
+
+    private static T? Nullable<T>(SqliteDataReader reader, string column, Func<int, T> get)
+    {
+        var ordinal = reader.GetOrdinal(column);
+        return reader.IsDBNull(ordinal) ? default : get(ordinal);
+    }
+
+    private static async Task<int> ExecuteAsync(SqliteConnection connection, SqliteTransaction? transaction, string sql, CancellationToken cancellationToken,
+        params (string Name, object? Value)[] parameters)
+    {
+        await using var command = CreateCommand(connection, transaction, sql, parameters);
+        return await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private static async Task<object?> ScalarAsync(SqliteConnection connection, SqliteTransaction? transaction, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = CreateCommand(connection, transaction, sql, []);
+        var value = await command.ExecuteScalarAsync(cancellationToken);
+        return value is DBNull ? null : value;
+    }
+
+    private static SqliteCommand CreateCommand(SqliteConnection connection, SqliteTransaction? transaction, string sql, (string Name, object? Value)[] parameters)
+    {
+#pragma warning disable CA2100 // Only fixed SQL and lists of known state names are built; every value is a parameter.
+        var command = new SqliteCommand(sql, connection, transaction);
+#pragma warning restore CA2100
+        foreach (var (name, value) in parameters)
+            command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        return command;
+    }
+
+    private static string InList(IEnumerable<TaskState> states) => string.Join(", ", states.Select(state => $"'{state.ToWire()}'"));
+}
