@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh Debian machine with the .NET 10 SDK: installs and starts the container engine
+# (podman, via setup-engine.sh), builds the local test image, then runs the unit and integration tests against it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DOCKER_HOST="$(bash scripts/setup-engine.sh | tail -n 1)"
+export DOCKER_HOST
+echo "test.sh: engine at $DOCKER_HOST"
+
+results=$(mktemp -d)
+status=0
+dotnet test Longshore.sln -c Release --logger "trx" --results-directory "$results" 2>&1 | tee "$results/output.txt" || status=$?
+
+# One plain closing line for any reader: the sum over every test assembly.
+sum() { grep -hoE "$1: +[0-9]+" "$results/output.txt" | awk '{ n += $2 } END { print n + 0 }'; }
+echo "$(sum Passed) passed, $(sum Failed) failed"
+exit $status

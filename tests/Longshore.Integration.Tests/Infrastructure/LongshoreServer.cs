@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+
+namespace Longshore.Integration.Tests.Infrastructure;
+
+/// <summary>
+/// The real <c>longshore server</c> in a child process, on a free loopback port, with its own data folder, so tests
+/// can kill it with SIGKILL and start it again on the same store.
+/// </summary>
+public sealed class LongshoreServer : IAsyncDisposable
+{
+    private readonly string[] _extraArgs;
+    private Process? _process;
+    private readonly StringBuilder _output = new();
+
+    private LongshoreServer(string dataDir, string[] extraArgs)
+    {
+        DataDir = dataDir;
+        _extraArgs = extraArgs;
+        Port = FreePort();
+        Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{Port}"), Timeout = TimeSpan.FromSeconds(60) };
+    }
+
+    public string DataDir { get; }
+
+    public int Port { get; }
+
+    public HttpClient Http { get; }
+
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+                return _output.ToString();
+        }
+    }
+
+    public static async Task<LongshoreServer> StartAsync(params string[] extraArgs)
+    {
+        var server = new LongshoreServer(Directory.CreateTempSubdirectory("longshore-test-").FullName, extraArgs);
+        await server.StartAgainAsync();
+        return server;
+    }
+
+    /// <summary>Starts (or restarts) the server on the same data folder and port, and waits until it answers.</summary>
+    public async Task StartAgainAsync()
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in (string[])[CliPath, "server", "--urls", $"http://127.0.0.1:{Port}", "--data", DataDir, "--docker-host", TestEngine.Endpoint, .. _extraArgs])
+            info.ArgumentList.Add(arg);
+        var process = Process.Start(info)!;
+        process.OutputDataReceived += (_, e) => Append(e.Data);
+        process.ErrorDataReceived += (_, e) => Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        _process = process;
+
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            if (process.HasExited)
+                throw new InvalidOperationException($"longshore server exited with {process.ExitCode}:\n{Output}");
+            try
+            {
+                using var response = await Http.GetAsync("/healthz");
+                if (response.StatusCode == HttpStatusCode.OK)
+                    return;
+            }
+            catch (HttpRequestException)
+            {
+            }
+
+            await Task.Delay(100);
+        }
+
+        throw new TimeoutException($"longshore server did not answer /healthz within 60 s:\n{Output}");
+    }
+
+    public static string CliPath => Path.Combine(AppContext.BaseDirectory, "longshore.dll");
+
+    /// <summary>SIGKILL: no shutdown code runs, exactly like a crash.</summary>
+    public async Task KillHardAsync()
+    {
+        if (_process is { HasExited: false } process)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+    }
+
+    public async Task<string> PostTaskAsync(object definition)
+    {
+        using var response = await Http.PostAsJsonAsync("/tasks/", definition);
+        var body = await response.Content.ReadAsStringAsync();
+        if (response.StatusCode != HttpStatusCode.OK)
+            throw new InvalidOperationException($"POST /tasks/ gave {(int)response.StatusCode}: {body}");
+        return JsonDocument.Parse(body).RootElement.GetProperty("mesos_id").GetString()!;
+    }
+
+    public async Task<JsonElement> GetRunAsync(string mesosId) =>
+        JsonDocument.Parse(await Http.GetStringAsync($"/tasks/{mesosId}/")).RootElement.Clone();
+
+    public async Task<JsonElement> WaitForStateAsync(string mesosId, Func<string, bool> done, TimeSpan? timeout = null)
+    {
+        var watch = Stopwatch.StartNew();
+        var limit = timeout ?? TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            var run = await GetRunAsync(mesosId);
+            if (done(run.GetProperty("mesos_state").GetString()!))
+                return run;
+            if (watch.Elapsed > limit)
+                throw new TimeoutException($"{mesosId} stayed {run.GetProperty("mesos_state")} for {limit}: {run}\n{Output}");
+            await Task.Delay(100);
+        }
+    }
+
+    public Task<JsonElement> WaitForEndAsync(string mesosId, TimeSpan? timeout = null) =>
+        WaitForStateAsync(mesosId, TestStates.IsTerminal, timeout);
+
+    /// <summary>Follows <c>retried_as</c> links from the first run to the last, waiting for each to end.</summary>
+    public async Task<List<JsonElement>> WaitForChainAsync(string firstMesosId, TimeSpan? timeout = null)
+    {
+        var chain = new List<JsonElement>();
+        var next = firstMesosId;
+        while (next is not null)
+        {
+            var run = await WaitForEndAsync(next, timeout);
+            // The retry is written in the same transaction as the end, so retried_as is already set when it ends.
+            chain.Add(run);
+            next = run.GetProperty("retried_as").GetString();
+        }
+
+        return chain;
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null)
+            return;
+        lock (_output)
+            _output.AppendLine(line);
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await KillHardAsync();
+        Http.Dispose();
+        _process?.Dispose();
+        try
+        {
+            Directory.Delete(DataDir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+public static class TestStates
+{
+    public static bool IsTerminal(string state) => state is "TASK_FINISHED" or "TASK_FAILED" or "TASK_KILLED" or "TASK_LOST"
+        or "TASK_ERROR" or "TASK_DROPPED" or "TASK_GONE" or "TASK_GONE_BY_OPERATOR" or "TASK_UNKNOWN";
+}

@@ -1,0 +1,210 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json;
+using Docker.DotNet.Models;
+using Longshore.Backends.Docker;
+using Longshore.Integration.Tests.Infrastructure;
+
+namespace Longshore.Integration.Tests;
+
+/// <summary>One-off tasks run for real on the engine: outcomes, retries, limits, caps and kills.</summary>
+public sealed class TaskLifecycleTests(SharedServerFixture fixture) : IClassFixture<SharedServerFixture>
+{
+    private readonly LongshoreServer _server = fixture.Server;
+
+    [Fact]
+    public async Task EchoHello_FinishesWithExitCodeZero_AndOutputReadable()
+    {
+        var id = await _server.PostTaskAsync(Tasks.Definition(Families.New("hello"), "echo hello; echo oops >&2"));
+
+        var run = await _server.WaitForEndAsync(id);
+
+        Assert.Equal("TASK_FINISHED", run.GetProperty("mesos_state").GetString());
+        Assert.Equal(0, run.GetProperty("exit_code").GetInt32());
+        var logs = JsonDocument.Parse(await _server.Http.GetStringAsync($"/tasks/{id}/logs/")).RootElement;
+        Assert.Equal("hello\n", logs.GetProperty("stdout").GetString());
+        Assert.Equal("oops\n", logs.GetProperty("stderr").GetString());
+        // The output is kept by Longshore; the container itself is removed once it is.
+        await WaitUntilAsync(async () => (await TestEngine.ListByLabelAsync(DockerBackend.RunLabel, id)).Count == 0);
+    }
+
+    [Fact]
+    public async Task Exit3WithTwoTaskRetries_RunsExactlyThreeTimes_ThenStaysFailed()
+    {
+        var family = Families.New("exit3");
+        var first = await _server.PostTaskAsync(Tasks.Definition(family, "exit 3", taskRetries: 2, systemRetries: 2));
+
+        var chain = await _server.WaitForChainAsync(first);
+
+        Assert.Equal(3, chain.Count);
+        Assert.All(chain, run => Assert.Equal("TASK_FAILED", run.GetProperty("mesos_state").GetString()));
+        Assert.All(chain, run => Assert.Equal(3, run.GetProperty("exit_code").GetInt32()));
+        Assert.Equal([1, 2, 3], chain.Select(run => run.GetProperty("attempt").GetInt32()));
+        Assert.Equal([2, 1, 0], chain.Select(run => run.GetProperty("task_retries_remaining").GetInt32()));
+        Assert.All(chain, run => Assert.Equal(2, run.GetProperty("system_retries_remaining").GetInt32()));
+        await Task.Delay(1500);
+        var all = JsonDocument.Parse(await _server.Http.GetStringAsync($"/tasks/?id={family}")).RootElement;
+        Assert.Equal(3, all.GetArrayLength());
+    }
+
+    [Fact]
+    public async Task ContainerRemovedBehindOurBack_IsLost_AndSpendsSystemRetryNotTaskRetry()
+    {
+        var family = Families.New("vanish");
+        // The first attempt waits to be removed; the retry finishes at once.
+        var first = await _server.PostTaskAsync(Tasks.Definition(family,
+            "if [ \"$LONGSHORE_ATTEMPT\" = 1 ]; then sleep 120; fi; echo second", taskRetries: 1, systemRetries: 1));
+        await _server.WaitForStateAsync(first, state => state == "TASK_RUNNING");
+
+        using (var client = TestEngine.CreateClient())
+            await client.Containers.RemoveContainerAsync(DockerBackend.ContainerName(first), new ContainerRemoveParameters { Force = true });
+
+        var chain = await _server.WaitForChainAsync(first);
+        Assert.Equal(2, chain.Count);
+        Assert.Equal("TASK_LOST", chain[0].GetProperty("mesos_state").GetString());
+        Assert.Contains("vanished", chain[0].GetProperty("reason").GetString(), StringComparison.Ordinal);
+        Assert.Equal("TASK_FINISHED", chain[1].GetProperty("mesos_state").GetString());
+        Assert.Equal(0, chain[1].GetProperty("system_retries_remaining").GetInt32());
+        Assert.Equal(1, chain[1].GetProperty("task_retries_remaining").GetInt32());
+    }
+
+    [Fact]
+    public async Task MemoryHog_EndsFailedOutOfMemory()
+    {
+        var id = await _server.PostTaskAsync(Tasks.Definition(Families.New("oom"), "head -c 200000000 /dev/zero | tail", mem: 16));
+
+        var run = await _server.WaitForEndAsync(id);
+
+        Assert.Equal("TASK_FAILED", run.GetProperty("mesos_state").GetString());
+        Assert.Contains("out of memory", run.GetProperty("reason").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task RunningContainer_HasTheMemoryCpuNetworkAndLabelsAsked()
+    {
+        var family = Families.New("limits");
+        var id = await _server.PostTaskAsync(Tasks.Definition(family, "sleep 60", mem: 48, cpus: 0.25, network: "HOST"));
+        await _server.WaitForStateAsync(id, state => state == "TASK_RUNNING");
+
+        using var client = TestEngine.CreateClient();
+        var inspect = await client.Containers.InspectContainerAsync(DockerBackend.ContainerName(id));
+        await _server.Http.PostAsync($"/tasks/{id}/kill/", null);
+
+        var host = inspect.HostConfig!;
+        Assert.Equal(48L * 1024 * 1024, host.Memory);
+        Assert.Equal(25_000L, host.CPUQuota);
+        Assert.Equal(100_000L, host.CPUPeriod);
+        Assert.Equal("host", host.NetworkMode);
+        Assert.False(host.Privileged);
+        Assert.Equal(id, inspect.Config!.Labels[DockerBackend.RunLabel]);
+        Assert.Equal(family, inspect.Config!.Labels[DockerBackend.FamilyLabel]);
+        Assert.Contains($"MESOS_TASK_ID={id}", inspect.Config!.Env);
+    }
+
+    [Fact]
+    public async Task MaxConcurrentTwo_SixTasks_NeverMoreThanTwoRunning()
+    {
+        var family = Families.New("cap");
+        var ids = new List<string>();
+        for (var i = 0; i < 6; i++)
+            ids.Add(await _server.PostTaskAsync(Tasks.Definition(family, "sleep 1", maxConcurrent: 2)));
+
+        var most = 0;
+        var sampler = Stopwatch.StartNew();
+        while (sampler.Elapsed < TimeSpan.FromSeconds(90))
+        {
+            var running = await TestEngine.ListByLabelAsync(DockerBackend.FamilyLabel, family, runningOnly: true);
+            most = Math.Max(most, running.Count);
+            var states = await Task.WhenAll(ids.Select(_server.GetRunAsync));
+            if (states.All(run => TestStates.IsTerminal(run.GetProperty("mesos_state").GetString()!)))
+                break;
+            await Task.Delay(50);
+        }
+
+        var ends = await Task.WhenAll(ids.Select(id => _server.WaitForEndAsync(id)));
+        Assert.All(ends, run => Assert.Equal("TASK_FINISHED", run.GetProperty("mesos_state").GetString()));
+        Assert.InRange(most, 1, 2);
+    }
+
+    [Fact]
+    public async Task KillOfSleep600_EndsKilledWithinGrace_AndIsNotRetried()
+    {
+        var id = await _server.PostTaskAsync(Tasks.Definition(Families.New("kill"), "sleep 600", taskRetries: 3, systemRetries: 3));
+        await _server.WaitForStateAsync(id, state => state == "TASK_RUNNING");
+
+        var watch = Stopwatch.StartNew();
+        using var response = await _server.Http.PostAsync($"/tasks/{id}/kill/", null);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var run = await _server.WaitForEndAsync(id, TimeSpan.FromSeconds(30));
+
+        Assert.Equal("TASK_KILLED", run.GetProperty("mesos_state").GetString());
+        // Grace is 2 s on this server: SIGTERM (ignored by sh as PID 1), then SIGKILL.
+        Assert.InRange(watch.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(12));
+        await Task.Delay(1500);
+        Assert.Equal(JsonValueKind.Null, (await _server.GetRunAsync(id)).GetProperty("retried_as").ValueKind);
+    }
+
+    [Fact]
+    public async Task KillBeforeLaunch_EndsKilledWithoutContainer()
+    {
+        var family = Families.New("killwait");
+        var blocker = await _server.PostTaskAsync(Tasks.Definition(family, "sleep 30", maxConcurrent: 1));
+        await _server.WaitForStateAsync(blocker, state => state == "TASK_RUNNING");
+        var waiting = await _server.PostTaskAsync(Tasks.Definition(family, "echo never", maxConcurrent: 1));
+        Assert.Equal("WAITING_ON_OFFERS", (await _server.GetRunAsync(waiting)).GetProperty("mesos_state").GetString());
+
+        await _server.Http.GetAsync($"/tasks/{waiting}/kill/");
+        await _server.Http.GetAsync($"/tasks/{blocker}/kill/");
+
+        var run = await _server.WaitForEndAsync(waiting);
+        Assert.Equal("TASK_KILLED", run.GetProperty("mesos_state").GetString());
+        Assert.Empty(await TestEngine.ListByLabelAsync(DockerBackend.RunLabel, waiting));
+    }
+
+    [Fact]
+    public async Task FollowLogs_StreamsLinesUntilTheRunEnds()
+    {
+        var id = await _server.PostTaskAsync(Tasks.Definition(Families.New("follow"), "for i in 1 2 3; do echo line$i; sleep 0.5; done"));
+        await _server.WaitForStateAsync(id, state => state is "TASK_RUNNING" || TestStates.IsTerminal(state));
+
+        var text = await _server.Http.GetStringAsync($"/tasks/{id}/logs/?follow=true");
+
+        Assert.Equal("line1\nline2\nline3\n", text);
+    }
+
+    [Fact]
+    public async Task MissingImage_FailsWithAReasonNamingTheImage()
+    {
+        var id = await _server.PostTaskAsync(Tasks.Definition(Families.New("noimage"), "true", image: "localhost/longshore-missing:latest"));
+
+        var run = await _server.WaitForEndAsync(id, TimeSpan.FromSeconds(120));
+
+        Assert.Equal("TASK_FAILED", run.GetProperty("mesos_state").GetString());
+        Assert.Contains("localhost/longshore-missing:latest", run.GetProperty("reason").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task PayloadLikeEnvironment_ReachesTheContainerUnchanged()
+    {
+        var tricky = "quote\" single' ; $(touch /tmp/pwned) `id` \n newline";
+        var id = await _server.PostTaskAsync(Tasks.Definition(Families.New("env"), "printf '%s' \"$TRICKY\"; test ! -e /tmp/pwned",
+            env: new Dictionary<string, string> { ["TRICKY"] = tricky }));
+
+        var run = await _server.WaitForEndAsync(id);
+
+        Assert.Equal("TASK_FINISHED", run.GetProperty("mesos_state").GetString());
+        var logs = JsonDocument.Parse(await _server.Http.GetStringAsync($"/tasks/{id}/logs/")).RootElement;
+        Assert.Equal(tricky, logs.GetProperty("stdout").GetString());
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
+    {
+        var watch = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            if (watch.Elapsed > TimeSpan.FromSeconds(30))
+                throw new TimeoutException("condition not met within 30 s");
+            await Task.Delay(100);
+        }
+    }
+}
