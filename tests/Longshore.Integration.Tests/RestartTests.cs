@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Docker.DotNet.Models;
 using Longshore.Backends.Docker;
 using Longshore.Integration.Tests.Infrastructure;
 
@@ -15,6 +16,9 @@ public sealed class RestartTests
         var family = Families.New("crash");
         var volume = new Dictionary<string, string> { ["hostPath"] = shared, ["containerPath"] = "/shared", ["mode"] = "RW" };
         // Each launch leaves a line in a host file: the engine's own record of how often each run really started.
+        // The first task's container is removed while the server is down: it must end lost and be retried.
+        var vanishing = await server.PostTaskAsync(Tasks.Definition(family,
+            "echo $MESOS_TASK_ID >> /shared/launches; if [ \"$LONGSHORE_ATTEMPT\" = 1 ]; then sleep 120; fi", systemRetries: 1, volumes: [volume]));
         var ok = new List<string>();
         for (var i = 0; i < 6; i++)
             ok.Add(await server.PostTaskAsync(Tasks.Definition(family, "echo $MESOS_TASK_ID >> /shared/launches; sleep 4; echo done", volumes: [volume])));
@@ -23,7 +27,10 @@ public sealed class RestartTests
         var watch = Stopwatch.StartNew();
         while ((await TestEngine.ListByLabelAsync(DockerBackend.FamilyLabel, family, runningOnly: true)).Count < 4 && watch.Elapsed < TimeSpan.FromSeconds(60))
             await Task.Delay(100);
+        await server.WaitForStateAsync(vanishing, state => state == "TASK_RUNNING");
         await server.KillHardAsync();
+        using (var client = TestEngine.CreateClient())
+            await client.Containers.RemoveContainerAsync(DockerBackend.ContainerName(vanishing), new ContainerRemoveParameters { Force = true });
         // Containers outlive the server; some end while nobody watches.
         await Task.Delay(TimeSpan.FromSeconds(5));
         await server.StartAgainAsync();
@@ -32,12 +39,15 @@ public sealed class RestartTests
         foreach (var id in ok)
             ends.Add(await server.WaitForEndAsync(id, TimeSpan.FromSeconds(120)));
         var failed = await server.WaitForEndAsync(failing, TimeSpan.FromSeconds(120));
+        var vanished = await server.WaitForChainAsync(vanishing, TimeSpan.FromSeconds(120));
 
         Assert.All(ends, run => Assert.Equal("TASK_FINISHED", run.GetProperty("mesos_state").GetString()));
         Assert.Equal("TASK_FAILED", failed.GetProperty("mesos_state").GetString());
         Assert.Equal(5, failed.GetProperty("exit_code").GetInt32());
+        Assert.Equal(["TASK_LOST", "TASK_FINISHED"], vanished.Select(run => run.GetProperty("mesos_state").GetString()));
         var launches = (await File.ReadAllLinesAsync(Path.Combine(shared, "launches"))).Where(line => line.Length > 0).ToList();
-        Assert.Equal(ok.Append(failing).Order(), launches.Order());
+        var started = ok.Append(failing).Concat(vanished.Select(run => run.GetProperty("mesos_id").GetString()!));
+        Assert.Equal(started.Order(), launches.Order());
         foreach (var id in ok)
         {
             var logs = await server.Http.GetStringAsync($"/tasks/{id}/logs/");
@@ -53,30 +63,32 @@ public sealed class RestartTests
     [Fact]
     public async Task NoEngine_ServerRefusesToStart_NamingWhatItTried()
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var arg in (string[])[LongshoreServer.CliPath, "server", "--urls", "http://127.0.0.1:0", "--data", Path.Combine(Path.GetTempPath(), "ls-noengine-" + Guid.NewGuid().ToString("N")), "--docker-host", "unix:///tmp/no-such-engine.sock"])
-            info.ArgumentList.Add(arg);
-        using var process = Process.Start(info)!;
-        var stderr = await process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
+        var data = Path.Combine(Path.GetTempPath(), "ls-noengine-" + Guid.NewGuid().ToString("N"));
+        var (exitCode, stderr) = await RunServerCommandAsync("--urls", "http://127.0.0.1:0", "--data", data, "--docker-host", "unix:///tmp/no-such-engine.sock");
 
-        Assert.Equal(1, process.ExitCode);
+        Assert.Equal(1, exitCode);
         Assert.Contains("unix:///tmp/no-such-engine.sock (no such socket)", stderr, StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task InvalidSettings_ServerRefusesToStart_NamingEachSetting()
     {
+        var (exitCode, stderr) = await RunServerCommandAsync("--capacity", "0", "--sqlite-synchronous", "OFF", "--urls", "ftp://x");
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains("capacity:", stderr, StringComparison.Ordinal);
+        Assert.Contains("sqlite-synchronous:", stderr, StringComparison.Ordinal);
+        Assert.Contains("urls:", stderr, StringComparison.Ordinal);
+    }
+
+    private static async Task<(int ExitCode, string Stderr)> RunServerCommandAsync(params string[] args)
+    {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var arg in (string[])[LongshoreServer.CliPath, "server", "--capacity", "0", "--sqlite-synchronous", "OFF", "--urls", "ftp://x"])
+        foreach (var arg in (string[])[LongshoreServer.CliPath, "server", .. args])
             info.ArgumentList.Add(arg);
         using var process = Process.Start(info)!;
         var stderr = await process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync();
-
-        Assert.Equal(2, process.ExitCode);
-        Assert.Contains("capacity:", stderr, StringComparison.Ordinal);
-        Assert.Contains("sqlite-synchronous:", stderr, StringComparison.Ordinal);
-        Assert.Contains("urls:", stderr, StringComparison.Ordinal);
+        return (process.ExitCode, stderr);
     }
 }
