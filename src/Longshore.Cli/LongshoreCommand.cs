@@ -34,11 +34,13 @@ public static class LongshoreCommand
         var backoffCap = new Option<double>("--retry-backoff-cap") { Description = "Longest retry backoff in seconds", DefaultValueFactory = _ => defaults.Retry.BackoffCap.TotalSeconds };
         var reconcile = new Option<double>("--reconcile-interval") { Description = "Seconds between reconciliations with the engine", DefaultValueFactory = _ => defaults.Scheduler.ReconcileInterval.TotalSeconds };
         var logCap = new Option<int>("--log-cap-bytes") { Description = "Bytes of stdout and of stderr kept per run (the tail)", DefaultValueFactory = _ => defaults.LogCapBytes };
+        var jobBackoffBase = new Option<double>("--job-backoff-base") { Description = "Seconds before restarting a replica that crashed quickly (doubles while it keeps crashing)", DefaultValueFactory = _ => defaults.Jobs.Backoff.BackoffBase.TotalSeconds };
+        var jobBackoffCap = new Option<double>("--job-backoff-cap") { Description = "Longest replica restart backoff in seconds", DefaultValueFactory = _ => defaults.Jobs.Backoff.BackoffCap.TotalSeconds };
         var synchronous = new Option<string>("--sqlite-synchronous") { Description = "FULL (fsync every transition) or NORMAL", DefaultValueFactory = _ => defaults.SqliteSynchronous };
 
         var command = new Command("server", "Run the API, the scheduler and the local engine backend.")
         {
-            urls, data, dockerHost, allowHostPath, capacity, killGrace, backoffBase, backoffCap, reconcile, logCap, synchronous,
+            urls, data, dockerHost, allowHostPath, capacity, killGrace, backoffBase, backoffCap, reconcile, logCap, synchronous, jobBackoffBase, jobBackoffCap,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -57,6 +59,7 @@ public static class LongshoreCommand
                 Retry = new RetryOptions { BackoffBase = Seconds(result.GetValue(backoffBase)), BackoffCap = Seconds(result.GetValue(backoffCap)) },
                 LogCapBytes = result.GetValue(logCap),
                 SqliteSynchronous = result.GetValue(synchronous)!,
+                Jobs = new JobSettings { Backoff = new RetryOptions { BackoffBase = Seconds(result.GetValue(jobBackoffBase)), BackoffCap = Seconds(result.GetValue(jobBackoffCap)) } },
             };
             return await RunServerAsync(options, cancellationToken);
         });

@@ -19,7 +19,7 @@ namespace Longshore.Backends.Docker;
 /// run and labelled with it, so a second launch of the same run finds the first container instead of starting another,
 /// and reconciliation can ask the engine what of this store's is there.
 /// </summary>
-public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, IDisposable
+public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, ITaskExec, IDisposable
 {
     public const string RunLabel = "longshore.run";
     public const string FamilyLabel = "longshore.family";
@@ -400,6 +400,25 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
                 yield return new string(chars, 0, count);
             }
         }
+    }
+
+    public async Task<(int ExitCode, string Output)> ExecAsync(TaskRun run, IReadOnlyList<string> command, CancellationToken cancellationToken = default)
+    {
+        var exec = await _client.Exec.CreateContainerExecAsync(ContainerName(run.MesosId), new ContainerExecCreateParameters
+        {
+            Cmd = command.ToList(),
+            AttachStdout = true,
+            AttachStderr = true,
+        }, cancellationToken);
+        string output;
+        using (var stream = await _client.Exec.StartContainerExecAsync(exec.ID, new ContainerExecStartParameters(), cancellationToken))
+        {
+            var logs = await LogTail.ReadAsync(stream, 4096, cancellationToken);
+            output = logs.Stdout + logs.Stderr;
+        }
+
+        var inspect = await _client.Exec.InspectContainerExecAsync(exec.ID, cancellationToken);
+        return ((int)(inspect.ExitCode ?? -1), output);
     }
 
     public void Dispose()

@@ -83,3 +83,10 @@ public sealed class LaunchException(string message, bool isTransient, Exception?
 {
     public bool IsTransient { get; } = isTransient;
 }
+
+/// <summary>Capability: the engine can run a command inside a run's container (used by command health checks).</summary>
+public interface ITaskExec
+{
+    /// <summary>Runs <paramref name="command"/> in the run's container and returns its exit code and output.</summary>
+    Task<(int ExitCode, string Output)> ExecAsync(TaskRun run, IReadOnlyList<string> command, CancellationToken cancellationToken = default);
+}

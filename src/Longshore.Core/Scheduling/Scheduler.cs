@@ -54,6 +54,9 @@ public sealed partial class Scheduler
     /// <summary>True once the start-up reconciliation has run.</summary>
     public bool Reconciled { get; private set; }
 
+    /// <summary>Raised after a run's end is durably recorded.</summary>
+    public event Action<TaskRun, TaskState>? RunEnded;
+
     /// <summary>Wakes the loop now instead of at its next tick (new work, freed capacity).</summary>
     public void Nudge() => _wake.Writer.TryWrite(true);
 
@@ -205,7 +208,7 @@ public sealed partial class Scheduler
             // Whatever ends a run that was asked to die, it was killed, and a kill is never retried.
             var end = run.State == TaskState.Killing ? TaskState.Killed : update.State;
             var reason = end == TaskState.Killed && update.State != TaskState.Killed
-                ? $"killed on request; {update.Reason}"
+                ? $"{run.Reason ?? "killed on request"}; {update.Reason}"
                 : update.Reason;
             var retry = _retry.NextAttempt(run, end, _newId(), _time.GetUtcNow());
             var ended = await _store.TryTransitionAsync(new RunTransition(run.MesosId, [run.State], end, update.At)
@@ -224,6 +227,7 @@ public sealed partial class Scheduler
             LogEnded(run.MesosId, end.ToWire(), update.ExitCode, reason, retry?.MesosId);
             Track(_background, ReleaseAsync(run, cancellationToken));
             Nudge();
+            RunEnded?.Invoke(run, end);
             return;
         }
 
@@ -231,7 +235,8 @@ public sealed partial class Scheduler
     }
 
     /// <summary>Kills a run: one never launched ends at once; a launched one is told to stop (SIGTERM, then SIGKILL).</summary>
-    public async Task<(KillOutcome Outcome, TaskRun? Run)> KillAsync(string mesosId, CancellationToken cancellationToken = default)
+    /// <param name="reason">Why, kept as the run's reason.</param>
+    public async Task<(KillOutcome Outcome, TaskRun? Run)> KillAsync(string mesosId, string reason = "killed on request", CancellationToken cancellationToken = default)
     {
         for (var attempt = 0; attempt < 8; attempt++)
         {
@@ -246,16 +251,17 @@ public sealed partial class Scheduler
             var now = _time.GetUtcNow();
             if (run.State == TaskState.WaitingOnOffers)
             {
-                if (await _store.TryTransitionAsync(new RunTransition(mesosId, [TaskState.WaitingOnOffers], TaskState.Killed, now) { Reason = "killed before launch" }, cancellationToken))
+                if (await _store.TryTransitionAsync(new RunTransition(mesosId, [TaskState.WaitingOnOffers], TaskState.Killed, now) { Reason = reason + " before launch" }, cancellationToken))
                 {
                     _metrics.Ends.Add(1, new KeyValuePair<string, object?>("state", TaskState.Killed.ToWire()));
+                    RunEnded?.Invoke(run, TaskState.Killed);
                     return (KillOutcome.Killed, await _store.GetAsync(mesosId, cancellationToken));
                 }
 
                 continue;
             }
 
-            if (await _store.TryTransitionAsync(new RunTransition(mesosId, [run.State], TaskState.Killing, now), cancellationToken))
+            if (await _store.TryTransitionAsync(new RunTransition(mesosId, [run.State], TaskState.Killing, now) { Reason = reason }, cancellationToken))
             {
                 // A launch still under way sends the kill itself once the engine holds the container.
                 if (!_launching.ContainsKey(mesosId))

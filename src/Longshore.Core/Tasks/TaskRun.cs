@@ -49,6 +49,15 @@ public sealed record TaskRun
 
     public string? RetriedAs { get; init; }
 
+    /// <summary>The replicated job this run is a replica of; null for one-off tasks.</summary>
+    public string? JobId { get; init; }
+
+    /// <summary>Index of the job's task group.</summary>
+    public int? JobGroup { get; init; }
+
+    /// <summary>The job generation whose container this replica runs.</summary>
+    public int? Generation { get; init; }
+
     /// <summary>Store order of creation; paging walks it.</summary>
     public long Seq { get; init; }
 

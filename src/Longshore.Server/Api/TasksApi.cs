@@ -12,7 +12,6 @@ namespace Longshore.Server.Api;
 /// <summary>The Hippo-compatible task routes: create, list, show, kill, delete and read logs of one-off tasks.</summary>
 public static class TasksApi
 {
-    public const int MaxBodyBytes = 1024 * 1024;
     public const int DefaultLimit = 100;
     public const int MaxLimit = 1000;
 
@@ -58,9 +57,9 @@ public static class TasksApi
     private static async Task<IResult> CreateAsync(HttpRequest request, ITaskStore store, Scheduler scheduler, TaskLimits limits,
         TimeProvider time, CancellationToken cancellationToken)
     {
-        var body = await ReadBodyAsync(request, cancellationToken);
+        var body = await RequestBody.ReadAsync(request, cancellationToken);
         if (body is null)
-            return ApiResults.Error(StatusCodes.Status413PayloadTooLarge, $"body: must be at most {MaxBodyBytes} bytes");
+            return ApiResults.Error(StatusCodes.Status413PayloadTooLarge, $"body: must be at most {RequestBody.MaxBytes} bytes");
 
         var (definition, errors) = TaskDefinitionJson.Parse<TaskDefinition>(body);
         if (definition is not null)
@@ -95,7 +94,7 @@ public static class TasksApi
 
     private static async Task<IResult> KillAsync(string mesosId, Scheduler scheduler, CancellationToken cancellationToken)
     {
-        var (outcome, run) = await scheduler.KillAsync(mesosId, cancellationToken);
+        var (outcome, run) = await scheduler.KillAsync(mesosId, cancellationToken: cancellationToken);
         return outcome switch
         {
             KillOutcome.NotFound => ApiResults.NotFound(mesosId),
@@ -139,23 +138,5 @@ public static class TasksApi
             logs = await source.ReadLogsAsync(run, cancellationToken);
         logs ??= new TaskLogs(string.Empty, string.Empty, false);
         return Results.Json(new LogsResponse(run.MesosId, run.State.ToWire(), logs.Stdout, logs.Stderr, logs.Truncated));
-    }
-
-    /// <summary>The body, or null when it is larger than <see cref="MaxBodyBytes"/>.</summary>
-    private static async Task<byte[]?> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
-    {
-        if (request.ContentLength > MaxBodyBytes)
-            return null;
-        using var buffer = new MemoryStream();
-        var chunk = new byte[16384];
-        int read;
-        while ((read = await request.Body.ReadAsync(chunk, cancellationToken)) > 0)
-        {
-            if (buffer.Length + read > MaxBodyBytes)
-                return null;
-            buffer.Write(chunk, 0, read);
-        }
-
-        return buffer.ToArray();
     }
 }

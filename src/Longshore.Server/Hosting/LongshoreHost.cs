@@ -1,10 +1,12 @@
 using System.Text.Json;
 using Longshore.Backends.Docker;
 using Longshore.Core.Execution;
+using Longshore.Core.Jobs;
 using Longshore.Core.Scheduling;
 using Longshore.Core.Storage;
 using Longshore.Core.Tasks;
 using Longshore.Server.Api;
+using Longshore.Server.Jobs;
 using Longshore.Storage.Sqlite;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -26,7 +28,7 @@ public static partial class LongshoreHost
 
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
         builder.WebHost.UseUrls(options.Urls);
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = TasksApi.MaxBodyBytes * 4);
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = RequestBody.MaxBytes * 4);
         builder.Logging.AddSimpleConsole(console =>
         {
             console.SingleLine = true;
@@ -56,6 +58,15 @@ public static partial class LongshoreHost
             sp.GetRequiredService<SchedulerOptions>(), sp.GetRequiredService<TimeProvider>(), Guid.NewGuid,
             sp.GetRequiredService<SchedulerMetrics>(), sp.GetRequiredService<ILogger<Scheduler>>()));
         services.AddHostedService<SchedulerService>();
+        services.AddSingleton<IJobStore>(store);
+        services.AddSingleton(options.Jobs);
+        services.AddSingleton(sp => new JobReconciler(sp.GetRequiredService<IJobStore>(), sp.GetRequiredService<Scheduler>(),
+            new RetryPolicy(options.Jobs.Backoff, Random.Shared.NextDouble), options.Jobs.Reconciler, sp.GetRequiredService<TimeProvider>(), Guid.NewGuid,
+            sp.GetRequiredService<ILogger<JobReconciler>>()));
+        services.AddHttpClient("health");
+        services.AddSingleton<IHealthProbe, HealthProbe>();
+        services.AddSingleton<JobHealthMonitor>();
+        services.AddHostedService<JobServices>();
         services.Configure<JsonOptions>(json =>
         {
             json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
@@ -68,6 +79,7 @@ public static partial class LongshoreHost
             ? ApiResults.Error(context.HttpContext.Response.StatusCode, StatusMessage(context.HttpContext)).ExecuteAsync(context.HttpContext)
             : Task.CompletedTask);
         app.MapTasksApi();
+        app.MapJobsApi();
         app.MapHealthApi(endpoint);
         app.MapMetricsApi();
         app.MapOpenApi("/openapi/v1.json");

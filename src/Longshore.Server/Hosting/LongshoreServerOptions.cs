@@ -1,3 +1,4 @@
+using Longshore.Core.Jobs;
 using Longshore.Core.Scheduling;
 using Longshore.Core.Tasks;
 
@@ -21,6 +22,8 @@ public sealed record LongshoreServerOptions
     public RetryOptions Retry { get; init; } = new();
 
     public int LogCapBytes { get; init; } = 1024 * 1024;
+
+    public JobSettings Jobs { get; init; } = new();
 
     /// <summary>SQLite synchronous mode: FULL (every transition fsynced) or NORMAL (faster; survives a process crash, not a power cut).</summary>
     public string SqliteSynchronous { get; init; } = "FULL";
@@ -47,10 +50,21 @@ public sealed record LongshoreServerOptions
             errors.Add($"retry-backoff-base: must be between 0 and 3600 seconds (exclusive of 0), got {Retry.BackoffBase.TotalSeconds}");
         if (Retry.BackoffCap < Retry.BackoffBase)
             errors.Add($"retry-backoff-cap: must be at least retry-backoff-base ({Retry.BackoffBase.TotalSeconds} s), got {Retry.BackoffCap.TotalSeconds}");
+        if (Jobs.Backoff.BackoffBase <= TimeSpan.Zero || Jobs.Backoff.BackoffCap < Jobs.Backoff.BackoffBase)
+            errors.Add($"job-backoff-base / job-backoff-cap: base must be positive and the cap at least the base, got {Jobs.Backoff.BackoffBase.TotalSeconds} / {Jobs.Backoff.BackoffCap.TotalSeconds}");
         if (LogCapBytes is < 1024 or > 64 * 1024 * 1024)
             errors.Add($"log-cap-bytes: must be between 1024 and 67108864, got {LogCapBytes}");
         if (SqliteSynchronous is not ("FULL" or "NORMAL"))
             errors.Add($"sqlite-synchronous: must be FULL or NORMAL, got '{SqliteSynchronous}'");
         return errors;
     }
+}
+
+/// <summary>How replicated jobs are kept alive.</summary>
+public sealed record JobSettings
+{
+    /// <summary>Backoff between replacements of a crash-looping replica. Default 1 s doubling, capped at 5 min.</summary>
+    public RetryOptions Backoff { get; init; } = new();
+
+    public JobOptions Reconciler { get; init; } = new();
 }

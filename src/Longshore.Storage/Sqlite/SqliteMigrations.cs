@@ -41,5 +41,20 @@ internal static class SqliteMigrations
             truncated INTEGER NOT NULL
         );
         """,
+        """
+        ALTER TABLE runs ADD COLUMN job_id TEXT;
+        ALTER TABLE runs ADD COLUMN job_group INTEGER;
+        ALTER TABLE runs ADD COLUMN job_generation INTEGER;
+        CREATE INDEX runs_job ON runs (job_id, seq) WHERE job_id IS NOT NULL;
+        CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            definition TEXT NOT NULL,
+            state TEXT NOT NULL,
+            generation INTEGER NOT NULL,
+            version INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        );
+        """,
     ];
 }

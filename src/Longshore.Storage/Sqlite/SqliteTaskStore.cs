@@ -11,7 +11,7 @@ namespace Longshore.Storage.Sqlite;
 /// The embedded store: one SQLite file in WAL mode. Writes go through one writer at a time (SQLite allows no more),
 /// reads run beside them. With <c>synchronous=FULL</c> (the default) a transition is on disk before it is acted on.
 /// </summary>
-public sealed class SqliteTaskStore : ITaskStore, IDisposable
+public sealed partial class SqliteTaskStore : ITaskStore, IDisposable
 {
     private static readonly string ActiveStates = InList(TaskStates.Active);
 
@@ -227,13 +227,15 @@ public sealed class SqliteTaskStore : ITaskStore, IDisposable
     {
         await ExecuteAsync(connection, transaction, """
             INSERT INTO runs (mesos_id, family_id, attempt, state, definition, task_retries_left, system_retries_left, not_before,
-                created_at, updated_at, retry_of)
-            VALUES ($id, $family, $attempt, $state, $definition, $taskLeft, $systemLeft, $notBefore, $created, $created, $retryOf);
+                created_at, updated_at, retry_of, job_id, job_group, job_generation)
+            VALUES ($id, $family, $attempt, $state, $definition, $taskLeft, $systemLeft, $notBefore, $created, $created, $retryOf,
+                $jobId, $jobGroup, $generation);
             """, cancellationToken,
             ("$id", run.MesosId), ("$family", run.FamilyId), ("$attempt", run.Attempt), ("$state", run.State.ToWire()),
             ("$definition", JsonSerializer.Serialize(run.Definition, TaskDefinitionJson.Options)), ("$taskLeft", run.TaskRetriesLeft),
             ("$systemLeft", run.SystemRetriesLeft), ("$notBefore", run.NotBefore.ToUnixTimeMilliseconds()),
-            ("$created", run.CreatedAt.ToUnixTimeMilliseconds()), ("$retryOf", run.RetryOf));
+            ("$created", run.CreatedAt.ToUnixTimeMilliseconds()), ("$retryOf", run.RetryOf), ("$jobId", run.JobId),
+            ("$jobGroup", run.JobGroup), ("$generation", run.Generation));
     }
 
     private async Task<IReadOnlyList<TaskRun>> QueryRunsAsync(string sql, CancellationToken cancellationToken, params (string Name, object? Value)[] parameters)
@@ -274,6 +276,9 @@ public sealed class SqliteTaskStore : ITaskStore, IDisposable
         ContainerId = Nullable(reader, "container_id", reader.GetString),
         RetryOf = Nullable(reader, "retry_of", reader.GetString),
         RetriedAs = Nullable(reader, "retried_as", reader.GetString),
+        JobId = Nullable(reader, "job_id", reader.GetString),
+        JobGroup = Nullable(reader, "job_group", ordinal => (int?)reader.GetInt32(ordinal)),
+        Generation = Nullable(reader, "job_generation", ordinal => (int?)reader.GetInt32(ordinal)),
     };
 
     private static DateTimeOffset? Time(SqliteDataReader reader, string column)
