@@ -61,6 +61,44 @@ public sealed class RestartTests
     }
 
     [Fact]
+    public async Task KillNineDuringAJob_ThenRestart_ExactlyTheDeclaredReplicasRun()
+    {
+        await using var server = await LongshoreServer.StartAsync("--job-backoff-base", "0.5");
+        var id = Families.New("jobcrash");
+        await server.CreateAsync(Jobs.Job(id, Jobs.Group("a", 3), Jobs.Group("b", 2)));
+        await Jobs.WaitForRunningAsync(id, "a", 3);
+        await Jobs.WaitForRunningAsync(id, "b", 2);
+
+        await server.KillHardAsync();
+        // While nobody watches, one replica dies.
+        var victim = (await TestEngine.ListByLabelAsync(DockerBackend.FamilyLabel, $"{id}-a-test", runningOnly: true))[0];
+        using (var client = TestEngine.CreateClient())
+            await client.Containers.KillContainerAsync(victim.ID, new ContainerKillParameters { Signal = "KILL" });
+        await server.StartAgainAsync();
+
+        await Jobs.WaitForRunningAsync(id, "a", 3);
+        await Jobs.WaitForRunningAsync(id, "b", 2);
+        // Stable, not just passing through the right count.
+        for (var i = 0; i < 10; i++)
+        {
+            await Task.Delay(1000);
+            var a = await TestEngine.ListByLabelAsync(DockerBackend.FamilyLabel, $"{id}-a-test", runningOnly: true);
+            var b = await TestEngine.ListByLabelAsync(DockerBackend.FamilyLabel, $"{id}-b-test", runningOnly: true);
+            Assert.Equal(3, a.Count);
+            Assert.Equal(2, b.Count);
+            Assert.Equal(5, a.Concat(b).Select(c => c.Labels[DockerBackend.RunLabel]).Distinct().Count());
+            Assert.DoesNotContain(a, c => c.ID == victim.ID);
+        }
+
+        var job = await server.GetJobAsync(id);
+        Assert.Equal("RUNNING", job.GetProperty("job_state").GetString());
+        await server.Http.DeleteAsync($"/job/{id}");
+        var watch = Stopwatch.StartNew();
+        while (await Jobs.AllContainersAsync(id, "a") + await Jobs.AllContainersAsync(id, "b") > 0 && watch.Elapsed < TimeSpan.FromSeconds(30))
+            await Task.Delay(200);
+    }
+
+    [Fact]
     public async Task NoEngine_ServerRefusesToStart_NamingWhatItTried()
     {
         var data = Path.Combine(Path.GetTempPath(), "ls-noengine-" + Guid.NewGuid().ToString("N"));

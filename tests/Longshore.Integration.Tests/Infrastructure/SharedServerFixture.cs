@@ -6,7 +6,8 @@ public sealed class SharedServerFixture : IAsyncLifetime
     public LongshoreServer Server { get; private set; } = null!;
 
     public async Task InitializeAsync() =>
-        Server = await LongshoreServer.StartAsync("--retry-backoff-base", "0.2", "--retry-backoff-cap", "1", "--kill-grace", "2", "--reconcile-interval", "2");
+        Server = await LongshoreServer.StartAsync("--retry-backoff-base", "0.2", "--retry-backoff-cap", "1", "--kill-grace", "2", "--reconcile-interval", "2",
+            "--job-backoff-base", "0.5", "--job-backoff-cap", "8");
 
     public async Task DisposeAsync() => await Server.DisposeAsync();
 }
