@@ -147,6 +147,35 @@ public sealed class JobsTests(SharedServerFixture fixture) : IClassFixture<Share
         await _server.Http.DeleteAsync($"/job/{id}");
     }
 
+    [Fact]
+    public async Task FailingHttpHealthCheck_OnHostNetwork_KillsAndReplacesTheReplica()
+    {
+        var id = Families.New("httphc");
+        var port = FreePort();
+        var check = new Dictionary<string, object> { ["type"] = "http", ["port"] = port, ["path"] = "/index.html", ["interval_seconds"] = 1, ["failures"] = 2 };
+        var group = Group("web", 1,
+            $"mkdir -p /www; echo ok > /www/index.html; (sleep 4; rm /www/index.html) & exec httpd -f -p 127.0.0.1:{port} -h /www", check);
+        ((Dictionary<string, object?>)group["container"]!)["network"] = "HOST";
+        await _server.CreateAsync(Job(id, group));
+
+        var first = await WaitForReplicaAsync(id);
+        await Task.Delay(2500);
+        var health = (await _server.GetJobAsync(id)).GetProperty("groups")[0].GetProperty("replica_runs")[0].GetProperty("health");
+        Assert.True(health.GetProperty("healthy").GetBoolean(), health.ToString());
+        var ended = await _server.WaitForEndAsync(first, TimeSpan.FromSeconds(60));
+        await _server.Http.DeleteAsync($"/job/{id}");
+
+        Assert.Equal("TASK_KILLED", ended.GetProperty("mesos_state").GetString());
+        Assert.Contains("gave 404", ended.GetProperty("reason").GetString(), StringComparison.Ordinal);
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
     [Theory]
     [InlineData("""{"tasks":[]}""", "id: is required")]
     [InlineData("""{"id":"j","tasks":[]}""", "tasks: must list at least one task group")]
