@@ -17,8 +17,55 @@ public static class LongshoreCommand
     public static RootCommand Create()
     {
         var root = new RootCommand("Longshore: runs work from queues and the API as container tasks.");
+        var client = new ClientOptions();
+        root.Options.Add(client.Server);
+        root.Options.Add(client.Json);
         root.Subcommands.Add(ServerCommand());
+        root.Subcommands.Add(TaskCommands.Create(client));
+        root.Subcommands.Add(JobCommands.Create(client));
+        root.Subcommands.Add(CompletionCommand());
         return root;
+    }
+
+    /// <summary>Parses and runs; a usage error prints one line per problem and exits 2.</summary>
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var result = Create().Parse(args);
+        if (result.Errors.Count > 0)
+        {
+            foreach (var error in result.Errors)
+                await Console.Error.WriteLineAsync("longshore: " + error.Message);
+            await Console.Error.WriteLineAsync("See 'longshore --help'.");
+            return ExitUsage;
+        }
+
+        // The web host stops gracefully on SIGTERM itself; System.CommandLine's own handler would turn that into exit 143.
+        return await result.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+    }
+
+    private static Command CompletionCommand()
+    {
+        var shell = new Argument<string>("shell") { Description = "bash or zsh" };
+        shell.AcceptOnlyFromAmong("bash", "zsh");
+        var command = new Command("completion", "Print a shell completion script: eval \"$(longshore completion bash)\"") { shell };
+        command.SetAction(result =>
+        {
+            // Both shells ask the binary itself through System.CommandLine's [suggest] directive.
+            Console.Write(result.GetValue(shell) == "zsh"
+                ? """
+                  #compdef longshore
+                  _longshore() { local -a c; c=("${(@f)$(longshore "[suggest:${#BUFFER}]" "$BUFFER" 2>/dev/null)}"); _describe 'longshore' c; }
+                  compdef _longshore longshore
+
+                  """
+                : """
+                  _longshore() { local IFS=$'\n'; COMPREPLY=($(compgen -W "$(longshore "[suggest:${#COMP_LINE}]" "$COMP_LINE" 2>/dev/null)" -- "${COMP_WORDS[COMP_CWORD]}")); }
+                  complete -o default -F _longshore longshore
+
+                  """);
+            return ExitOk;
+        });
+        return command;
     }
 
     private static Command ServerCommand()
@@ -36,11 +83,12 @@ public static class LongshoreCommand
         var logCap = new Option<int>("--log-cap-bytes") { Description = "Bytes of stdout and of stderr kept per run (the tail)", DefaultValueFactory = _ => defaults.LogCapBytes };
         var jobBackoffBase = new Option<double>("--job-backoff-base") { Description = "Seconds before restarting a replica that crashed quickly (doubles while it keeps crashing)", DefaultValueFactory = _ => defaults.Jobs.Backoff.BackoffBase.TotalSeconds };
         var jobBackoffCap = new Option<double>("--job-backoff-cap") { Description = "Longest replica restart backoff in seconds", DefaultValueFactory = _ => defaults.Jobs.Backoff.BackoffCap.TotalSeconds };
+        var tokensFile = new Option<string?>("--tokens-file") { Description = "Access tokens, one ROLE:NAME:TOKEN per line (also LONGSHORE_TOKENS); required to listen beyond loopback" };
         var synchronous = new Option<string>("--sqlite-synchronous") { Description = "FULL (fsync every transition) or NORMAL", DefaultValueFactory = _ => defaults.SqliteSynchronous };
 
         var command = new Command("server", "Run the API, the scheduler and the local engine backend.")
         {
-            urls, data, dockerHost, allowHostPath, capacity, killGrace, backoffBase, backoffCap, reconcile, logCap, synchronous, jobBackoffBase, jobBackoffCap,
+            urls, data, dockerHost, allowHostPath, capacity, killGrace, backoffBase, backoffCap, reconcile, logCap, synchronous, jobBackoffBase, jobBackoffCap, tokensFile,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -59,6 +107,8 @@ public static class LongshoreCommand
                 Retry = new RetryOptions { BackoffBase = Seconds(result.GetValue(backoffBase)), BackoffCap = Seconds(result.GetValue(backoffCap)) },
                 LogCapBytes = result.GetValue(logCap),
                 SqliteSynchronous = result.GetValue(synchronous)!,
+                TokensFile = result.GetValue(tokensFile),
+                TokensVariable = Environment.GetEnvironmentVariable("LONGSHORE_TOKENS"),
                 Jobs = new JobSettings { Backoff = new RetryOptions { BackoffBase = Seconds(result.GetValue(jobBackoffBase)), BackoffCap = Seconds(result.GetValue(jobBackoffCap)) } },
             };
             return await RunServerAsync(options, cancellationToken);

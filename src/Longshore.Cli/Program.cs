@@ -1,4 +1,3 @@
-using System.CommandLine;
 using Longshore.Cli;
 
-return await LongshoreCommand.Create().Parse(args).InvokeAsync();
+return await LongshoreCommand.RunAsync(args);

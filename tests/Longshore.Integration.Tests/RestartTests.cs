@@ -99,6 +99,31 @@ public sealed class RestartTests
     }
 
     [Fact]
+    public async Task Sigterm_StopsCleanly_WithoutErrors_OpenModeBannerShown()
+    {
+        await using var server = await LongshoreServer.StartAsync();
+        var id = await server.PostTaskAsync(Tasks.Definition(Families.New("term"), "echo ok"));
+        await server.WaitForEndAsync(id);
+
+        var exitCode = await server.StopGracefullyAsync();
+
+        Assert.Equal(0, exitCode);
+        Assert.Contains("Open loopback mode", server.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain(" fail:", server.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain(" crit:", server.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task NonLoopbackWithoutTokens_RefusesToStart_SayingHowToFix()
+    {
+        var (exitCode, stderr) = await RunServerCommandAsync("--urls", "http://0.0.0.0:1", "--docker-host", TestEngine.Endpoint);
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains("without access tokens", stderr, StringComparison.Ordinal);
+        Assert.Contains("--tokens-file", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task NoEngine_ServerRefusesToStart_NamingWhatItTried()
     {
         var data = Path.Combine(Path.GetTempPath(), "ls-noengine-" + Guid.NewGuid().ToString("N"));

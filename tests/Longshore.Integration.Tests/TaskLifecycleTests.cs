@@ -115,7 +115,7 @@ public sealed class TaskLifecycleTests(SharedServerFixture fixture) : IClassFixt
         {
             var running = await TestEngine.ListByLabelAsync(DockerBackend.FamilyLabel, family, runningOnly: true);
             most = Math.Max(most, running.Count);
-            var states = await Task.WhenAll(ids.Select(_server.GetRunAsync));
+            var states = await Task.WhenAll(ids.Select(id => _server.GetRunAsync(id)));
             if (states.All(run => TestStates.IsTerminal(run.GetProperty("mesos_state").GetString()!)))
                 break;
             await Task.Delay(50);

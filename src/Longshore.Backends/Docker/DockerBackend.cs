@@ -35,6 +35,7 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
     private readonly Channel<StatusUpdate> _updates = Channel.CreateUnbounded<StatusUpdate>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ConcurrentDictionary<string, Task> _watchers = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
+    private int _disposed;
 
     public DockerBackend(DockerBackendOptions options, TimeProvider time, ILogger<DockerBackend> logger)
     {
@@ -423,6 +424,9 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
 
     public void Dispose()
     {
+        // Registered under two service types, so the container may dispose it twice.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+            return;
         _stopping.Cancel();
         _client.Dispose();
         _stopping.Dispose();

@@ -82,8 +82,9 @@ public sealed partial class JobReconciler
                 await _wake.Reader.WaitToReadAsync(linked.Token);
                 _wake.Reader.TryRead(out _);
             }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            catch (OperationCanceledException)
             {
+                // Either the interval passed (go round again) or the server is stopping (the loop condition ends it).
             }
         }
     }

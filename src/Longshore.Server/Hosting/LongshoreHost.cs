@@ -7,6 +7,7 @@ using Longshore.Core.Storage;
 using Longshore.Core.Tasks;
 using Longshore.Server.Api;
 using Longshore.Server.Jobs;
+using Longshore.Server.Security;
 using Longshore.Storage.Sqlite;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -22,7 +23,14 @@ public static partial class LongshoreHost
 {
     public static async Task<WebApplication> BuildAsync(LongshoreServerOptions options, CancellationToken cancellationToken = default)
     {
-        var errors = options.Validate();
+        var errors = options.Validate().ToList();
+        var tokens = AccessTokens.Load(options.TokensFile, options.TokensVariable, errors);
+        if (!tokens.Enabled && !AccessTokens.AllLoopback(options.Urls))
+        {
+            errors.Add($"urls: refusing to listen on {options.Urls} without access tokens: anyone who can reach it could start containers on this host. "
+                + "Configure tokens (--tokens-file FILE or LONGSHORE_TOKENS, entries ROLE:NAME:TOKEN; see docs/security.md) or listen on 127.0.0.1");
+        }
+
         if (errors.Count > 0)
             throw new OptionsException(errors);
 
@@ -78,6 +86,7 @@ public static partial class LongshoreHost
         app.UseStatusCodePages(context => context.HttpContext.Response.ContentLength is null && !context.HttpContext.Response.HasStarted
             ? ApiResults.Error(context.HttpContext.Response.StatusCode, StatusMessage(context.HttpContext)).ExecuteAsync(context.HttpContext)
             : Task.CompletedTask);
+        app.UseAccessControl(tokens);
         app.MapTasksApi();
         app.MapJobsApi();
         app.MapHealthApi(endpoint);
@@ -86,6 +95,10 @@ public static partial class LongshoreHost
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Longshore");
         LogStarting(logger, options.Urls, store.Path, endpoint.ToString(), options.Scheduler.Capacity);
+        if (tokens.Enabled)
+            LogTokens(logger, tokens.Count);
+        else
+            LogOpen(logger, options.Urls);
         return app;
     }
 
@@ -95,6 +108,12 @@ public static partial class LongshoreHost
         StatusCodes.Status405MethodNotAllowed => $"{context.Request.Method} is not allowed on {context.Request.Path}",
         _ => $"request failed with status {context.Response.StatusCode}",
     };
+
+    [LoggerMessage(2, LogLevel.Information, "Access control on: {Count} tokens; every route but GET /healthz needs one")]
+    private static partial void LogTokens(ILogger logger, int count);
+
+    [LoggerMessage(3, LogLevel.Warning, "Open loopback mode: no access tokens are configured, so anyone on this machine can use {Urls}. Configure --tokens-file or LONGSHORE_TOKENS to require tokens")]
+    private static partial void LogOpen(ILogger logger, string urls);
 
     [LoggerMessage(1, LogLevel.Information, "Longshore listening on {Urls}; store sqlite:{StorePath}; engine {Engine}; capacity {Capacity} runs")]
     private static partial void LogStarting(ILogger logger, string urls, string storePath, string engine, int capacity);

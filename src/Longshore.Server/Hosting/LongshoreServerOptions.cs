@@ -25,6 +25,12 @@ public sealed record LongshoreServerOptions
 
     public JobSettings Jobs { get; init; } = new();
 
+    /// <summary>File of access tokens, one <c>ROLE:NAME:TOKEN</c> per line.</summary>
+    public string? TokensFile { get; init; }
+
+    /// <summary>Access tokens from the LONGSHORE_TOKENS variable, <c>;</c>-separated.</summary>
+    public string? TokensVariable { get; init; }
+
     /// <summary>SQLite synchronous mode: FULL (every transition fsynced) or NORMAL (faster; survives a process crash, not a power cut).</summary>
     public string SqliteSynchronous { get; init; } = "FULL";
 

@@ -88,6 +88,17 @@ public sealed class LongshoreServer : IAsyncDisposable
 
     public static string CliPath => Path.Combine(AppContext.BaseDirectory, "longshore.dll");
 
+    /// <summary>SIGTERM, as a service manager stops it; returns the exit code.</summary>
+    public async Task<int> StopGracefullyAsync()
+    {
+        var process = _process!;
+        using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            await kill.WaitForExitAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await process.WaitForExitAsync(timeout.Token);
+        return process.ExitCode;
+    }
+
     /// <summary>SIGKILL: no shutdown code runs, exactly like a crash.</summary>
     public async Task KillHardAsync()
     {
@@ -107,16 +118,23 @@ public sealed class LongshoreServer : IAsyncDisposable
         return JsonDocument.Parse(body).RootElement.GetProperty("mesos_id").GetString()!;
     }
 
-    public async Task<JsonElement> GetRunAsync(string mesosId) =>
-        JsonDocument.Parse(await Http.GetStringAsync($"/tasks/{mesosId}/")).RootElement.Clone();
+    public async Task<JsonElement> GetRunAsync(string mesosId, string? token = null)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/tasks/{mesosId}/");
+        if (token is not null)
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        using var response = await Http.SendAsync(request);
+        response.EnsureSuccessStatusCode();
+        return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone();
+    }
 
-    public async Task<JsonElement> WaitForStateAsync(string mesosId, Func<string, bool> done, TimeSpan? timeout = null)
+    public async Task<JsonElement> WaitForStateAsync(string mesosId, Func<string, bool> done, TimeSpan? timeout = null, string? token = null)
     {
         var watch = Stopwatch.StartNew();
         var limit = timeout ?? TimeSpan.FromSeconds(60);
         while (true)
         {
-            var run = await GetRunAsync(mesosId);
+            var run = await GetRunAsync(mesosId, token);
             if (done(run.GetProperty("mesos_state").GetString()!))
                 return run;
             if (watch.Elapsed > limit)
