@@ -38,11 +38,20 @@ public interface ITaskStore
     /// </summary>
     Task<bool> TryTransitionAsync(RunTransition transition, CancellationToken cancellationToken = default);
 
+    /// <summary>Launches and ends per minute since <paramref name="since"/>, for the dashboard's chart.</summary>
+    Task<IReadOnlyList<ActivityBucket>> ActivityAsync(DateTimeOffset since, CancellationToken cancellationToken = default);
+
+    /// <summary>A number that changes whenever any run changes; cheap to poll.</summary>
+    Task<long> ChangeMarkAsync(CancellationToken cancellationToken = default);
+
     Task<TaskLogs?> GetLogsAsync(string mesosId, CancellationToken cancellationToken = default);
 
     /// <summary>Deletes a run that has ended, with its logs. False if it is not terminal.</summary>
     Task<bool> DeleteTerminalAsync(string mesosId, CancellationToken cancellationToken = default);
 }
+
+/// <summary>One minute of activity: runs staged, runs that finished, runs that ended any other way.</summary>
+public sealed record ActivityBucket(DateTimeOffset Minute, int Launches, int Finished, int Failures);
 
 public sealed record RunQuery(int Limit, string? AfterMesosId = null, TaskState? State = null, string? FamilyId = null);
 

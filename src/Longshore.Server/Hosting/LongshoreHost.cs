@@ -6,6 +6,7 @@ using Longshore.Core.Scheduling;
 using Longshore.Core.Storage;
 using Longshore.Core.Tasks;
 using Longshore.Server.Api;
+using Longshore.Server.Dashboard;
 using Longshore.Server.Jobs;
 using Longshore.Server.Security;
 using Longshore.Storage.Sqlite;
@@ -89,6 +90,7 @@ public static partial class LongshoreHost
         app.UseAccessControl(tokens);
         app.MapTasksApi();
         app.MapJobsApi();
+        app.MapDashboard();
         app.MapHealthApi(endpoint);
         app.MapMetricsApi();
         app.MapOpenApi("/openapi/v1.json");

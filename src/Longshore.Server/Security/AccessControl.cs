@@ -19,7 +19,7 @@ public static partial class AccessControl
             var request = context.Request;
             var change = IsChange(request);
             string who = "anonymous (open loopback mode)";
-            if (tokens.Enabled && !(HttpMethods.IsGet(request.Method) && request.Path.Equals("/healthz", StringComparison.Ordinal)))
+            if (tokens.Enabled && !IsPublic(request))
             {
                 var presented = Presented(request);
                 if (presented is null)
@@ -53,6 +53,11 @@ public static partial class AccessControl
                 LogAudit(audit, who, request.Method, request.Path.Value ?? string.Empty, context.Response.StatusCode);
         });
     }
+
+    /// <summary>Health for probes, and the dashboard's page and assets, which hold no data (the page asks for a token).</summary>
+    private static bool IsPublic(HttpRequest request) =>
+        HttpMethods.IsGet(request.Method) && (request.Path.Equals("/healthz", StringComparison.Ordinal) || request.Path.Equals("/", StringComparison.Ordinal)
+            || request.Path.StartsWithSegments("/dashboard", StringComparison.Ordinal));
 
     /// <summary>Anything but a read; the Hippo API also changes state with GET on kill, enable and disable.</summary>
     public static bool IsChange(HttpRequest request) =>

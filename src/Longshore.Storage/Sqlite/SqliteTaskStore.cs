@@ -18,6 +18,7 @@ public sealed partial class SqliteTaskStore : ITaskStore, IDisposable
     private readonly string _connectionString;
     private readonly string _synchronous;
     private readonly SemaphoreSlim _writer = new(1, 1);
+    private long _changes;
 
     private SqliteTaskStore(string connectionString, string synchronous)
     {
@@ -184,6 +185,22 @@ public sealed partial class SqliteTaskStore : ITaskStore, IDisposable
         }, cancellationToken);
     }
 
+    public async Task<IReadOnlyList<ActivityBucket>> ActivityAsync(DateTimeOffset since, CancellationToken cancellationToken = default)
+    {
+        var buckets = new SortedDictionary<long, (int Launches, int Finished, int Failures)>();
+        var from = since.ToUnixTimeMilliseconds();
+        await ReadAsync("SELECT staged_at / 60000, COUNT(*) FROM runs WHERE staged_at >= $since GROUP BY 1;",
+            reader => buckets[reader.GetInt64(0)] = buckets.GetValueOrDefault(reader.GetInt64(0)) with { Launches = reader.GetInt32(1) },
+            cancellationToken, ("$since", from));
+        await ReadAsync("SELECT finished_at / 60000, SUM(state = 'TASK_FINISHED'), SUM(state <> 'TASK_FINISHED') FROM runs WHERE finished_at >= $since GROUP BY 1;",
+            reader => buckets[reader.GetInt64(0)] = buckets.GetValueOrDefault(reader.GetInt64(0)) with { Finished = reader.GetInt32(1), Failures = reader.GetInt32(2) },
+            cancellationToken, ("$since", from));
+        return buckets.Select(pair => new ActivityBucket(DateTimeOffset.FromUnixTimeMilliseconds(pair.Key * 60000), pair.Value.Launches, pair.Value.Finished, pair.Value.Failures)).ToList();
+    }
+
+    /// <remarks>Counts this process's committed writes: with one process per SQLite file, that is every change.</remarks>
+    public Task<long> ChangeMarkAsync(CancellationToken cancellationToken = default) => Task.FromResult(Interlocked.Read(ref _changes));
+
     public async Task<TaskLogs?> GetLogsAsync(string mesosId, CancellationToken cancellationToken = default)
     {
         TaskLogs? logs = null;
@@ -215,6 +232,7 @@ public sealed partial class SqliteTaskStore : ITaskStore, IDisposable
             await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
             var result = await work(connection, transaction);
             await transaction.CommitAsync(cancellationToken);
+            Interlocked.Increment(ref _changes);
             return result;
         }
         finally

@@ -1,0 +1,112 @@
+using System.Text.Json;
+using Longshore.Integration.Tests.Infrastructure;
+using Microsoft.Playwright;
+
+namespace Longshore.Integration.Tests;
+
+/// <summary>The dashboard in real headless Chromium against a real server and engine.</summary>
+public sealed class DashboardTests(SharedServerFixture fixture, BrowserFixture browser) : IClassFixture<SharedServerFixture>, IClassFixture<BrowserFixture>
+{
+    private readonly LongshoreServer _server = fixture.Server;
+
+    private string Url => $"http://127.0.0.1:{_server.Port}/";
+
+    [Fact]
+    public async Task TasksAppearLive_OpenOne_ReadItsLog()
+    {
+        var page = await NewPageAsync();
+        var family = Families.New("dash");
+        await page.GotoAsync(Url + "#/tasks?id=" + family);
+        await page.GetByRole(AriaRole.Heading, new() { Name = "Tasks" }).WaitForAsync();
+
+        // Posted behind the page's back: it must show up without a reload.
+        var id = await _server.PostTaskAsync(Tasks.Definition(family, "echo dashboard-log-line; sleep 1"));
+        var row = page.Locator($"tr[data-mesos-id='{id}']");
+        await row.WaitForAsync(new() { Timeout = 15000 });
+        await Assertions.Expect(row.Locator(".state")).ToHaveTextAsync("TASK_FINISHED", new() { Timeout = 30000 });
+        await BrowserFixture.ScreenshotAsync(page, "tasks");
+
+        await row.GetByRole(AriaRole.Link).ClickAsync();
+        await Assertions.Expect(page.Locator("#log")).ToContainTextAsync("dashboard-log-line", new() { Timeout = 15000 });
+        await Assertions.Expect(page.Locator("#kill")).ToBeDisabledAsync();
+        await BrowserFixture.ScreenshotAsync(page, "task");
+    }
+
+    [Fact]
+    public async Task KillFromTheTaskPage_AfterConfirmation_StateChangesLive()
+    {
+        var id = await _server.PostTaskAsync(Tasks.Definition(Families.New("dashkill"), "echo started; sleep 600"));
+        await _server.WaitForStateAsync(id, state => state == "TASK_RUNNING");
+        var page = await NewPageAsync();
+        string? dialogText = null;
+        page.Dialog += async (_, dialog) =>
+        {
+            dialogText = dialog.Message;
+            await dialog.AcceptAsync();
+        };
+
+        await page.GotoAsync(Url + "#/task/" + Uri.EscapeDataString(id));
+        await Assertions.Expect(page.Locator("#log")).ToContainTextAsync("started", new() { Timeout = 15000 });
+        await page.Locator("#kill").ClickAsync();
+
+        await Assertions.Expect(page.Locator("main .state").First).ToHaveTextAsync("TASK_KILLED", new() { Timeout = 30000 });
+        Assert.Contains("Kill", dialogText, StringComparison.Ordinal);
+        Assert.Equal("TASK_KILLED", (await _server.GetRunAsync(id)).GetProperty("mesos_state").GetString());
+    }
+
+    [Fact]
+    public async Task JobsPage_ShowsReplicas_AndScalesFromTheForm()
+    {
+        var id = Families.New("dashjob");
+        await _server.CreateAsync(Jobs.Job(id, Jobs.Group("ui", 1)));
+        var page = await NewPageAsync();
+        await page.GotoAsync(Url + "#/jobs");
+        var row = page.Locator($"tr[data-job='{id}']");
+        await Assertions.Expect(row).ToContainTextAsync("1/1 running", new() { Timeout = 30000 });
+
+        await row.GetByLabel($"Replicas of {id}-ui-test").FillAsync("2");
+        await row.GetByRole(AriaRole.Button, new() { Name = "Scale" }).ClickAsync();
+
+        await Assertions.Expect(row).ToContainTextAsync("2/2 running", new() { Timeout = 30000 });
+        await BrowserFixture.ScreenshotAsync(page, "jobs");
+        await _server.Http.DeleteAsync($"/job/{id}");
+    }
+
+    [Fact]
+    public async Task Overview_OnAPhoneSizedScreen_FitsWithoutSideways_AndIsKeyboardNavigable()
+    {
+        var context = await browser.Browser.NewContextAsync(new() { ViewportSize = new() { Width = 375, Height = 740 } });
+        var page = await context.NewPageAsync();
+        await page.GotoAsync(Url);
+        await page.GetByRole(AriaRole.Heading, new() { Name = "Overview" }).WaitForAsync();
+        await Assertions.Expect(page.Locator("#live")).ToHaveTextAsync("live", new() { Timeout = 15000 });
+
+        var overflow = await page.EvaluateAsync<bool>("() => document.documentElement.scrollWidth > window.innerWidth");
+        await page.Keyboard.PressAsync("Tab");
+        await page.Keyboard.PressAsync("Tab");
+        var focused = await page.EvaluateAsync<string>("() => document.activeElement.textContent");
+        await BrowserFixture.ScreenshotAsync(page, "overview-phone");
+
+        Assert.False(overflow);
+        Assert.Equal("Overview", focused);
+        await context.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Assets_ShipWithTheServer_NoExternalReferences()
+    {
+        var html = await _server.Http.GetStringAsync("/");
+        var script = await _server.Http.GetStringAsync("/dashboard/app.js");
+
+        Assert.DoesNotMatch("(src|href)=\"https?://", html);
+        Assert.DoesNotContain("http://", script.Replace("http://www.w3.org/2000/svg", string.Empty, StringComparison.Ordinal), StringComparison.Ordinal);
+        var summary = JsonDocument.Parse(await _server.Http.GetStringAsync("/api/summary")).RootElement;
+        Assert.True(summary.GetProperty("counts").TryGetProperty("TASK_FINISHED", out _));
+    }
+
+    private async Task<IPage> NewPageAsync()
+    {
+        var context = await browser.Browser.NewContextAsync(new() { ViewportSize = new() { Width = 1200, Height = 900 } });
+        return await context.NewPageAsync();
+    }
+}
