@@ -7,7 +7,7 @@ using Longshore.Integration.Tests.Infrastructure;
 namespace Longshore.Integration.Tests;
 
 /// <summary>Access control on a server with a read-only and an operator token.</summary>
-public sealed class AuthTests : IAsyncLifetime
+public sealed class AuthTests(BrowserFixture browser) : IAsyncLifetime, IClassFixture<BrowserFixture>
 {
     private const string ReadToken = "read-token-0123456789abcdef";
     private const string OperatorToken = "operator-token-0123456789abcdef";
@@ -108,6 +108,23 @@ public sealed class AuthTests : IAsyncLifetime
         Assert.DoesNotContain(ReadToken, _server.Output, StringComparison.Ordinal);
         Assert.DoesNotContain(OperatorToken, _server.Output, StringComparison.Ordinal);
         Assert.DoesNotContain(secret, _server.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Dashboard_AsksForTheToken_ThenShowsLiveData()
+    {
+        var page = await browser.Browser.NewPageAsync();
+        await page.GotoAsync($"http://127.0.0.1:{_server.Port}/#/tasks");
+
+        var dialog = page.GetByRole(Microsoft.Playwright.AriaRole.Dialog);
+        await Microsoft.Playwright.Assertions.Expect(dialog).ToBeVisibleAsync();
+        await page.GetByRole(Microsoft.Playwright.AriaRole.Textbox, new() { Name = "Token" }).FillAsync(ReadToken);
+        await page.GetByRole(Microsoft.Playwright.AriaRole.Button, new() { Name = "Use token" }).ClickAsync();
+
+        await page.GetByRole(Microsoft.Playwright.AriaRole.Heading, new() { Name = "Tasks" }).WaitForAsync();
+        await Microsoft.Playwright.Assertions.Expect(page.Locator("#live")).ToHaveTextAsync("live", new() { Timeout = 15000 });
+        await BrowserFixture.ScreenshotAsync(page, "tasks-with-token");
+        Assert.DoesNotContain(ReadToken, _server.Output, StringComparison.Ordinal);
     }
 
     private async Task<HttpResponseMessage> SendAsync(string method, string path, string? token, object? body = null)

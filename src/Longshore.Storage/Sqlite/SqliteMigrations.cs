@@ -56,5 +56,10 @@ internal static class SqliteMigrations
             updated_at INTEGER NOT NULL
         );
         """,
+        """
+        -- Filtered listings walk newest first; without these they sort every matching row.
+        CREATE INDEX runs_state_seq ON runs (state, seq);
+        CREATE INDEX runs_family_seq ON runs (family_id, seq);
+        """,
     ];
 }
