@@ -98,10 +98,11 @@ public sealed partial class Scheduler
     {
         var started = Stopwatch.GetTimestamp();
         var now = _time.GetUtcNow();
-        var due = await _store.ListDueAsync(now, _options.DueBatch, cancellationToken);
+        var active = await _store.CountActiveByFamilyAsync(cancellationToken);
+        // At capacity nothing can be admitted: skip reading (and parsing) the waiting runs.
+        var due = active.Values.Sum() >= _options.Capacity ? [] : await _store.ListDueAsync(now, _options.DueBatch, cancellationToken);
         if (due.Count > 0)
         {
-            var active = await _store.CountActiveByFamilyAsync(cancellationToken);
             foreach (var run in Admission.Select(due, active, _options.Capacity))
             {
                 // Intent before action: once TASK_STAGING is durable, a crash before or during the launch is found by

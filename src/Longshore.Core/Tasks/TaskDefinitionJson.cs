@@ -70,9 +70,14 @@ public static class TaskDefinitionJson
             ("System.Collections.Generic.List", "must be an array"),
             ("Longshore.", "must be an object"),
         ];
+        // The type the value should have become is named right after "converted to"; match its outermost name only,
+        // so a list of strings is described as an array, not as a string.
+        const string marker = "could not be converted to ";
+        var at = message.IndexOf(marker, StringComparison.Ordinal);
+        var target = at < 0 ? message : message[(at + marker.Length)..];
         foreach (var (type, expectation) in known)
         {
-            if (message.Contains(type, StringComparison.Ordinal))
+            if (target.StartsWith(type, StringComparison.Ordinal))
                 return expectation;
         }
 

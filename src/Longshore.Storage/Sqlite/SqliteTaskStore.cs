@@ -3,6 +3,7 @@ using System.Text.Json;
 using Longshore.Core.Execution;
 using Longshore.Core.Storage;
 using Longshore.Core.Tasks;
+using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
 
 namespace Longshore.Storage.Sqlite;
@@ -17,7 +18,9 @@ public sealed partial class SqliteTaskStore : ITaskStore, IDisposable
 
     private readonly string _connectionString;
     private readonly string _synchronous;
-    private readonly SemaphoreSlim _writer = new(1, 1);
+    private const int MaxBatch = 256;
+    private readonly Channel<PendingWrite> _writes = Channel.CreateUnbounded<PendingWrite>(new UnboundedChannelOptions { SingleReader = true });
+    private Task? _writerLoop;
     private long _changes;
 
     private SqliteTaskStore(string connectionString, string synchronous)
@@ -42,6 +45,7 @@ public sealed partial class SqliteTaskStore : ITaskStore, IDisposable
         await ExecuteAsync(connection, null, "PRAGMA journal_mode=WAL;", cancellationToken);
         await store.MigrateAsync(connection, cancellationToken);
         store.InstanceId = await EnsureInstanceIdAsync(connection, cancellationToken);
+        store._writerLoop = Task.Run(store.WriterLoopAsync, CancellationToken.None);
         return store;
     }
 
@@ -221,24 +225,76 @@ public sealed partial class SqliteTaskStore : ITaskStore, IDisposable
         }, cancellationToken);
     }
 
-    public void Dispose() => _writer.Dispose();
+    public void Dispose()
+    {
+        _writes.Writer.TryComplete();
+        _writerLoop?.Wait(TimeSpan.FromSeconds(10));
+    }
 
+    /// <summary>
+    /// Queues a write for the single writer, which commits every write waiting at that moment in one transaction (one
+    /// fsync for all: group commit). Each write runs in its own savepoint, so one that fails is rolled back alone, and
+    /// no caller hears of success before the shared commit is durable.
+    /// </summary>
     private async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<T>> work, CancellationToken cancellationToken)
     {
-        await _writer.WaitAsync(cancellationToken);
-        try
+        var write = new PendingWrite(async (connection, transaction) => await work(connection, transaction));
+        ObjectDisposedException.ThrowIf(!_writes.Writer.TryWrite(write), this);
+        return (T)(await write.Done.Task.WaitAsync(cancellationToken))!;
+    }
+
+    private async Task WriterLoopAsync()
+    {
+        await using var connection = await OpenConnectionAsync(CancellationToken.None);
+        var batch = new List<PendingWrite>(MaxBatch);
+        while (await _writes.Reader.WaitToReadAsync())
         {
-            await using var connection = await OpenConnectionAsync(cancellationToken);
-            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
-            var result = await work(connection, transaction);
-            await transaction.CommitAsync(cancellationToken);
-            Interlocked.Increment(ref _changes);
-            return result;
+            batch.Clear();
+            while (batch.Count < MaxBatch && _writes.Reader.TryRead(out var write))
+                batch.Add(write);
+            var outcomes = new (object? Result, Exception? Error)[batch.Count];
+            try
+            {
+                await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync();
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    await ExecuteAsync(connection, transaction, "SAVEPOINT write;", CancellationToken.None);
+                    try
+                    {
+                        outcomes[i] = (await batch[i].Work(connection, transaction), null);
+                        await ExecuteAsync(connection, transaction, "RELEASE write;", CancellationToken.None);
+                    }
+                    catch (Exception e)
+                    {
+                        outcomes[i] = (null, e);
+                        await ExecuteAsync(connection, transaction, "ROLLBACK TO write; RELEASE write;", CancellationToken.None);
+                    }
+                }
+
+                await transaction.CommitAsync();
+            }
+            catch (Exception e)
+            {
+                // The commit itself failed: nothing of the batch is stored.
+                foreach (var write in batch)
+                    write.Done.TrySetException(e);
+                continue;
+            }
+
+            Interlocked.Add(ref _changes, outcomes.Count(o => o.Error is null));
+            for (var i = 0; i < batch.Count; i++)
+            {
+                if (outcomes[i].Error is { } error)
+                    batch[i].Done.TrySetException(error);
+                else
+                    batch[i].Done.TrySetResult(outcomes[i].Result);
+            }
         }
-        finally
-        {
-            _writer.Release();
-        }
+    }
+
+    private sealed record PendingWrite(Func<SqliteConnection, SqliteTransaction, Task<object?>> Work)
+    {
+        public TaskCompletionSource<object?> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     private static async Task InsertRunAsync(SqliteConnection connection, SqliteTransaction transaction, TaskRun run, CancellationToken cancellationToken)

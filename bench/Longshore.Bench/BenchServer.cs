@@ -1,0 +1,76 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text.Json;
+using Longshore.Core.Scheduling;
+using Longshore.Server.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Logging;
+
+namespace Longshore.Bench;
+
+/// <summary>A Longshore server in this process on a free loopback port and a fresh data folder.</summary>
+internal sealed class BenchServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private BenchServer(WebApplication app, HttpClient http, string dataDir)
+    {
+        _app = app;
+        Http = http;
+        DataDir = dataDir;
+    }
+
+    public HttpClient Http { get; }
+
+    public string DataDir { get; }
+
+    public static async Task<BenchServer> StartAsync(string endpoint, int capacity, string synchronous = "FULL")
+    {
+        var port = FreePort();
+        var dataDir = Directory.CreateTempSubdirectory("longshore-bench-").FullName;
+        var app = await LongshoreHost.BuildAsync(new LongshoreServerOptions
+        {
+            Urls = $"http://127.0.0.1:{port}",
+            DataDir = dataDir,
+            DockerHost = endpoint,
+            SqliteSynchronous = synchronous,
+            Scheduler = new SchedulerOptions { Capacity = capacity },
+        });
+        await app.StartAsync();
+        var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256 }) { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        return new BenchServer(app, http, dataDir);
+    }
+
+    public static object Task(string id, string cmd, int maxConcurrent) => new Dictionary<string, object>
+    {
+        ["id"] = id,
+        ["cmd"] = cmd,
+        ["mem"] = 32,
+        ["cpus"] = 0.5,
+        ["max_concurrent"] = maxConcurrent,
+        ["container"] = new Dictionary<string, object> { ["docker"] = new Dictionary<string, object> { ["image"] = "busybox" } },
+    };
+
+    public async Task<string> PostAsync(object task)
+    {
+        using var response = await Http.PostAsJsonAsync("/tasks/", task);
+        response.EnsureSuccessStatusCode();
+        return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("mesos_id").GetString()!;
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        Http.Dispose();
+        Directory.Delete(DataDir, recursive: true);
+    }
+}

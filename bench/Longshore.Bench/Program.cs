@@ -1,0 +1,64 @@
+using System.Globalization;
+using Longshore.Bench;
+
+// Benchmarks print ratios against a baseline measured in the same run: machines here are shared and noisy.
+var options = BenchOptions.Parse(args);
+if (options is null)
+{
+    Console.Error.WriteLine("usage: Longshore.Bench [launch] [creates] [memory] [--launch N] [--concurrency C] [--creates N] [--stored N]");
+    return 2;
+}
+
+var endpoint = Environment.GetEnvironmentVariable("DOCKER_HOST") is { Length: > 0 } host ? host : "unix:///run/longshore/podman.sock";
+var results = new List<(string Name, string Value, string Target)>();
+if (options.Scenarios.Contains("launch"))
+    results.AddRange(await LaunchBench.RunAsync(endpoint, options.Launch, options.Concurrency));
+if (options.Scenarios.Contains("creates"))
+    results.AddRange(await CreateBench.RunAsync(endpoint, options.Creates));
+if (options.Scenarios.Contains("memory"))
+    results.AddRange(await MemoryBench.RunAsync(endpoint, options.Stored));
+
+Console.WriteLine();
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"measure",-52} {"value",-28} target"));
+foreach (var (name, value, target) in results)
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name,-52} {value,-28} {target}"));
+return 0;
+
+namespace Longshore.Bench
+{
+    internal sealed record BenchOptions(HashSet<string> Scenarios, int Launch, int Concurrency, int Creates, int Stored)
+    {
+        public static BenchOptions? Parse(string[] args)
+        {
+            var scenarios = new HashSet<string>(StringComparer.Ordinal);
+            int launch = 50, concurrency = 8, creates = 5000, stored = 100_000;
+            for (var i = 0; i < args.Length; i++)
+            {
+                switch (args[i])
+                {
+                    case "launch" or "creates" or "memory":
+                        scenarios.Add(args[i]);
+                        break;
+                    case "--launch" when i + 1 < args.Length:
+                        launch = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--concurrency" when i + 1 < args.Length:
+                        concurrency = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--creates" when i + 1 < args.Length:
+                        creates = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--stored" when i + 1 < args.Length:
+                        stored = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    default:
+                        return null;
+                }
+            }
+
+            if (scenarios.Count == 0)
+                scenarios.UnionWith(["launch", "creates", "memory"]);
+            return new BenchOptions(scenarios, launch, concurrency, creates, stored);
+        }
+    }
+}
