@@ -23,6 +23,7 @@ public static class LongshoreCommand
         root.Subcommands.Add(ServerCommand());
         root.Subcommands.Add(TaskCommands.Create(client));
         root.Subcommands.Add(JobCommands.Create(client));
+        root.Subcommands.Add(QueueCommands.Create(client));
         root.Subcommands.Add(CompletionCommand());
         return root;
     }

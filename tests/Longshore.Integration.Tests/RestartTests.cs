@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net.Http.Json;
 using Docker.DotNet.Models;
 using Longshore.Backends.Docker;
 using Longshore.Integration.Tests.Infrastructure;
@@ -96,6 +97,35 @@ public sealed class RestartTests
         var watch = Stopwatch.StartNew();
         while (await Jobs.AllContainersAsync(id, "a") + await Jobs.AllContainersAsync(id, "b") > 0 && watch.Elapsed < TimeSpan.FromSeconds(30))
             await Task.Delay(200);
+    }
+
+    [Fact]
+    public async Task KillNineWithACronQueue_ThenRestart_FiresEachTimeOnce_AndReplaysTheBacklog()
+    {
+        await using var server = await LongshoreServer.StartAsync();
+        var id = Families.New("croncrash");
+        using (var created = await server.Http.PostAsJsonAsync("/queues/", QueuesTests.CronQueue(id, "* * * * * *", "true", maxBacklog: 3)))
+            created.EnsureSuccessStatusCode();
+        await Task.Delay(3500);
+        await server.KillHardAsync();
+        var killedAt = DateTimeOffset.UtcNow;
+        // Down for longer than the 10 s on-time window: the older missed fires are skipped, the 3 most recent replayed.
+        await Task.Delay(TimeSpan.FromSeconds(16));
+        await server.StartAgainAsync();
+        await Task.Delay(4000);
+        await server.Http.GetAsync($"/queues/{id}/disable/");
+
+        var runs = System.Text.Json.JsonDocument.Parse(await server.Http.GetStringAsync($"/tasks/?id={id}&limit=1000")).RootElement.EnumerateArray()
+            .Select(r => (Fire: DateTimeOffset.Parse(r.GetProperty("env").GetProperty("HIPPO_DATA").GetString()!, System.Globalization.CultureInfo.InvariantCulture),
+                Created: r.GetProperty("created_at").GetDateTimeOffset()))
+            .ToList();
+        Assert.Equal(runs.Count, runs.Select(r => r.Fire).Distinct().Count());
+        Assert.Contains(runs, r => r.Created < killedAt);
+        var firstPoll = runs.Where(r => r.Created > killedAt).Min(r => r.Created);
+        var replayed = runs.Where(r => r.Created == firstPoll && r.Fire < firstPoll - TimeSpan.FromSeconds(10)).ToList();
+        Assert.Equal(3, replayed.Count);
+        var lastBeforeCrash = runs.Where(r => r.Created < killedAt).Max(r => r.Fire);
+        Assert.True(replayed.Min(r => r.Fire) > lastBeforeCrash + TimeSpan.FromSeconds(1), "older missed fires should have been skipped");
     }
 
     [Fact]

@@ -58,6 +58,12 @@ public sealed record TaskRun
     /// <summary>The job generation whose container this replica runs.</summary>
     public int? Generation { get; init; }
 
+    /// <summary>The queue whose messages this run was made from; null otherwise. Retries keep it.</summary>
+    public string? QueueId { get; init; }
+
+    /// <summary>The message batch this run (and its retries) carries; settled with the source when the chain ends.</summary>
+    public string? MessageKey { get; init; }
+
     /// <summary>Store order of creation; paging walks it.</summary>
     public long Seq { get; init; }
 

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Longshore.Backends.Docker;
 using Longshore.Core.Execution;
 using Longshore.Core.Jobs;
+using Longshore.Core.Queues;
 using Longshore.Core.Scheduling;
 using Longshore.Core.Storage;
 using Longshore.Core.Tasks;
@@ -9,6 +10,7 @@ using Longshore.Server.Api;
 using Longshore.Server.Dashboard;
 using Longshore.Server.Jobs;
 using Longshore.Server.Security;
+using Longshore.Sources.Cron;
 using Longshore.Storage.Sqlite;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -76,6 +78,11 @@ public static partial class LongshoreHost
         services.AddSingleton<IHealthProbe, HealthProbe>();
         services.AddSingleton<JobHealthMonitor>();
         services.AddHostedService<JobServices>();
+        services.AddSingleton<IQueueStore>(store);
+        services.AddSingleton<IQueueSource, CronSource>();
+        services.AddSingleton(sp => new QueuePoller(sp.GetRequiredService<IQueueStore>(), sp.GetRequiredService<Scheduler>(),
+            sp.GetServices<IQueueSource>(), sp.GetRequiredService<TimeProvider>(), Guid.NewGuid, sp.GetRequiredService<ILogger<QueuePoller>>()));
+        services.AddHostedService<QueueService>();
         services.Configure<JsonOptions>(json =>
         {
             json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
@@ -90,6 +97,7 @@ public static partial class LongshoreHost
         app.UseAccessControl(tokens);
         app.MapTasksApi();
         app.MapJobsApi();
+        app.MapQueuesApi();
         app.MapDashboard();
         app.MapHealthApi(endpoint);
         app.MapMetricsApi();

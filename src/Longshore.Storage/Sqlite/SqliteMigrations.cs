@@ -61,5 +61,28 @@ internal static class SqliteMigrations
         CREATE INDEX runs_state_seq ON runs (state, seq);
         CREATE INDEX runs_family_seq ON runs (family_id, seq);
         """,
+        """
+        ALTER TABLE runs ADD COLUMN queue_id TEXT;
+        ALTER TABLE runs ADD COLUMN message_key TEXT;
+        CREATE INDEX runs_queue_state ON runs (queue_id, state) WHERE queue_id IS NOT NULL;
+        CREATE INDEX runs_message_key ON runs (message_key, seq) WHERE message_key IS NOT NULL;
+        CREATE TABLE queues (
+            id TEXT PRIMARY KEY,
+            template TEXT NOT NULL,
+            block TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            last_poll_at INTEGER,
+            last_error TEXT,
+            next_poll_at INTEGER
+        );
+        CREATE TABLE queue_state (queue_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (queue_id, key));
+        CREATE TABLE queue_batches (
+            message_key TEXT PRIMARY KEY,
+            queue_id TEXT NOT NULL,
+            handles TEXT NOT NULL,
+            state TEXT NOT NULL
+        );
+        CREATE INDEX queue_batches_pending ON queue_batches (state) WHERE state = 'PENDING';
+        """,
     ];
 }

@@ -301,15 +301,15 @@ public sealed partial class SqliteTaskStore : ITaskStore, IDisposable
     {
         await ExecuteAsync(connection, transaction, """
             INSERT INTO runs (mesos_id, family_id, attempt, state, definition, task_retries_left, system_retries_left, not_before,
-                created_at, updated_at, retry_of, job_id, job_group, job_generation)
+                created_at, updated_at, retry_of, job_id, job_group, job_generation, queue_id, message_key)
             VALUES ($id, $family, $attempt, $state, $definition, $taskLeft, $systemLeft, $notBefore, $created, $created, $retryOf,
-                $jobId, $jobGroup, $generation);
+                $jobId, $jobGroup, $generation, $queueId, $messageKey);
             """, cancellationToken,
             ("$id", run.MesosId), ("$family", run.FamilyId), ("$attempt", run.Attempt), ("$state", run.State.ToWire()),
             ("$definition", JsonSerializer.Serialize(run.Definition, TaskDefinitionJson.Options)), ("$taskLeft", run.TaskRetriesLeft),
             ("$systemLeft", run.SystemRetriesLeft), ("$notBefore", run.NotBefore.ToUnixTimeMilliseconds()),
             ("$created", run.CreatedAt.ToUnixTimeMilliseconds()), ("$retryOf", run.RetryOf), ("$jobId", run.JobId),
-            ("$jobGroup", run.JobGroup), ("$generation", run.Generation));
+            ("$jobGroup", run.JobGroup), ("$generation", run.Generation), ("$queueId", run.QueueId), ("$messageKey", run.MessageKey));
     }
 
     private async Task<IReadOnlyList<TaskRun>> QueryRunsAsync(string sql, CancellationToken cancellationToken, params (string Name, object? Value)[] parameters)
@@ -353,6 +353,8 @@ public sealed partial class SqliteTaskStore : ITaskStore, IDisposable
         JobId = Nullable(reader, "job_id", reader.GetString),
         JobGroup = Nullable(reader, "job_group", ordinal => (int?)reader.GetInt32(ordinal)),
         Generation = Nullable(reader, "job_generation", ordinal => (int?)reader.GetInt32(ordinal)),
+        QueueId = Nullable(reader, "queue_id", reader.GetString),
+        MessageKey = Nullable(reader, "message_key", reader.GetString),
     };
 
     private static DateTimeOffset? Time(SqliteDataReader reader, string column)

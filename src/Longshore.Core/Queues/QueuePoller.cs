@@ -1,0 +1,190 @@
+using System.Threading.Channels;
+using Longshore.Core.Scheduling;
+using Longshore.Core.Tasks;
+using Microsoft.Extensions.Logging;
+
+namespace Longshore.Core.Queues;
+
+/// <summary>
+/// The one poll loop every source plugs into: for each enabled queue that is due, asks its source for as many messages
+/// as the queue's <c>max_concurrent</c> leaves room for, turns each batch into a run, and records runs, message handles
+/// and the source's new watermark in one transaction. When a run chain ends, its messages are acknowledged (finished)
+/// or released back to the source (failed for good). Source errors are shown on the queue and backed off.
+/// </summary>
+public sealed partial class QueuePoller
+{
+    private readonly IQueueStore _queues;
+    private readonly Scheduler _scheduler;
+    private readonly Dictionary<string, IQueueSource> _sources;
+    private readonly TimeProvider _time;
+    private readonly Func<Guid> _newId;
+    private readonly ILogger _logger;
+    private readonly Dictionary<string, int> _failures = new(StringComparer.Ordinal);
+    private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+
+    public QueuePoller(IQueueStore queues, Scheduler scheduler, IEnumerable<IQueueSource> sources, TimeProvider time, Func<Guid> newId, ILogger<QueuePoller> logger)
+    {
+        _queues = queues;
+        _scheduler = scheduler;
+        _sources = sources.ToDictionary(s => s.Type.Type, StringComparer.Ordinal);
+        _time = time;
+        _newId = newId;
+        _logger = logger;
+        scheduler.RunEnded += (run, _) =>
+        {
+            if (run.QueueId is not null)
+                Nudge();
+        };
+    }
+
+    /// <summary>Longest sleep between passes. Default 1 s.</summary>
+    public TimeSpan Interval { get; init; } = TimeSpan.FromSeconds(1);
+
+    public IReadOnlyDictionary<string, IQueueSource> Sources => _sources;
+
+    public void Nudge() => _wake.Writer.TryWrite(true);
+
+    public async Task RunAsync(CancellationToken cancellationToken = default)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                if (_scheduler.Reconciled)
+                {
+                    await SettleAsync(cancellationToken);
+                    var now = _time.GetUtcNow();
+                    foreach (var queue in await _queues.ListQueuesAsync(cancellationToken))
+                    {
+                        if (queue.Enabled && (queue.NextPollAt is null || queue.NextPollAt <= now))
+                            await PollAsync(queue, cancellationToken);
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception e)
+            {
+                LogPassFailed(e);
+            }
+
+            using var timeout = new CancellationTokenSource(Interval, _time);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
+            try
+            {
+                await _wake.Reader.WaitToReadAsync(linked.Token);
+                _wake.Reader.TryRead(out _);
+            }
+            catch (OperationCanceledException)
+            {
+                // The interval passed, or the server is stopping (the loop condition ends it).
+            }
+        }
+    }
+
+    /// <summary>One poll iteration of one queue.</summary>
+    public async Task PollAsync(StoredQueue queue, CancellationToken cancellationToken = default)
+    {
+        var now = _time.GetUtcNow();
+        if (!_sources.TryGetValue(queue.Block.Type ?? string.Empty, out var source))
+        {
+            await _queues.RecordPollAsync(queue.Id, now, $"unknown queue type '{queue.Block.Type}'", now + TimeSpan.FromSeconds(queue.Block.FrequencySeconds), cancellationToken);
+            return;
+        }
+
+        var (active, _) = await _queues.QueueLoadAsync(queue.Id, cancellationToken);
+        var room = queue.Block.MaxConcurrent - active;
+        if (room <= 0)
+        {
+            // Full: the messages wait in the source; look again soon, since capacity frees up as runs end.
+            await _queues.RecordPollAsync(queue.Id, now, null, now + Interval, cancellationToken);
+            return;
+        }
+
+        PollResult result;
+        try
+        {
+            var state = await _queues.GetSourceStateAsync(queue.Id, cancellationToken);
+            result = await source.PollAsync(queue, state, (int)Math.Min(int.MaxValue, (long)room * queue.Block.BatchSize), now, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            var failures = _failures[queue.Id] = _failures.GetValueOrDefault(queue.Id) + 1;
+            var backoff = TimeSpan.FromSeconds(Math.Min(queue.Block.FrequencySeconds, Math.Pow(2, Math.Min(failures, 16))));
+            LogSourceFailed(queue.Id, failures, backoff.TotalSeconds, e.Message);
+            await _queues.RecordPollAsync(queue.Id, now, e.Message, now + backoff, cancellationToken);
+            return;
+        }
+
+        _failures.Remove(queue.Id);
+        var batches = result.Messages.Chunk(queue.Block.BatchSize).Select(messages => new QueueBatch(NewRun(queue, messages, now),
+            messages.Where(m => m.Handle is not null).Select(m => m.Handle!).ToList())).ToList();
+        try
+        {
+            await _queues.EnqueueAsync(queue.Id, batches, result.State, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Nothing was recorded: give the messages back so they are not lost.
+            if (source is IAcknowledgingSource settle && batches.Any(b => b.Handles.Count > 0))
+                await settle.ReleaseAsync(queue, batches.SelectMany(b => b.Handles).ToList(), CancellationToken.None);
+            throw;
+        }
+
+        var next = result.Messages.Count > 0 ? now : result.NextPollAt ?? now + TimeSpan.FromSeconds(queue.Block.FrequencySeconds);
+        await _queues.RecordPollAsync(queue.Id, now, null, next, cancellationToken);
+        if (batches.Count > 0)
+        {
+            LogEnqueued(queue.Id, result.Messages.Count, batches.Count);
+            _scheduler.Nudge();
+        }
+    }
+
+    private TaskRun NewRun(StoredQueue queue, QueueMessage[] messages, DateTimeOffset now)
+    {
+        var payload = string.Join(queue.Block.BatchSeparator, messages.Select(m => m.Payload));
+        var definition = Payload.Apply(queue.Template with { Id = queue.Id }, payload);
+        return TaskRun.CreateFirst(definition, _newId(), now) with { QueueId = queue.Id, MessageKey = _newId().ToString("N") };
+    }
+
+    /// <summary>Acknowledges or releases the messages of every batch whose run chain has ended.</summary>
+    private async Task SettleAsync(CancellationToken cancellationToken)
+    {
+        foreach (var batch in await _queues.ListEndedBatchesAsync(200, cancellationToken))
+        {
+            var queue = await _queues.GetQueueAsync(batch.QueueId, cancellationToken);
+            if (queue is not null && batch.Handles.Count > 0 && _sources.GetValueOrDefault(queue.Block.Type ?? string.Empty) is IAcknowledgingSource source)
+            {
+                try
+                {
+                    // The source first, then the mark: a crash in between settles again, which the sources tolerate.
+                    if (batch.Succeeded)
+                        await source.AckAsync(queue, batch.Handles, cancellationToken);
+                    else
+                        await source.ReleaseAsync(queue, batch.Handles, cancellationToken);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    LogSettleFailed(batch.QueueId, e.Message);
+                    continue;
+                }
+            }
+
+            await _queues.SettleBatchAsync(batch.MessageKey, batch.Succeeded, cancellationToken);
+        }
+    }
+
+    [LoggerMessage(5001, LogLevel.Information, "Queue {QueueId}: {Messages} messages became {Tasks} tasks")]
+    private partial void LogEnqueued(string queueId, int messages, int tasks);
+
+    [LoggerMessage(5002, LogLevel.Warning, "Queue {QueueId}: poll failed ({Failures} in a row), next try in {Seconds} s: {Message}")]
+    private partial void LogSourceFailed(string queueId, int failures, double seconds, string message);
+
+    [LoggerMessage(5003, LogLevel.Warning, "Queue {QueueId}: settling messages failed, tried again next pass: {Message}")]
+    private partial void LogSettleFailed(string queueId, string message);
+
+    [LoggerMessage(5004, LogLevel.Error, "Queue poll pass failed")]
+    private partial void LogPassFailed(Exception exception);
+}

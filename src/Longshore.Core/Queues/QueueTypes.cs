@@ -1,0 +1,48 @@
+namespace Longshore.Core.Queues;
+
+/// <summary>One setting of a queue type, as <c>GET /queuetypes/</c> shows it.</summary>
+public sealed record QueueInput(string Name, string Label, string? Default = null, bool Required = true, bool Secret = false);
+
+/// <summary>A queue type: where its settings live in the queue block, and which settings it takes.</summary>
+public sealed record QueueType(string Type, string Namespace, string Label, IReadOnlyList<QueueInput> Inputs);
+
+/// <summary>The source plug-in point: one poll iteration; the shared poll loop does the rest.</summary>
+public interface IQueueSource
+{
+    QueueType Type { get; }
+
+    /// <summary>Checks a queue's settings; every error names <c>queue.&lt;namespace&gt;.&lt;setting&gt;</c>.</summary>
+    IReadOnlyList<string> Validate(IReadOnlyDictionary<string, string> settings);
+
+    /// <summary>
+    /// One iteration: up to <paramref name="max"/> messages. <paramref name="state"/> is the queue's durable source state
+    /// (watermarks); the returned state is stored in the same transaction as the tasks made from the messages.
+    /// </summary>
+    Task<PollResult> PollAsync(StoredQueue queue, IReadOnlyDictionary<string, string> state, int max, DateTimeOffset now, CancellationToken cancellationToken = default);
+}
+
+/// <summary>Capability: messages stay with the source until their task's outcome is known.</summary>
+public interface IAcknowledgingSource
+{
+    /// <summary>The task ended successfully: the messages are done.</summary>
+    Task AckAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default);
+
+    /// <summary>The task failed for good: the messages go back to the source (its own redelivery or dead-letter rules apply).</summary>
+    Task ReleaseAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default);
+}
+
+/// <summary>Capability: the source can say how many messages wait.</summary>
+public interface IBacklogSource
+{
+    Task<long?> BacklogAsync(StoredQueue queue, CancellationToken cancellationToken = default);
+}
+
+/// <param name="Payload">What the task receives as HIPPO_DATA.</param>
+/// <param name="Handle">What the source needs to acknowledge or release it (null when nothing is owed).</param>
+public sealed record QueueMessage(string Payload, string? Handle = null);
+
+public sealed record PollResult(IReadOnlyList<QueueMessage> Messages, IReadOnlyDictionary<string, string> State)
+{
+    /// <summary>When the source wants to be asked again even if idle (e.g. a cron string's next fire).</summary>
+    public DateTimeOffset? NextPollAt { get; init; }
+}

@@ -1,0 +1,123 @@
+using System.Text.Json;
+using Longshore.Core.Queues;
+using Longshore.Core.Tasks;
+using Microsoft.Data.Sqlite;
+
+namespace Longshore.Storage.Sqlite;
+
+/// <summary>Queues, their source state and message batches, beside the runs made from them.</summary>
+public sealed partial class SqliteTaskStore : IQueueStore
+{
+    public async Task<bool> CreateQueueAsync(StoredQueue queue, CancellationToken cancellationToken = default) =>
+        await WriteAsync(async (connection, transaction) => await ExecuteAsync(connection, transaction, """
+            INSERT INTO queues (id, template, block, created_at) VALUES ($id, $template, $block, $created) ON CONFLICT (id) DO NOTHING;
+            """, cancellationToken, ("$id", queue.Id), ("$template", Json(queue.Template)), ("$block", Json(queue.Block)),
+            ("$created", queue.CreatedAt.ToUnixTimeMilliseconds())) > 0, cancellationToken);
+
+    public async Task<StoredQueue?> GetQueueAsync(string id, CancellationToken cancellationToken = default)
+    {
+        var queues = await QueryQueuesAsync("SELECT * FROM queues WHERE id = $id;", cancellationToken, ("$id", id));
+        return queues.Count == 0 ? null : queues[0];
+    }
+
+    public Task<IReadOnlyList<StoredQueue>> ListQueuesAsync(CancellationToken cancellationToken = default) =>
+        QueryQueuesAsync("SELECT * FROM queues ORDER BY created_at, id;", cancellationToken);
+
+    public async Task<bool> UpdateQueueAsync(StoredQueue queue, CancellationToken cancellationToken = default) =>
+        await WriteAsync(async (connection, transaction) => await ExecuteAsync(connection, transaction,
+            "UPDATE queues SET template = $template, block = $block, next_poll_at = NULL WHERE id = $id;", cancellationToken,
+            ("$id", queue.Id), ("$template", Json(queue.Template)), ("$block", Json(queue.Block))) > 0, cancellationToken);
+
+    public async Task<bool> DeleteQueueAsync(string id, CancellationToken cancellationToken = default) =>
+        await WriteAsync(async (connection, transaction) =>
+        {
+            await ExecuteAsync(connection, transaction, "DELETE FROM queue_state WHERE queue_id = $id;", cancellationToken, ("$id", id));
+            return await ExecuteAsync(connection, transaction, "DELETE FROM queues WHERE id = $id;", cancellationToken, ("$id", id)) > 0;
+        }, cancellationToken);
+
+    public async Task RecordPollAsync(string id, DateTimeOffset at, string? error, DateTimeOffset nextPollAt, CancellationToken cancellationToken = default) =>
+        await WriteAsync(async (connection, transaction) => await ExecuteAsync(connection, transaction,
+            "UPDATE queues SET last_poll_at = $at, last_error = $error, next_poll_at = $next WHERE id = $id;", cancellationToken,
+            ("$id", id), ("$at", at.ToUnixTimeMilliseconds()), ("$error", error), ("$next", nextPollAt.ToUnixTimeMilliseconds())), cancellationToken);
+
+    public async Task<IReadOnlyDictionary<string, string>> GetSourceStateAsync(string id, CancellationToken cancellationToken = default)
+    {
+        var state = new Dictionary<string, string>(StringComparer.Ordinal);
+        await ReadAsync("SELECT key, value FROM queue_state WHERE queue_id = $id;", reader => state[reader.GetString(0)] = reader.GetString(1),
+            cancellationToken, ("$id", id));
+        return state;
+    }
+
+    public async Task EnqueueAsync(string id, IReadOnlyList<QueueBatch> batches, IReadOnlyDictionary<string, string> state, CancellationToken cancellationToken = default) =>
+        await WriteAsync(async (connection, transaction) =>
+        {
+            foreach (var batch in batches)
+            {
+                await InsertRunAsync(connection, transaction, batch.Run, cancellationToken);
+                await ExecuteAsync(connection, transaction,
+                    "INSERT INTO queue_batches (message_key, queue_id, handles, state) VALUES ($key, $queue, $handles, 'PENDING');", cancellationToken,
+                    ("$key", batch.Run.MessageKey), ("$queue", id), ("$handles", JsonSerializer.Serialize(batch.Handles)));
+            }
+
+            foreach (var (key, value) in state)
+            {
+                await ExecuteAsync(connection, transaction,
+                    "INSERT INTO queue_state (queue_id, key, value) VALUES ($queue, $key, $value) ON CONFLICT (queue_id, key) DO UPDATE SET value = excluded.value;",
+                    cancellationToken, ("$queue", id), ("$key", key), ("$value", value));
+            }
+
+            return true;
+        }, cancellationToken);
+
+    public async Task<(int Active, DateTimeOffset? OldestWaiting)> QueueLoadAsync(string id, CancellationToken cancellationToken = default)
+    {
+        (int, DateTimeOffset?) load = (0, null);
+        await ReadAsync($"""
+            SELECT COUNT(*), MIN(CASE WHEN state = 'WAITING_ON_OFFERS' THEN created_at END)
+            FROM runs WHERE queue_id = $id AND state NOT IN ({TerminalStates});
+            """, reader => load = (reader.GetInt32(0), reader.IsDBNull(1) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1))),
+            cancellationToken, ("$id", id));
+        return load;
+    }
+
+    public async Task<IReadOnlyList<EndedBatch>> ListEndedBatchesAsync(int limit, CancellationToken cancellationToken = default)
+    {
+        var ended = new List<EndedBatch>();
+        // The latest run of each pending batch decides: ended with no retry to come means the batch's fate is known.
+        await ReadAsync($"""
+            SELECT b.message_key, b.queue_id, b.handles, r.state
+            FROM queue_batches b
+            JOIN runs r ON r.seq = (SELECT MAX(seq) FROM runs WHERE message_key = b.message_key)
+            WHERE b.state = 'PENDING' AND r.state IN ({TerminalStates}) AND r.retried_as IS NULL
+            LIMIT $limit;
+            """, reader => ended.Add(new EndedBatch(reader.GetString(0), reader.GetString(1),
+                JsonSerializer.Deserialize<List<string>>(reader.GetString(2))!, reader.GetString(3) == "TASK_FINISHED")),
+            cancellationToken, ("$limit", limit));
+        return ended;
+    }
+
+    public async Task<bool> SettleBatchAsync(string messageKey, bool acknowledged, CancellationToken cancellationToken = default) =>
+        await WriteAsync(async (connection, transaction) => await ExecuteAsync(connection, transaction,
+            "UPDATE queue_batches SET state = $state WHERE message_key = $key AND state = 'PENDING';", cancellationToken,
+            ("$key", messageKey), ("$state", acknowledged ? "ACKED" : "RELEASED")) > 0, cancellationToken);
+
+    private static string Json<T>(T value) => JsonSerializer.Serialize(value, TaskDefinitionJson.Options);
+
+    private async Task<IReadOnlyList<StoredQueue>> QueryQueuesAsync(string sql, CancellationToken cancellationToken, params (string Name, object? Value)[] parameters)
+    {
+        var queues = new List<StoredQueue>();
+        await ReadAsync(sql, reader => queues.Add(ReadQueue(reader)), cancellationToken, parameters);
+        return queues;
+    }
+
+    private static StoredQueue ReadQueue(SqliteDataReader reader) => new()
+    {
+        Id = reader.GetString(reader.GetOrdinal("id")),
+        Template = JsonSerializer.Deserialize<TaskDefinition>(reader.GetString(reader.GetOrdinal("template")), TaskDefinitionJson.Options)!,
+        Block = JsonSerializer.Deserialize<QueueBlock>(reader.GetString(reader.GetOrdinal("block")), TaskDefinitionJson.Options)!,
+        CreatedAt = Time(reader, "created_at")!.Value,
+        LastPollAt = Time(reader, "last_poll_at"),
+        LastError = Nullable(reader, "last_error", reader.GetString),
+        NextPollAt = Time(reader, "next_poll_at"),
+    };
+}
