@@ -33,6 +33,50 @@ public sealed class DashboardTests(SharedServerFixture fixture, BrowserFixture b
     }
 
     [Fact]
+    public async Task CreateAQueueInTheForm_ItsTasksAppearLive_OpenOne_ReadItsLog_KillIt()
+    {
+        var id = Families.New("formq");
+        var page = await NewPageAsync();
+        page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
+        await page.GotoAsync(Url + "#/queues");
+        await page.GetByRole(AriaRole.Heading, new() { Name = "Create a queue" }).WaitForAsync();
+
+        await page.GetByLabel("Name (task id)").FillAsync(id);
+        await page.GetByLabel("Type").SelectOptionAsync("cron");
+        await page.GetByLabel("Image").FillAsync(TestEngine.Image);
+        await page.GetByLabel("Command").FillAsync("echo got $HIPPO_DATA; sleep 600");
+        await page.GetByLabel("Cron string (5 fields, or 6 with seconds first)").FillAsync("*/3 * * * * *");
+        await BrowserFixture.ScreenshotAsync(page, "queue-form");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Create queue" }).ClickAsync();
+        var queueRow = page.Locator($"tr[data-queue='{id}']");
+        await Assertions.Expect(queueRow).ToContainTextAsync("ENABLED", new() { Timeout = 15000 });
+        await BrowserFixture.ScreenshotAsync(page, "queues");
+
+        await queueRow.GetByRole(AriaRole.Link).ClickAsync();
+        var firstTask = page.Locator("tbody tr[data-mesos-id]").Last;
+        await firstTask.WaitForAsync(new() { Timeout = 20000 });
+        await firstTask.GetByRole(AriaRole.Link).ClickAsync();
+        await Assertions.Expect(page.Locator("#log")).ToContainTextAsync("got 20", new() { Timeout = 20000 });
+        await page.Locator("#kill").ClickAsync();
+        await Assertions.Expect(page.Locator("main .state").First).ToHaveTextAsync("TASK_KILLED", new() { Timeout = 30000 });
+        await BrowserFixture.ScreenshotAsync(page, "queue-task-killed");
+
+        await page.GotoAsync(Url + "#/queues");
+        await page.Locator($"tr[data-queue='{id}']").GetByRole(AriaRole.Button, new() { Name = "Edit" }).ClickAsync();
+        var editor = page.Locator("#queue-editor");
+        var edited = (await editor.InputValueAsync()).Replace("\"batch_size\": 1", "\"batch_size\": 2", StringComparison.Ordinal);
+        await editor.FillAsync(edited);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Save" }).ClickAsync();
+        await page.GetByRole(AriaRole.Heading, new() { Name = "Create a queue" }).WaitForAsync();
+        var stored = JsonDocument.Parse(await _server.Http.GetStringAsync($"/queues/{id}/")).RootElement;
+        Assert.Equal(2, stored.GetProperty("queue").GetProperty("batch_size").GetInt32());
+
+        await _server.Http.GetAsync($"/queues/{id}/disable/");
+        foreach (var run in JsonDocument.Parse(await _server.Http.GetStringAsync($"/tasks/?id={id}")).RootElement.EnumerateArray())
+            await _server.Http.GetAsync($"/tasks/{run.GetProperty("mesos_id").GetString()}/kill/");
+    }
+
+    [Fact]
     public async Task KillFromTheTaskPage_AfterConfirmation_StateChangesLive()
     {
         var id = await _server.PostTaskAsync(Tasks.Definition(Families.New("dashkill"), "echo started; sleep 600"));
@@ -82,12 +126,16 @@ public sealed class DashboardTests(SharedServerFixture fixture, BrowserFixture b
         await Assertions.Expect(page.Locator("#live")).ToHaveTextAsync("live", new() { Timeout = 15000 });
 
         var overflow = await page.EvaluateAsync<bool>("() => document.documentElement.scrollWidth > window.innerWidth");
+        // From the top of the page: the skip link first, then the navigation.
+        await page.EvaluateAsync("() => { document.body.tabIndex = -1; document.body.focus(); }");
         await page.Keyboard.PressAsync("Tab");
+        var skip = await page.EvaluateAsync<string>("() => document.activeElement.textContent");
         await page.Keyboard.PressAsync("Tab");
         var focused = await page.EvaluateAsync<string>("() => document.activeElement.textContent");
         await BrowserFixture.ScreenshotAsync(page, "overview-phone");
 
         Assert.False(overflow);
+        Assert.Equal("Skip to content", skip);
         Assert.Equal("Overview", focused);
         await context.DisposeAsync();
     }

@@ -281,20 +281,44 @@ function groupLine(job, group, index) {
 
 function queueTable(queues) {
   return h("table", {},
-    h("thead", {}, h("tr", {}, h("th", {}, "Queue"), h("th", {}, "Type"), h("th", {}, "Status"), h("th", { class: "opt" }, "Backlog"),
+    h("thead", {}, h("tr", {}, h("th", {}, "Queue"), h("th", { class: "opt" }, "Type"), h("th", {}, "Status"), h("th", { class: "opt" }, "Backlog"),
       h("th", { class: "opt" }, "Running"), h("th", { class: "opt" }, "Last error"), h("th", {}, ""))),
     h("tbody", {}, queues.map(q => {
       const block = q.queue || {};
       const enabled = block.status === "ENABLED";
       return h("tr", { "data-queue": q.id },
-        h("td", {}, h("a", { href: "#/tasks?id=" + encodeURIComponent(q.id) }, block.name || q.id)), h("td", {}, block.type || "-"),
+        h("td", { class: "wrap" }, h("a", { href: "#/tasks?id=" + encodeURIComponent(q.id) }, block.name || q.id)), h("td", { class: "opt" }, block.type || "-"),
         h("td", {}, stateBadge(block.status || "-")), h("td", { class: "opt" }, q.stats?.backlog ?? "-"), h("td", { class: "opt" }, q.stats?.running ?? "-"),
         h("td", { class: "opt wrap" }, q.stats?.last_error || ""),
-        h("td", {}, h("button", { class: "plain", onclick: async () => {
-          await api(`/queues/${encodeURIComponent(q.id)}/${enabled ? "disable" : "enable"}/`).catch(e => alert(e.message));
-          render();
-        } }, enabled ? "Disable" : "Enable")));
+        h("td", {}, h("div", { class: "row" },
+          h("button", { class: "plain", onclick: async () => {
+            await api(`/queues/${encodeURIComponent(q.id)}/${enabled ? "disable" : "enable"}/`).catch(e => alert(e.message));
+            render();
+          } }, enabled ? "Disable" : "Enable"),
+          h("button", { class: "plain", onclick: () => editQueue(q) }, "Edit"))));
     })));
+}
+
+// Edits the whole definition as JSON. Secrets arrive as *** and are kept as they are unless replaced.
+function editQueue(queue) {
+  const definition = Object.assign({}, queue);
+  delete definition.stats;
+  const editor = h("textarea", { id: "queue-editor", "aria-label": `Definition of queue ${queue.id} (JSON)`, spellcheck: "false" }, JSON.stringify(definition, null, 2));
+  const message = h("p", { role: "status" });
+  main().replaceChildren(h("h1", {}, "Edit queue ", queue.id),
+    h("p", { class: "muted" }, "Secret settings show as ***; leave them so to keep the stored value."),
+    editor,
+    h("div", { class: "row" },
+      h("button", { onclick: async () => {
+        try {
+          await api(`/queues/${encodeURIComponent(queue.id)}/`, { method: "PUT", body: JSON.stringify(JSON.parse(editor.value)) });
+          location.hash = "#/queues";
+          route();
+        } catch (e) { message.textContent = e.message; message.className = "error"; }
+      } }, "Save"),
+      h("button", { class: "plain", onclick: () => route() }, "Cancel")),
+    message);
+  editor.focus();
 }
 
 const queues = {
@@ -375,9 +399,21 @@ function connect() {
   events.addEventListener("changed", () => {
     // Several changes in a burst cost one refresh.
     clearTimeout(refreshTimer);
-    refreshTimer = setTimeout(render, 250);
+    refreshTimer = setTimeout(liveRefresh, 250);
   });
 }
+
+// A live update redraws the view; never while someone is typing into one of its fields, or their input would vanish.
+let refreshPending = false;
+function liveRefresh() {
+  const active = document.activeElement;
+  if (active && main().contains(active) && active.matches("input, textarea, select")) { refreshPending = true; return; }
+  refreshPending = false;
+  render();
+}
+document.addEventListener("focusout", () => {
+  if (refreshPending) setTimeout(liveRefresh, 250);
+});
 
 document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("login-form").addEventListener("submit", () => {
