@@ -14,6 +14,7 @@ fi
 
 DOCKER_HOST="$(bash scripts/setup-engine.sh | tail -n 1)"
 export DOCKER_HOST
+bash scripts/setup-services.sh
 echo "test.sh: engine at $DOCKER_HOST"
 
 results=$(mktemp -d)

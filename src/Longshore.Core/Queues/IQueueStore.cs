@@ -36,6 +36,9 @@ public interface IQueueStore
     /// <summary>Unsettled batches whose latest run has ended without a retry to come.</summary>
     Task<IReadOnlyList<EndedBatch>> ListEndedBatchesAsync(int limit, CancellationToken cancellationToken = default);
 
+    /// <summary>Handles of the queue's batches not settled yet.</summary>
+    Task<IReadOnlySet<string>> PendingHandlesAsync(string id, CancellationToken cancellationToken = default);
+
     /// <summary>Marks a batch acknowledged or released; false if it was settled already (so it is settled once).</summary>
     Task<bool> SettleBatchAsync(string messageKey, bool acknowledged, CancellationToken cancellationToken = default);
 }

@@ -20,6 +20,7 @@ public sealed partial class QueuePoller
     private readonly Func<Guid> _newId;
     private readonly ILogger _logger;
     private readonly Dictionary<string, int> _failures = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _recovered = new(StringComparer.Ordinal);
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
 
     public QueuePoller(IQueueStore queues, Scheduler scheduler, IEnumerable<IQueueSource> sources, TimeProvider time, Func<Guid> newId, ILogger<QueuePoller> logger)
@@ -106,6 +107,15 @@ public sealed partial class QueuePoller
         PollResult result;
         try
         {
+            // Once per queue and process: anything taken from the source but never recorded goes back first.
+            if (source is IRecoveringSource recovering && !_recovered.Contains(queue.Id))
+            {
+                var returned = await recovering.RecoverAsync(queue, await _queues.PendingHandlesAsync(queue.Id, cancellationToken), cancellationToken);
+                _recovered.Add(queue.Id);
+                if (returned > 0)
+                    LogRecovered(queue.Id, returned);
+            }
+
             var state = await _queues.GetSourceStateAsync(queue.Id, cancellationToken);
             result = await source.PollAsync(queue, state, (int)Math.Min(int.MaxValue, (long)room * queue.Block.BatchSize), now, cancellationToken);
         }
@@ -184,6 +194,9 @@ public sealed partial class QueuePoller
 
     [LoggerMessage(5003, LogLevel.Warning, "Queue {QueueId}: settling messages failed, tried again next pass: {Message}")]
     private partial void LogSettleFailed(string queueId, string message);
+
+    [LoggerMessage(5005, LogLevel.Warning, "Queue {QueueId}: returned {Count} messages taken but never recorded (interrupted poll)")]
+    private partial void LogRecovered(string queueId, int count);
 
     [LoggerMessage(5004, LogLevel.Error, "Queue poll pass failed")]
     private partial void LogPassFailed(Exception exception);

@@ -31,6 +31,13 @@ public interface IAcknowledgingSource
     Task ReleaseAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default);
 }
 
+/// <summary>Capability: messages taken from the source but never recorded (a crash between the two) can be returned.</summary>
+public interface IRecoveringSource
+{
+    /// <summary>Returns to the source every taken message whose handle is not in <paramref name="recorded"/>; returns how many.</summary>
+    Task<int> RecoverAsync(StoredQueue queue, IReadOnlySet<string> recorded, CancellationToken cancellationToken = default);
+}
+
 /// <summary>Capability: the source can say how many messages wait.</summary>
 public interface IBacklogSource
 {

@@ -96,6 +96,14 @@ public sealed partial class SqliteTaskStore : IQueueStore
         return ended;
     }
 
+    public async Task<IReadOnlySet<string>> PendingHandlesAsync(string id, CancellationToken cancellationToken = default)
+    {
+        var handles = new HashSet<string>(StringComparer.Ordinal);
+        await ReadAsync("SELECT handles FROM queue_batches WHERE queue_id = $id AND state = 'PENDING';",
+            reader => handles.UnionWith(JsonSerializer.Deserialize<List<string>>(reader.GetString(0))!), cancellationToken, ("$id", id));
+        return handles;
+    }
+
     public async Task<bool> SettleBatchAsync(string messageKey, bool acknowledged, CancellationToken cancellationToken = default) =>
         await WriteAsync(async (connection, transaction) => await ExecuteAsync(connection, transaction,
             "UPDATE queue_batches SET state = $state WHERE message_key = $key AND state = 'PENDING';", cancellationToken,

@@ -1,0 +1,172 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Longshore.Integration.Tests.Infrastructure;
+using StackExchange.Redis;
+
+namespace Longshore.Integration.Tests;
+
+/// <summary>The redis source against a real Redis server and the real engine.</summary>
+public sealed class RedisQueueTests : IAsyncLifetime
+{
+    private static readonly string RedisHost = Environment.GetEnvironmentVariable("LONGSHORE_TEST_REDIS") ?? "127.0.0.1:6379";
+    private ConnectionMultiplexer _redis = null!;
+    private LongshoreServer _server = null!;
+
+    public async Task InitializeAsync()
+    {
+        _redis = await ConnectionMultiplexer.ConnectAsync(RedisHost);
+        _server = await LongshoreServer.StartAsync("--retry-backoff-base", "0.2");
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _server.DisposeAsync();
+        await _redis.DisposeAsync();
+    }
+
+    private IDatabase Db => _redis.GetDatabase();
+
+    private static Dictionary<string, object> Queue(string id, string list, string cmd, int batchSize = 1, string status = "ENABLED", int taskRetries = 0) => new Dictionary<string, object>
+    {
+        ["id"] = id,
+        ["cmd"] = cmd,
+        ["mem"] = 16,
+        ["cpus"] = 0.1,
+        ["task_retries"] = taskRetries,
+        ["container"] = new Dictionary<string, object> { ["docker"] = new Dictionary<string, object> { ["image"] = TestEngine.Image } },
+        ["queue"] = new Dictionary<string, object>
+        {
+            ["type"] = "redis",
+            ["batch_size"] = batchSize,
+            ["frequency_seconds"] = 1,
+            ["status"] = status,
+            ["redis"] = new Dictionary<string, string> { ["host"] = RedisHost.Split(':')[0], ["port"] = RedisHost.Split(':')[1], ["name"] = list },
+        },
+    };
+
+    [Fact]
+    public async Task PushedMessages_BecomeTasks_WithTheirPayload_AndLeaveTheLists()
+    {
+        var id = Families.New("redisq");
+        var list = "list-" + id;
+        await Db.ListRightPushAsync(list, ["one", "two \"quoted\"; $(x)", "three"]);
+        (await _server.Http.PostAsJsonAsync("/queues/", Queue(id, list, "printf '%s' $HIPPO_DATA"))).EnsureSuccessStatusCode();
+
+        var runs = await WaitForEndedAsync(id, 3);
+
+        Assert.All(runs, run => Assert.Equal("TASK_FINISHED", run.GetProperty("mesos_state").GetString()));
+        var outputs = new List<string>();
+        foreach (var run in runs)
+            outputs.Add(JsonDocument.Parse(await _server.Http.GetStringAsync($"/tasks/{run.GetProperty("mesos_id").GetString()}/logs/")).RootElement.GetProperty("stdout").GetString()!);
+        Assert.Equal(["one", "three", "two \"quoted\"; $(x)"], outputs.Order());
+        await WaitUntilAsync(async () => await Db.ListLengthAsync($"longshore:processing:{id}") == 0);
+        Assert.Equal(0, await Db.ListLengthAsync(list));
+    }
+
+    [Fact]
+    public async Task FailedTask_ReturnsItsMessageToTheList_ForRedelivery()
+    {
+        var id = Families.New("redisfail");
+        var list = "list-" + id;
+        await Db.ListRightPushAsync(list, "poison");
+        (await _server.Http.PostAsJsonAsync("/queues/", Queue(id, list, "exit 9"))).EnsureSuccessStatusCode();
+
+        // Failed for good (no retries): released, polled again, failed again — the message is never lost.
+        await WaitUntilAsync(async () => (await RunsAsync(id)).Count(r => r.GetProperty("mesos_state").GetString() == "TASK_FAILED") >= 2, TimeSpan.FromSeconds(60));
+        await _server.Http.GetAsync($"/queues/{id}/disable/");
+        await WaitUntilAsync(async () => (await RunsAsync(id)).All(r => TestStates.IsTerminal(r.GetProperty("mesos_state").GetString()!)), TimeSpan.FromSeconds(60));
+        await WaitUntilAsync(async () => await Db.ListLengthAsync(list) == 1 && await Db.ListLengthAsync($"longshore:processing:{id}") == 0);
+
+        Assert.Equal("poison", (string?)await Db.ListGetByIndexAsync(list, 0));
+        Assert.All(await RunsAsync(id), run => Assert.Equal("poison", run.GetProperty("env").GetProperty("HIPPO_DATA").GetString()));
+    }
+
+    [Fact]
+    public async Task Batches_JoinPayloads_AndBacklogIsShownWhileDisabled()
+    {
+        var id = Families.New("redisbatch");
+        var list = "list-" + id;
+        await Db.ListRightPushAsync(list, ["a", "b", "c", "d", "e"]);
+        (await _server.Http.PostAsJsonAsync("/queues/", Queue(id, list, "true", batchSize: 3, status: "DISABLED"))).EnsureSuccessStatusCode();
+
+        var queue = JsonDocument.Parse(await _server.Http.GetStringAsync($"/queues/{id}/")).RootElement;
+        Assert.Equal(5, queue.GetProperty("stats").GetProperty("backlog").GetInt64());
+        await _server.Http.GetAsync($"/queues/{id}/enable/");
+        var runs = await WaitForEndedAsync(id, 2);
+
+        Assert.Equal(["a|b|c", "d|e"], runs.Select(r => r.GetProperty("env").GetProperty("HIPPO_DATA").GetString()!).Order());
+    }
+
+    [Fact]
+    public async Task KillNineWhileTasksRun_ThenRestart_EveryMessageFinishesExactlyOnce()
+    {
+        var id = Families.New("rediscrash");
+        var list = "list-" + id;
+        var messages = Enumerable.Range(1, 6).Select(i => "m" + i).ToArray();
+        await Db.ListRightPushAsync(list, messages.Select(m => (RedisValue)m).ToArray());
+        (await _server.Http.PostAsJsonAsync("/queues/", Queue(id, list, "sleep 3"))).EnsureSuccessStatusCode();
+        await WaitUntilAsync(async () => (await RunsAsync(id)).Count(r => r.GetProperty("mesos_state").GetString() == "TASK_RUNNING") >= 3);
+
+        await _server.KillHardAsync();
+        await Task.Delay(2000);
+        await _server.StartAgainAsync();
+        var runs = await WaitForEndedAsync(id, messages.Length, TimeSpan.FromSeconds(120));
+
+        var finished = runs.Where(r => r.GetProperty("mesos_state").GetString() == "TASK_FINISHED")
+            .Select(r => r.GetProperty("env").GetProperty("HIPPO_DATA").GetString()!).Order().ToList();
+        Assert.Equal(messages.Order(), finished);
+        await WaitUntilAsync(async () => await Db.ListLengthAsync($"longshore:processing:{id}") == 0 && await Db.ListLengthAsync(list) == 0);
+    }
+
+    [Fact]
+    public async Task Password_IsNeverShown_AndAnUpdateSendingStarsKeepsIt()
+    {
+        var id = Families.New("redissecret");
+        var secret = "pw-" + Guid.NewGuid().ToString("N");
+        var definition = Queue(id, "list-" + id, "true", status: "DISABLED");
+        ((Dictionary<string, string>)((Dictionary<string, object>)definition["queue"])["redis"])["password"] = secret;
+        (await _server.Http.PostAsJsonAsync("/queues/", definition)).EnsureSuccessStatusCode();
+
+        var shown = await _server.Http.GetStringAsync($"/queues/{id}/");
+        var node = System.Text.Json.Nodes.JsonNode.Parse(shown)!;
+        Assert.Equal("***", node["queue"]!["redis"]!["password"]!.GetValue<string>());
+        node["queue"]!["batch_size"] = 4;
+        (await _server.Http.PutAsync($"/queues/{id}/", new StringContent(node.ToJsonString(), System.Text.Encoding.UTF8, "application/json"))).EnsureSuccessStatusCode();
+
+        Assert.DoesNotContain(secret, await _server.Http.GetStringAsync("/queues/"), StringComparison.Ordinal);
+        Assert.DoesNotContain(secret, _server.Output, StringComparison.Ordinal);
+        await using var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_server.DataDir, "longshore.db")};Mode=ReadOnly");
+        await db.OpenAsync();
+        await using var query = new Microsoft.Data.Sqlite.SqliteCommand("SELECT block FROM queues WHERE id = $id", db);
+        query.Parameters.AddWithValue("$id", id);
+        var stored = JsonDocument.Parse((string)(await query.ExecuteScalarAsync())!).RootElement;
+        Assert.Equal(secret, stored.GetProperty("redis").GetProperty("password").GetString());
+        Assert.Equal(4, stored.GetProperty("batch_size").GetInt32());
+    }
+
+    private async Task<List<JsonElement>> RunsAsync(string id) =>
+        JsonDocument.Parse(await _server.Http.GetStringAsync($"/tasks/?id={id}&limit=1000")).RootElement.EnumerateArray().Select(r => r.Clone()).ToList();
+
+    private async Task<List<JsonElement>> WaitForEndedAsync(string id, int count, TimeSpan? timeout = null)
+    {
+        List<JsonElement> runs = [];
+        await WaitUntilAsync(async () =>
+        {
+            runs = await RunsAsync(id);
+            return runs.Count(r => TestStates.IsTerminal(r.GetProperty("mesos_state").GetString()!)) >= count;
+        }, timeout ?? TimeSpan.FromSeconds(60));
+        return runs.Where(r => TestStates.IsTerminal(r.GetProperty("mesos_state").GetString()!)).ToList();
+    }
+
+    private async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan? timeout = null)
+    {
+        var watch = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            if (watch.Elapsed > (timeout ?? TimeSpan.FromSeconds(30)))
+                throw new TimeoutException($"condition not met\n{_server.Output}");
+            await Task.Delay(200);
+        }
+    }
+}
