@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts the services the queue-source tests use, on loopback only. Idempotent.
 # Redis: 127.0.0.1:6379 (LONGSHORE_TEST_REDIS overrides where the tests look).
+# PostgreSQL 15: 127.0.0.1:5432, MariaDB: 127.0.0.1:3306; both with user longshore / password longshore and a
+# database longshore_test (LONGSHORE_TEST_POSTGRES / LONGSHORE_TEST_MYSQL override the jdbc: URLs the tests use).
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -16,3 +18,38 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
   redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null
 fi
+
+need=()
+command -v pg_ctlcluster >/dev/null || need+=(postgresql)
+command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup-services: installing ${need[*]}" >&2
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >&2
+fi
+
+pg_version=$(ls /usr/lib/postgresql | sort -n | tail -n 1)
+if [ "$(id -u)" -eq 0 ]; then AS_POSTGRES="runuser -u postgres --"; else AS_POSTGRES="sudo -u postgres"; fi
+if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+  echo "setup-services: starting PostgreSQL $pg_version" >&2
+  [ -d "/etc/postgresql/$pg_version/main" ] || $SUDO pg_createcluster "$pg_version" main >&2
+  $SUDO sed -i "s/^#\?listen_addresses.*/listen_addresses = '127.0.0.1'/" "/etc/postgresql/$pg_version/main/postgresql.conf"
+  $SUDO pg_ctlcluster "$pg_version" main start >&2
+  for _ in $(seq 1 100); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 0.1; done
+fi
+$AS_POSTGRES psql -q -tc "SELECT 1 FROM pg_roles WHERE rolname = 'longshore'" | grep -q 1 \
+  || $AS_POSTGRES psql -q -c "CREATE ROLE longshore LOGIN PASSWORD 'longshore'" >&2
+$AS_POSTGRES psql -q -tc "SELECT 1 FROM pg_database WHERE datname = 'longshore_test'" | grep -q 1 \
+  || $AS_POSTGRES psql -q -c "CREATE DATABASE longshore_test OWNER longshore" >&2
+
+if ! mariadb-admin --protocol=tcp -h 127.0.0.1 -P 3306 ping >/dev/null 2>&1 && ! mariadb-admin ping >/dev/null 2>&1; then
+  echo "setup-services: starting MariaDB" >&2
+  $SUDO mkdir -p /run/mysqld && $SUDO chown mysql /run/mysqld
+  $SUDO start-stop-daemon --start --background --exec /usr/sbin/mariadbd -- --user=mysql --bind-address=127.0.0.1 --port=3306
+  for _ in $(seq 1 100); do mariadb-admin ping >/dev/null 2>&1 && break; sleep 0.2; done
+fi
+$SUDO mariadb -e "CREATE DATABASE IF NOT EXISTS longshore_test;
+  CREATE USER IF NOT EXISTS 'longshore'@'127.0.0.1' IDENTIFIED BY 'longshore';
+  CREATE USER IF NOT EXISTS 'longshore'@'localhost' IDENTIFIED BY 'longshore';
+  GRANT ALL ON longshore_test.* TO 'longshore'@'127.0.0.1';
+  GRANT ALL ON longshore_test.* TO 'longshore'@'localhost';" >&2

@@ -12,6 +12,7 @@ using Longshore.Server.Jobs;
 using Longshore.Server.Security;
 using Longshore.Sources.Cron;
 using Longshore.Sources.Redis;
+using Longshore.Sources.Sql;
 using Longshore.Storage.Sqlite;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -82,6 +83,7 @@ public static partial class LongshoreHost
         services.AddSingleton<IQueueStore>(store);
         services.AddSingleton<IQueueSource, CronSource>();
         services.AddSingleton<IQueueSource, RedisSource>();
+        services.AddSingleton<IQueueSource, SqlQuerySource>();
         services.AddSingleton(sp => new QueuePoller(sp.GetRequiredService<IQueueStore>(), sp.GetRequiredService<Scheduler>(),
             sp.GetServices<IQueueSource>(), sp.GetRequiredService<TimeProvider>(), Guid.NewGuid, sp.GetRequiredService<ILogger<QueuePoller>>()));
         services.AddHostedService<QueueService>();

@@ -1,0 +1,118 @@
+using System.Data;
+using System.Data.Common;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Longshore.Core.Queues;
+
+namespace Longshore.Sources.Sql;
+
+/// <summary>
+/// <c>sqlquery</c>: rows of a query whose <c>filter_field</c> is above the watermark become messages (the row as a JSON
+/// object). The watermark — the largest <c>filter_field</c> seen — is stored in the same transaction as the tasks made
+/// from the rows, so a row becomes a task once. The query runs in a read-only transaction, wrapped as
+/// <c>SELECT * FROM (query) q WHERE q.field &gt; @watermark ORDER BY q.field LIMIT n</c>, with the watermark as a parameter.
+/// </summary>
+public sealed partial class SqlQuerySource : IQueueSource
+{
+    private const string Watermark = "watermark";
+
+    public QueueType Type { get; } = new("sqlquery", "sqlquery", "SQL query (PostgreSQL, MySQL/MariaDB, SQLite)",
+    [
+        new QueueInput("conn_string", "Connection string (jdbc:postgresql://user:pass@host:port/db, or native with a driver)", Secret: true),
+        new QueueInput("driver", "Driver for a native connection string: postgresql, mysql or sqlite", Required: false),
+        new QueueInput("query", "Query (a SELECT; its rows must include the filter field)"),
+        new QueueInput("filter_field", "Column that grows with new rows (an id or a timestamp)"),
+        new QueueInput("filter_val", "Start after this value", "0", Required: false),
+    ]);
+
+    [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]{0,62}$")]
+    private static partial Regex Identifier();
+
+    public IReadOnlyList<string> Validate(IReadOnlyDictionary<string, string> settings)
+    {
+        var errors = new List<string>();
+        if (settings.GetValueOrDefault("conn_string") is { Length: > 0 } text && SqlConnectionString.Parse(text, settings.GetValueOrDefault("driver")).Error is { } error)
+            errors.Add(error);
+        if (settings.GetValueOrDefault("filter_field") is { Length: > 0 } field && !Identifier().IsMatch(field))
+            errors.Add("queue.sqlquery.filter_field: must be a plain column name (letters, digits, '_')");
+        if (settings.GetValueOrDefault("query") is { Length: > 0 } query && (query.Contains(';', StringComparison.Ordinal) || query.Length > 10_000))
+            errors.Add("queue.sqlquery.query: must be one SELECT of at most 10000 characters, without ';'");
+        return errors;
+    }
+
+    public async Task<PollResult> PollAsync(StoredQueue queue, IReadOnlyDictionary<string, string> state, int max, DateTimeOffset now, CancellationToken cancellationToken = default)
+    {
+        var settings = queue.Block.SettingsOf("sqlquery");
+        var connection = SqlConnectionString.Parse(settings["conn_string"], settings.GetValueOrDefault("driver")).Value!;
+        var field = settings["filter_field"];
+        var watermark = state.GetValueOrDefault(Watermark) ?? (settings.GetValueOrDefault("filter_val") is { Length: > 0 } start ? start : "0");
+
+        await using var db = connection.Create();
+        await db.OpenAsync(cancellationToken);
+        // The query only ever reads, whatever it says: MySQL takes this for the next transaction, PostgreSQL inside it.
+        if (connection.Driver == "mysql")
+            await ExecuteAsync(db, null, "SET SESSION TRANSACTION READ ONLY", cancellationToken);
+        await using var transaction = await db.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken);
+        if (connection.Driver == "postgresql")
+            await ExecuteAsync(db, transaction, "SET TRANSACTION READ ONLY", cancellationToken);
+
+        await using var command = db.CreateCommand();
+        command.Transaction = transaction;
+#pragma warning disable CA2100 // The user's query is their own read-only SELECT; the watermark and limit are parameters, the field a checked identifier.
+        command.CommandText = $"SELECT * FROM ({settings["query"]}) q WHERE q.{connection.Quote(field)} > @watermark ORDER BY q.{connection.Quote(field)} LIMIT @limit";
+#pragma warning restore CA2100
+        AddParameter(command, "@watermark", Typed(watermark));
+        AddParameter(command, "@limit", Math.Min(max, 10_000));
+
+        var messages = new List<QueueMessage>();
+        var highest = watermark;
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var row = new Dictionary<string, object?>(StringComparer.Ordinal);
+                for (var i = 0; i < reader.FieldCount; i++)
+                    row[reader.GetName(i)] = reader.IsDBNull(i) ? null : reader.GetValue(i);
+                messages.Add(new QueueMessage(JsonSerializer.Serialize(row)));
+                highest = Text(reader.GetValue(reader.GetOrdinal(field)));
+            }
+        }
+
+        await transaction.RollbackAsync(cancellationToken);
+        return new PollResult(messages, new Dictionary<string, string> { [Watermark] = highest });
+    }
+
+    private static async Task ExecuteAsync(DbConnection db, DbTransaction? transaction, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = db.CreateCommand();
+        command.Transaction = transaction;
+#pragma warning disable CA2100 // Fixed statements only.
+        command.CommandText = sql;
+#pragma warning restore CA2100
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private static void AddParameter(DbCommand command, string name, object value)
+    {
+        var parameter = command.CreateParameter();
+        parameter.ParameterName = name;
+        parameter.Value = value;
+        command.Parameters.Add(parameter);
+    }
+
+    /// <summary>The watermark as the type it came from, so it compares with the column (numbers, times, text).</summary>
+    private static object Typed(string value) =>
+        long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var whole) ? whole
+        : decimal.TryParse(value, NumberStyles.Number, CultureInfo.InvariantCulture, out var number) ? number
+        : DateTime.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out var time) ? time
+        : value;
+
+    private static string Text(object value) => value switch
+    {
+        DateTime time => time.ToString("O", CultureInfo.InvariantCulture),
+        DateTimeOffset time => time.UtcDateTime.ToString("O", CultureInfo.InvariantCulture),
+        IFormattable formattable => formattable.ToString(null, CultureInfo.InvariantCulture),
+        _ => value.ToString() ?? string.Empty,
+    };
+}

@@ -1,0 +1,179 @@
+using System.Data.Common;
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Longshore.Integration.Tests.Infrastructure;
+using Microsoft.Data.Sqlite;
+using MySqlConnector;
+using Npgsql;
+
+namespace Longshore.Integration.Tests;
+
+/// <summary>
+/// The sqlquery source against each real database: rows become tasks once, the watermark survives a restart, and the
+/// query cannot write. One suite, inherited per database.
+/// </summary>
+public abstract class SqlQueueTests : IAsyncLifetime
+{
+    private LongshoreServer _server = null!;
+
+    protected string Table { get; } = "jobs_" + Guid.NewGuid().ToString("N")[..10];
+
+    /// <summary>The jdbc: connection string the queue uses.</summary>
+    protected abstract string ConnString { get; }
+
+    protected abstract DbConnection Open();
+
+    public async Task InitializeAsync()
+    {
+        await ExecuteAsync($"CREATE TABLE {Table} (id INTEGER PRIMARY KEY, payload VARCHAR(200))");
+        _server = await LongshoreServer.StartAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _server.DisposeAsync();
+        await ExecuteAsync($"DROP TABLE {Table}");
+    }
+
+    private Dictionary<string, object> Queue(string id, string query) => new()
+    {
+        ["id"] = id,
+        ["cmd"] = "echo $HIPPO_DATA",
+        ["mem"] = 16,
+        ["cpus"] = 0.1,
+        ["container"] = new Dictionary<string, object> { ["docker"] = new Dictionary<string, object> { ["image"] = TestEngine.Image } },
+        ["queue"] = new Dictionary<string, object>
+        {
+            ["type"] = "sqlquery",
+            ["frequency_seconds"] = 1,
+            ["sqlquery"] = new Dictionary<string, string> { ["conn_string"] = ConnString, ["query"] = query, ["filter_field"] = "id", ["filter_val"] = "1" },
+        },
+    };
+
+    [Fact]
+    public async Task NewRows_BecomeTasksOnce_AndTheWatermarkSurvivesARestart()
+    {
+        var id = Families.New("sql");
+        await ExecuteAsync($"INSERT INTO {Table} (id, payload) VALUES (1, 'before the start value'), (2, 'two'), (3, 'three')");
+        (await _server.Http.PostAsJsonAsync("/queues/", Queue(id, $"SELECT id, payload FROM {Table}"))).EnsureSuccessStatusCode();
+
+        await WaitForRunsAsync(id, 2);
+        await _server.KillHardAsync();
+        await ExecuteAsync($"INSERT INTO {Table} (id, payload) VALUES (4, 'four')");
+        await _server.StartAgainAsync();
+        var runs = await WaitForRunsAsync(id, 3);
+        await Task.Delay(2500);
+        runs = await RunsAsync(id);
+
+        var rows = runs.Select(r => JsonDocument.Parse(r.GetProperty("env").GetProperty("HIPPO_DATA").GetString()!).RootElement).ToList();
+        Assert.Equal([2L, 3L, 4L], rows.Select(r => r.GetProperty("id").GetInt64()).Order());
+        Assert.Contains(rows, r => r.GetProperty("payload").GetString() == "four");
+    }
+
+    /// <summary>Only PostgreSQL can write from inside a SELECT (a data-modifying WITH); there the read-only transaction must refuse it.</summary>
+    protected async Task<string> AssertWritingQueryRefusedAsync(string writingQuery)
+    {
+        var id = Families.New("sqlwrite");
+        await ExecuteAsync($"INSERT INTO {Table} (id, payload) VALUES (5, 'keep me')");
+        (await _server.Http.PostAsJsonAsync("/queues/", Queue(id, writingQuery))).EnsureSuccessStatusCode();
+
+        string? error = null;
+        var watch = Stopwatch.StartNew();
+        while (error is null && watch.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            await Task.Delay(300);
+            var queue = JsonDocument.Parse(await _server.Http.GetStringAsync($"/queues/{id}/")).RootElement;
+            error = queue.GetProperty("stats").GetProperty("last_error").GetString();
+        }
+
+        Assert.NotNull(error);
+        Assert.Equal(1L, Convert.ToInt64(await ScalarAsync($"SELECT COUNT(*) FROM {Table} WHERE id = 5"), System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Empty(await RunsAsync(id));
+        Assert.DoesNotContain("longshore:longshore", _server.Output, StringComparison.Ordinal);
+        return error!;
+    }
+
+    protected async Task ExecuteAsync(string sql)
+    {
+        await using var db = Open();
+        await db.OpenAsync();
+        await using var command = db.CreateCommand();
+        command.CommandText = sql;
+        await command.ExecuteNonQueryAsync();
+    }
+
+    private async Task<object?> ScalarAsync(string sql)
+    {
+        await using var db = Open();
+        await db.OpenAsync();
+        await using var command = db.CreateCommand();
+        command.CommandText = sql;
+        return await command.ExecuteScalarAsync();
+    }
+
+    private async Task<List<JsonElement>> RunsAsync(string id) =>
+        JsonDocument.Parse(await _server.Http.GetStringAsync($"/tasks/?id={id}&limit=1000")).RootElement.EnumerateArray().Select(r => r.Clone()).ToList();
+
+    private async Task<List<JsonElement>> WaitForRunsAsync(string id, int count)
+    {
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            var runs = await RunsAsync(id);
+            if (runs.Count >= count)
+                return runs;
+            if (watch.Elapsed > TimeSpan.FromSeconds(30))
+                throw new TimeoutException($"{runs.Count} tasks, expected {count}\n{_server.Output}");
+            await Task.Delay(200);
+        }
+    }
+}
+
+public sealed class PostgresQueueTests : SqlQueueTests
+{
+    private static readonly string Url = Environment.GetEnvironmentVariable("LONGSHORE_TEST_POSTGRES") ?? "jdbc:postgresql://longshore:longshore@127.0.0.1:5432/longshore_test";
+
+    protected override string ConnString => Url;
+
+    [Fact]
+    public async Task AQueryThatWrites_IsRefusedByTheReadOnlyTransaction_NothingChanges()
+    {
+        // A plain SELECT that deletes through a function: only the read-only transaction stands in its way.
+        await ExecuteAsync($"CREATE FUNCTION {Table}_purge() RETURNS integer LANGUAGE sql AS 'DELETE FROM {Table}; SELECT 1'");
+        var error = await AssertWritingQueryRefusedAsync($"SELECT id, payload FROM {Table} WHERE {Table}_purge() = 1");
+        await ExecuteAsync($"DROP FUNCTION {Table}_purge()");
+
+        Assert.Contains("read-only transaction", error, StringComparison.Ordinal);
+    }
+
+    protected override DbConnection Open()
+    {
+        var uri = new Uri(Url[5..]);
+        return new NpgsqlConnection($"Host={uri.Host};Port={uri.Port};Username={uri.UserInfo.Split(':')[0]};Password={uri.UserInfo.Split(':')[1]};Database={uri.AbsolutePath[1..]}");
+    }
+}
+
+public sealed class MariaDbQueueTests : SqlQueueTests
+{
+    private static readonly string Url = Environment.GetEnvironmentVariable("LONGSHORE_TEST_MYSQL") ?? "jdbc:mysql://longshore:longshore@127.0.0.1:3306/longshore_test";
+
+    protected override string ConnString => Url;
+
+
+    protected override DbConnection Open()
+    {
+        var uri = new Uri(Url[5..]);
+        return new MySqlConnection($"Server={uri.Host};Port={uri.Port};User ID={uri.UserInfo.Split(':')[0]};Password={uri.UserInfo.Split(':')[1]};Database={uri.AbsolutePath[1..]}");
+    }
+}
+
+public sealed class SqliteQueueTests : SqlQueueTests
+{
+    private static readonly string File = Path.Combine(Path.GetTempPath(), "longshore-sqlsource-" + Guid.NewGuid().ToString("N") + ".db");
+
+    protected override string ConnString => "jdbc:sqlite:" + File;
+
+
+    protected override DbConnection Open() => new SqliteConnection($"Data Source={File}");
+}
