@@ -10,7 +10,7 @@ public static partial class JobValidator
     public const int MaxGroups = 50;
     public const int MaxReplicas = 1000;
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]*\\z")]
     private static partial Regex NamePattern();
 
     // Task-definition field names as a job spells them.

@@ -20,10 +20,10 @@ public static partial class TaskDefinitionValidator
     public static readonly string[] ContainerTypes = ["DOCKER"];
     public static readonly string[] ConstraintOperators = ["EQUAL", "CLUSTER", "LIKE", "UNLIKE", "UNIQUE", "GROUP_BY", "MAX_PER", "UNEQUAL"];
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]*\\z")]
     private static partial Regex IdPattern();
 
-    [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]*$")]
+    [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]*\\z")]
     private static partial Regex EnvNamePattern();
 
     public static IReadOnlyList<string> Validate(TaskDefinition definition, TaskLimits limits)

@@ -30,7 +30,7 @@ public sealed partial class AccessTokens
 
     public int Count => _tokens.Count;
 
-    [GeneratedRegex("^[A-Za-z0-9_.@-]{1,64}$")]
+    [GeneratedRegex("^[A-Za-z0-9_.@-]{1,64}\\z")]
     private static partial Regex NamePattern();
 
     /// <summary>Parses every source; errors name the source and line, never the token.</summary>

@@ -26,7 +26,7 @@ public sealed partial class SqlQuerySource : IQueueSource
         new QueueInput("filter_val", "Start after this value", "0", Required: false),
     ]);
 
-    [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]{0,62}$")]
+    [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]{0,62}\\z")]
     private static partial Regex Identifier();
 
     public IReadOnlyList<string> Validate(IReadOnlyDictionary<string, string> settings)

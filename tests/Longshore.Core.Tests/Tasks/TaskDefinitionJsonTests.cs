@@ -87,6 +87,12 @@ public sealed class TaskDefinitionJsonTests
         Assert.Contains(":", Assert.Single(errors), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("""{"id":"\ud800"}""", "id:")]
+    [InlineData("""{"env":{"A":"\udc00x"}}""", "env.A:")]
+    public void Parse_LoneSurrogateEscape_GivesOneErrorNamingTheField(string body, string expectedStart) =>
+        Assert.StartsWith(expectedStart, SingleParseError(body), StringComparison.Ordinal);
+
     [Fact]
     public void ParseThenValidate_MemOverflowingDouble_GivesOneMemError()
     {
@@ -151,6 +157,7 @@ public sealed class TaskDefinitionJsonTests
 
         var random = new Random(20261123);
         var validBytes = Encoding.UTF8.GetBytes(ValidBody);
+        int parsed = 0, valid = 0;
         for (var i = 0; i < 200; i++)
         {
             var body = (i % 3) switch
@@ -177,7 +184,13 @@ public sealed class TaskDefinitionJsonTests
             Assert.True(definition is not null || errors.Count > 0, $"mutation {i}: no definition and no error for {shown}");
             foreach (var error in errors)
                 Assert.True(error.IndexOf(':', StringComparison.Ordinal) > 0, $"mutation {i}: '{error}' names no field for {shown}");
+            parsed += definition is null ? 0 : 1;
+            valid += definition is not null && errors.Count == 0 ? 1 : 0;
         }
+
+        // The mutations must reach all three outcomes, or the loop proves little.
+        Assert.InRange(valid, 1, parsed - 1);
+        Assert.InRange(parsed, valid + 1, 199);
     }
 
     private static string DropOneNode(Random random)

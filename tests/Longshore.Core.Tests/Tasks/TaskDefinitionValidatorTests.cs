@@ -14,7 +14,7 @@ public sealed class TaskDefinitionValidatorTests
 
     private static TaskDefinition WithDocker(DockerSpec docker) => Valid with { Container = Valid.Container! with { Docker = docker } };
 
-    private static TaskDefinition WithVolumes(params VolumeSpec?[] volumes) => Valid with { Container = Valid.Container! with { Volumes = [.. volumes] } };
+    private static TaskDefinition WithVolumes(params VolumeSpec[] volumes) => Valid with { Container = Valid.Container! with { Volumes = [.. volumes] } };
 
     private static TaskDefinition WithNumber(string field, double value) => field switch
     {
@@ -220,7 +220,7 @@ public sealed class TaskDefinitionValidatorTests
 
     [Fact]
     public void Validate_NullVolume_SaysItMustBeAnObject() =>
-        Assert.Equal("container.volumes[0]: must be an object", SingleError(WithVolumes([null])));
+        Assert.Equal("container.volumes[0]: must be an object", SingleError(WithVolumes([null!])));
 
     [Theory]
     [InlineData("A")]

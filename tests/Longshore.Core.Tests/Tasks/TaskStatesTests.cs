@@ -107,9 +107,7 @@ public sealed class TaskStatesTests
     public void SystemFaults_IncludeThePlatformsFaults_NotTheTasksOwnEnds()
     {
         Assert.Superset(new HashSet<TaskState> { TaskState.Lost, TaskState.Error, TaskState.Dropped, TaskState.Gone }, TaskStates.SystemFaults.ToHashSet());
-        Assert.DoesNotContain(TaskState.Failed, TaskStates.SystemFaults);
-        Assert.DoesNotContain(TaskState.Killed, TaskStates.SystemFaults);
-        Assert.DoesNotContain(TaskState.Finished, TaskStates.SystemFaults);
+        Assert.Empty(TaskStates.SystemFaults.Intersect([TaskState.Failed, TaskState.Killed, TaskState.Finished]));
     }
 
     [Fact]
