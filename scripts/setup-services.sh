@@ -3,6 +3,7 @@
 # Redis: 127.0.0.1:6379 (LONGSHORE_TEST_REDIS overrides where the tests look).
 # PostgreSQL 15: 127.0.0.1:5432, MariaDB: 127.0.0.1:3306; both with user longshore / password longshore and a
 # database longshore_test (LONGSHORE_TEST_POSTGRES / LONGSHORE_TEST_MYSQL override the jdbc: URLs the tests use).
+# NATS with JetStream: nats://127.0.0.1:4222, monitoring on 127.0.0.1:8222 (LONGSHORE_TEST_NATS overrides).
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -53,3 +54,16 @@ $SUDO mariadb -e "CREATE DATABASE IF NOT EXISTS longshore_test;
   CREATE USER IF NOT EXISTS 'longshore'@'localhost' IDENTIFIED BY 'longshore';
   GRANT ALL ON longshore_test.* TO 'longshore'@'127.0.0.1';
   GRANT ALL ON longshore_test.* TO 'longshore'@'localhost';" >&2
+
+if ! command -v nats-server >/dev/null; then
+  echo "setup-services: installing nats-server" >&2
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nats-server >&2
+fi
+if ! curl -sf http://127.0.0.1:8222/healthz >/dev/null 2>&1; then
+  echo "setup-services: starting nats-server (JetStream) on 127.0.0.1:4222" >&2
+  $SUDO mkdir -p /var/lib/longshore-nats
+  nohup $SUDO nats-server -a 127.0.0.1 -p 4222 -m 8222 -js -sd /var/lib/longshore-nats >/var/lib/longshore-nats/server.log 2>&1 &
+  for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8222/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+  curl -sf http://127.0.0.1:8222/healthz >/dev/null
+fi

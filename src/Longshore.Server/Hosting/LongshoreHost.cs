@@ -11,6 +11,7 @@ using Longshore.Server.Dashboard;
 using Longshore.Server.Jobs;
 using Longshore.Server.Security;
 using Longshore.Sources.Cron;
+using Longshore.Sources.Nats;
 using Longshore.Sources.Redis;
 using Longshore.Sources.Sql;
 using Longshore.Storage.Sqlite;
@@ -84,6 +85,7 @@ public static partial class LongshoreHost
         services.AddSingleton<IQueueSource, CronSource>();
         services.AddSingleton<IQueueSource, RedisSource>();
         services.AddSingleton<IQueueSource, SqlQuerySource>();
+        services.AddSingleton<IQueueSource, NatsSource>();
         services.AddSingleton(sp => new QueuePoller(sp.GetRequiredService<IQueueStore>(), sp.GetRequiredService<Scheduler>(),
             sp.GetServices<IQueueSource>(), sp.GetRequiredService<TimeProvider>(), Guid.NewGuid, sp.GetRequiredService<ILogger<QueuePoller>>()));
         services.AddHostedService<QueueService>();

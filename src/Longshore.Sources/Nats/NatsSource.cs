@@ -1,0 +1,122 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+using Longshore.Core.Queues;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+
+namespace Longshore.Sources.Nats;
+
+/// <summary>
+/// <c>nats</c>: a JetStream stream read through a durable pull consumer with explicit acknowledgement. A message is
+/// acknowledged when its task succeeds and negatively acknowledged (redelivered at once) when it fails for good.
+/// A message fetched but never acknowledged — Longshore stopped in between — is redelivered by the server after
+/// <c>ack_wait_seconds</c>, which must therefore be longer than the longest task.
+/// </summary>
+public sealed class NatsSource : IQueueSource, IAcknowledgingSource, IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<string, Lazy<Task<NatsConnection>>> _connections = new(StringComparer.Ordinal);
+
+    public QueueType Type { get; } = new("nats", "nats", "NATS JetStream",
+    [
+        new QueueInput("url", "Server URL", "nats://127.0.0.1:4222", Required: false),
+        new QueueInput("stream", "Stream"),
+        new QueueInput("subject", "Subject filter (empty: the whole stream)", Required: false),
+        new QueueInput("consumer", "Durable consumer name (default: longshore-<queue id>)", Required: false),
+        new QueueInput("ack_wait_seconds", "Seconds before an unacknowledged message is redelivered", "21600", Required: false),
+        new QueueInput("user", "User", Required: false),
+        new QueueInput("password", "Password", Required: false, Secret: true),
+        new QueueInput("token", "Token", Required: false, Secret: true),
+    ]);
+
+    public IReadOnlyList<string> Validate(IReadOnlyDictionary<string, string> settings)
+    {
+        var errors = new List<string>();
+        if (settings.GetValueOrDefault("url") is { Length: > 0 } url && (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("nats" or "tls")))
+            errors.Add("queue.nats.url: must be a nats:// or tls:// address");
+        if (!int.TryParse(settings.GetValueOrDefault("ack_wait_seconds", "21600"), NumberStyles.None, CultureInfo.InvariantCulture, out var wait) || wait is < 1 or > 604800)
+            errors.Add("queue.nats.ack_wait_seconds: must be a whole number of seconds from 1 to 604800");
+        foreach (var name in (string[])["stream", "consumer"])
+        {
+            if (settings.GetValueOrDefault(name) is { Length: > 0 } value && value.Any(c => c is '.' or '*' or '>' or ' '))
+                errors.Add($"queue.nats.{name}: must not contain '.', '*', '>' or spaces");
+        }
+
+        return errors;
+    }
+
+    public async Task<PollResult> PollAsync(StoredQueue queue, IReadOnlyDictionary<string, string> state, int max, DateTimeOffset now, CancellationToken cancellationToken = default)
+    {
+        var settings = queue.Block.SettingsOf("nats");
+        var connection = await ConnectAsync(settings);
+        var js = new NatsJSContext(connection);
+        var config = new ConsumerConfig(settings.GetValueOrDefault("consumer") is { Length: > 0 } name ? name : "longshore-" + queue.Id.Replace('.', '-'))
+        {
+            AckPolicy = ConsumerConfigAckPolicy.Explicit,
+            AckWait = TimeSpan.FromSeconds(int.Parse(settings.GetValueOrDefault("ack_wait_seconds") is { Length: > 0 } w ? w : "21600", CultureInfo.InvariantCulture)),
+            MaxAckPending = 100_000,
+        };
+        if (settings.GetValueOrDefault("subject") is { Length: > 0 } subject)
+            config.FilterSubject = subject;
+        var consumer = await js.CreateOrUpdateConsumerAsync(settings["stream"], config, cancellationToken);
+        var messages = new List<QueueMessage>();
+        await foreach (var message in consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = Math.Clamp(max, 1, 1000) }, cancellationToken: cancellationToken))
+            messages.Add(new QueueMessage(Encoding.UTF8.GetString(message.Data ?? []), message.ReplyTo));
+        return new PollResult(messages, new Dictionary<string, string>());
+    }
+
+    // JetStream acknowledgements are plain messages to each delivery's reply subject, so they work from any later poll.
+    public Task AckAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default) =>
+        ReplyAsync(queue, handles, "+ACK", cancellationToken);
+
+    public Task ReleaseAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default) =>
+        ReplyAsync(queue, handles, "-NAK", cancellationToken);
+
+    private async Task ReplyAsync(StoredQueue queue, IReadOnlyList<string> handles, string reply, CancellationToken cancellationToken)
+    {
+        var connection = await ConnectAsync(queue.Block.SettingsOf("nats"));
+        var body = Encoding.ASCII.GetBytes(reply);
+        foreach (var handle in handles)
+            await connection.PublishAsync(handle, body, cancellationToken: cancellationToken);
+        await connection.PingAsync(cancellationToken);
+    }
+
+    private async Task<NatsConnection> ConnectAsync(IReadOnlyDictionary<string, string> settings)
+    {
+        var options = new NatsOpts
+        {
+            Url = settings.GetValueOrDefault("url") is { Length: > 0 } url ? url : "nats://127.0.0.1:4222",
+            AuthOpts = new NatsAuthOpts
+            {
+                Username = settings.GetValueOrDefault("user") is { Length: > 0 } user ? user : null,
+                Password = settings.GetValueOrDefault("password") is { Length: > 0 } password ? password : null,
+                Token = settings.GetValueOrDefault("token") is { Length: > 0 } token ? token : null,
+            },
+            Name = "longshore",
+        };
+        var key = string.Join('\n', options.Url, options.AuthOpts.Username, options.AuthOpts.Password, options.AuthOpts.Token);
+        var lazy = _connections.GetOrAdd(key, _ => new Lazy<Task<NatsConnection>>(async () =>
+        {
+            var connection = new NatsConnection(options);
+            await connection.ConnectAsync();
+            return connection;
+        }));
+        try
+        {
+            return await lazy.Value;
+        }
+        catch
+        {
+            // A failed first connection is not cached: the next poll tries again.
+            _connections.TryRemove(key, out _);
+            throw;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var lazy in _connections.Values.Where(l => l.IsValueCreated && l.Value.IsCompletedSuccessfully))
+            await (await lazy.Value).DisposeAsync();
+    }
+}

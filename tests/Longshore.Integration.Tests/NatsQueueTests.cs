@@ -1,0 +1,99 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Longshore.Integration.Tests.Infrastructure;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+
+namespace Longshore.Integration.Tests;
+
+/// <summary>The nats source against a real nats-server with JetStream and the real engine.</summary>
+#pragma warning disable CA1001 // Disposed in DisposeAsync, which xunit calls.
+public sealed class NatsQueueTests : IAsyncLifetime
+#pragma warning restore CA1001
+{
+    private static readonly string Url = Environment.GetEnvironmentVariable("LONGSHORE_TEST_NATS") ?? "nats://127.0.0.1:4222";
+    private readonly string _stream = "LS" + Guid.NewGuid().ToString("N")[..10].ToUpperInvariant();
+    private NatsConnection _nats = null!;
+    private NatsJSContext _js = null!;
+    private LongshoreServer _server = null!;
+
+    private string Subject => "jobs." + _stream.ToLowerInvariant();
+
+    public async Task InitializeAsync()
+    {
+        _nats = new NatsConnection(new NatsOpts { Url = Url });
+        _js = new NatsJSContext(_nats);
+        await _js.CreateStreamAsync(new StreamConfig(_stream, [Subject]));
+        _server = await LongshoreServer.StartAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _server.DisposeAsync();
+        await _js.DeleteStreamAsync(_stream);
+        await _nats.DisposeAsync();
+    }
+
+    private Dictionary<string, object> Queue(string id, string cmd) => new()
+    {
+        ["id"] = id,
+        ["cmd"] = cmd,
+        ["mem"] = 16,
+        ["cpus"] = 0.1,
+        ["container"] = new Dictionary<string, object> { ["docker"] = new Dictionary<string, object> { ["image"] = TestEngine.Image } },
+        ["queue"] = new Dictionary<string, object>
+        {
+            ["type"] = "nats",
+            ["frequency_seconds"] = 1,
+            ["nats"] = new Dictionary<string, string> { ["url"] = Url, ["stream"] = _stream, ["subject"] = Subject },
+        },
+    };
+
+    [Fact]
+    public async Task PublishedMessages_BecomeTasks_AndAreAcknowledged()
+    {
+        var id = Families.New("natsq");
+        foreach (var text in (string[])["alpha", "beta; $(rm -rf /)", "gamma"])
+            await _js.PublishAsync(Subject, System.Text.Encoding.UTF8.GetBytes(text));
+        (await _server.Http.PostAsJsonAsync("/queues/", Queue(id, "printf '%s' $HIPPO_DATA"))).EnsureSuccessStatusCode();
+
+        await WaitUntilAsync(async () => (await RunsAsync(id)).Count(r => r.GetProperty("mesos_state").GetString() == "TASK_FINISHED") == 3);
+        var payloads = (await RunsAsync(id)).Select(r => r.GetProperty("env").GetProperty("HIPPO_DATA").GetString()).Order().ToList();
+        Assert.Equal(["alpha", "beta; $(rm -rf /)", "gamma"], payloads);
+        // Acknowledged: nothing pending or waiting on the consumer once the tasks are done.
+        await WaitUntilAsync(async () =>
+        {
+            var consumer = await _js.GetConsumerAsync(_stream, "longshore-" + id.Replace('.', '-'));
+            return consumer.Info.NumAckPending == 0 && consumer.Info.NumPending == 0;
+        });
+    }
+
+    [Fact]
+    public async Task FailedTask_NegativelyAcknowledges_SoTheMessageIsDeliveredAgain()
+    {
+        var id = Families.New("natsfail");
+        await _js.PublishAsync(Subject, System.Text.Encoding.UTF8.GetBytes("poison"));
+        (await _server.Http.PostAsJsonAsync("/queues/", Queue(id, "exit 4"))).EnsureSuccessStatusCode();
+
+        await WaitUntilAsync(async () => (await RunsAsync(id)).Count(r => r.GetProperty("mesos_state").GetString() == "TASK_FAILED") >= 2, TimeSpan.FromSeconds(60));
+        await _server.Http.GetAsync($"/queues/{id}/disable/");
+
+        Assert.All(await RunsAsync(id), r => Assert.Equal("poison", r.GetProperty("env").GetProperty("HIPPO_DATA").GetString()));
+    }
+
+    private async Task<List<JsonElement>> RunsAsync(string id) =>
+        JsonDocument.Parse(await _server.Http.GetStringAsync($"/tasks/?id={id}&limit=1000")).RootElement.EnumerateArray().Select(r => r.Clone()).ToList();
+
+    private async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan? timeout = null)
+    {
+        var watch = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            if (watch.Elapsed > (timeout ?? TimeSpan.FromSeconds(30)))
+                throw new TimeoutException($"condition not met\n{_server.Output}");
+            await Task.Delay(200);
+        }
+    }
+}
