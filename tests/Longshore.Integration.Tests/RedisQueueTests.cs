@@ -120,6 +120,27 @@ public sealed class RedisQueueTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AFullQueue_StopsPulling_TheBacklogStaysInRedis()
+    {
+        var id = Families.New("redisfull");
+        var list = "list-" + id;
+        await Db.ListRightPushAsync(list, Enumerable.Range(1, 10).Select(i => (RedisValue)("m" + i)).ToArray());
+        var definition = Queue(id, list, "sleep 30", batchSize: 2);
+        ((Dictionary<string, object>)definition["queue"])["max_concurrent"] = 4;
+        (await _server.Http.PostAsJsonAsync("/queues/", definition)).EnsureSuccessStatusCode();
+
+        await WaitUntilAsync(async () => (await RunsAsync(id)).Count == 2);
+        await Task.Delay(3000);
+
+        // 4 messages in flight = 2 tasks of 2; the other 6 wait in Redis, not in Longshore's store.
+        Assert.Equal(2, (await RunsAsync(id)).Count);
+        Assert.Equal(6, await Db.ListLengthAsync(list));
+        await _server.Http.GetAsync($"/queues/{id}/disable/");
+        foreach (var run in await RunsAsync(id))
+            await _server.Http.GetAsync($"/tasks/{run.GetProperty("mesos_id").GetString()}/kill/");
+    }
+
+    [Fact]
     public async Task Password_IsNeverShown_AndAnUpdateSendingStarsKeepsIt()
     {
         var id = Families.New("redissecret");

@@ -13,7 +13,7 @@ public sealed record QueueBlock
 
     public string? Name { get; init; }
 
-    /// <summary>Most active runs of this queue at once (1..100000). Default 10000.</summary>
+    /// <summary>Most messages in flight (unfinished tasks × batch_size) for this queue (1..100000). Default 10000.</summary>
     public int MaxConcurrent { get; init; } = 10000;
 
     /// <summary>Messages per task (1..10000). Default 1.</summary>

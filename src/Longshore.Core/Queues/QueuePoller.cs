@@ -95,8 +95,9 @@ public sealed partial class QueuePoller
             return;
         }
 
+        // max_concurrent counts messages in flight: each unfinished task holds a whole batch.
         var (active, _) = await _queues.QueueLoadAsync(queue.Id, cancellationToken);
-        var room = queue.Block.MaxConcurrent - active;
+        var room = queue.Block.MaxConcurrent - ((long)active * queue.Block.BatchSize);
         if (room <= 0)
         {
             // Full: the messages wait in the source; look again soon, since capacity frees up as runs end.
@@ -117,7 +118,7 @@ public sealed partial class QueuePoller
             }
 
             var state = await _queues.GetSourceStateAsync(queue.Id, cancellationToken);
-            result = await source.PollAsync(queue, state, (int)Math.Min(int.MaxValue, (long)room * queue.Block.BatchSize), now, cancellationToken);
+            result = await source.PollAsync(queue, state, (int)Math.Min(int.MaxValue, room), now, cancellationToken);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

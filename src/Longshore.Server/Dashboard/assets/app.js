@@ -282,13 +282,13 @@ function groupLine(job, group, index) {
 function queueTable(queues) {
   return h("table", {},
     h("thead", {}, h("tr", {}, h("th", {}, "Queue"), h("th", { class: "opt" }, "Type"), h("th", {}, "Status"), h("th", { class: "opt" }, "Backlog"),
-      h("th", { class: "opt" }, "Running"), h("th", { class: "opt" }, "Last error"), h("th", {}, ""))),
+      h("th", { class: "opt" }, "Running"), h("th", { class: "opt" }, "Lag"), h("th", { class: "opt" }, "Last error"), h("th", {}, ""))),
     h("tbody", {}, queues.map(q => {
       const block = q.queue || {};
       const enabled = block.status === "ENABLED";
       return h("tr", { "data-queue": q.id },
         h("td", { class: "wrap" }, h("a", { href: "#/tasks?id=" + encodeURIComponent(q.id) }, block.name || q.id)), h("td", { class: "opt" }, block.type || "-"),
-        h("td", {}, stateBadge(block.status || "-")), h("td", { class: "opt" }, q.stats?.backlog ?? "-"), h("td", { class: "opt" }, q.stats?.running ?? "-"),
+        h("td", {}, stateBadge(block.status || "-")), h("td", { class: "opt" }, q.stats?.backlog ?? "-"), h("td", { class: "opt" }, q.stats?.running ?? "-"), h("td", { class: "opt" }, q.stats ? Math.round(q.stats.lag_seconds) + "s" : "-"),
         h("td", { class: "opt wrap" }, q.stats?.last_error || ""),
         h("td", {}, h("div", { class: "row" },
           h("button", { class: "plain", onclick: async () => {
