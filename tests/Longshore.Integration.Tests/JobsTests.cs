@@ -230,14 +230,5 @@ public sealed class JobsTests(SharedServerFixture fixture) : IClassFixture<Share
     private async Task WaitForJobStateAsync(string id, string state) =>
         await WaitUntilAsync(async () => (await _server.GetJobAsync(id)).GetProperty("job_state").GetString() == state, TimeSpan.FromSeconds(60));
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout)
-    {
-        var watch = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            if (watch.Elapsed > timeout)
-                throw new TimeoutException($"condition not met within {timeout}");
-            await Task.Delay(200);
-        }
-    }
+    private static Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout) => Eventually.WaitUntilAsync(condition, timeout);
 }

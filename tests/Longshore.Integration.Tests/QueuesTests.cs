@@ -114,20 +114,11 @@ public sealed class QueuesTests(SharedServerFixture fixture) : IClassFixture<Sha
         Assert.Equal(0, removed.ExitCode);
     }
 
-    private async Task<int> CountRunsAsync(string id) =>
-        JsonDocument.Parse(await _server.Http.GetStringAsync($"/tasks/?id={id}&limit=1000")).RootElement.GetArrayLength();
+    private async Task<int> CountRunsAsync(string id) => (await _server.RunsAsync(id)).Count;
 
     private async Task<List<JsonElement>> WaitForRunsAsync(string id, int count, TimeSpan timeout)
     {
-        var watch = Stopwatch.StartNew();
-        while (true)
-        {
-            var runs = JsonDocument.Parse(await _server.Http.GetStringAsync($"/tasks/?id={id}&limit=1000")).RootElement.EnumerateArray().Select(r => r.Clone()).ToList();
-            if (runs.Count >= count)
-                return runs;
-            if (watch.Elapsed > timeout)
-                throw new TimeoutException($"{id}: {runs.Count} tasks after {timeout}, expected {count}\n{_server.Output}");
-            await Task.Delay(200);
-        }
+        await Eventually.WaitUntilAsync(async () => (await _server.RunsAsync(id)).Count >= count, timeout, () => _server.Output);
+        return await _server.RunsAsync(id);
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Longshore.Integration.Tests.Infrastructure;
@@ -166,8 +165,7 @@ public sealed class RedisQueueTests : IAsyncLifetime
         Assert.Equal(4, stored.GetProperty("batch_size").GetInt32());
     }
 
-    private async Task<List<JsonElement>> RunsAsync(string id) =>
-        JsonDocument.Parse(await _server.Http.GetStringAsync($"/tasks/?id={id}&limit=1000")).RootElement.EnumerateArray().Select(r => r.Clone()).ToList();
+    private Task<List<JsonElement>> RunsAsync(string id) => _server.RunsAsync(id);
 
     private async Task<List<JsonElement>> WaitForEndedAsync(string id, int count, TimeSpan? timeout = null)
     {
@@ -180,14 +178,6 @@ public sealed class RedisQueueTests : IAsyncLifetime
         return runs.Where(r => TestStates.IsTerminal(r.GetProperty("mesos_state").GetString()!)).ToList();
     }
 
-    private async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan? timeout = null)
-    {
-        var watch = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            if (watch.Elapsed > (timeout ?? TimeSpan.FromSeconds(30)))
-                throw new TimeoutException($"condition not met\n{_server.Output}");
-            await Task.Delay(200);
-        }
-    }
+    private Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan? timeout = null) =>
+        Eventually.WaitUntilAsync(condition, timeout ?? TimeSpan.FromSeconds(30), () => _server.Output);
 }

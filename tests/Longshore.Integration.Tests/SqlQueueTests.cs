@@ -118,28 +118,15 @@ public abstract class SqlQueueTests : IAsyncLifetime
         return await command.ExecuteScalarAsync();
     }
 
-    private async Task<List<JsonElement>> RunsAsync(string id) =>
-        JsonDocument.Parse(await _server.Http.GetStringAsync($"/tasks/?id={id}&limit=1000")).RootElement.EnumerateArray().Select(r => r.Clone()).ToList();
+    private Task<List<JsonElement>> RunsAsync(string id) => _server.RunsAsync(id);
 
-    private async Task WaitUntilAllEndedAsync(string id)
-    {
-        var watch = Stopwatch.StartNew();
-        while ((await RunsAsync(id)).Any(r => !TestStates.IsTerminal(r.GetProperty("mesos_state").GetString()!)) && watch.Elapsed < TimeSpan.FromSeconds(60))
-            await Task.Delay(200);
-    }
+    private Task WaitUntilAllEndedAsync(string id) => Eventually.WaitUntilAsync(
+        async () => (await RunsAsync(id)).All(r => TestStates.IsTerminal(r.GetProperty("mesos_state").GetString()!)), TimeSpan.FromSeconds(60), () => _server.Output);
 
     private async Task<List<JsonElement>> WaitForRunsAsync(string id, int count)
     {
-        var watch = Stopwatch.StartNew();
-        while (true)
-        {
-            var runs = await RunsAsync(id);
-            if (runs.Count >= count)
-                return runs;
-            if (watch.Elapsed > TimeSpan.FromSeconds(30))
-                throw new TimeoutException($"{runs.Count} tasks, expected {count}\n{_server.Output}");
-            await Task.Delay(200);
-        }
+        await Eventually.WaitUntilAsync(async () => (await RunsAsync(id)).Count >= count, TimeSpan.FromSeconds(30), () => _server.Output);
+        return await RunsAsync(id);
     }
 }
 

@@ -197,14 +197,5 @@ public sealed class TaskLifecycleTests(SharedServerFixture fixture) : IClassFixt
         Assert.Equal(tricky, logs.GetProperty("stdout").GetString());
     }
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
-    {
-        var watch = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            if (watch.Elapsed > TimeSpan.FromSeconds(30))
-                throw new TimeoutException("condition not met within 30 s");
-            await Task.Delay(100);
-        }
-    }
+    private static Task WaitUntilAsync(Func<Task<bool>> condition) => Eventually.WaitUntilAsync(condition, TimeSpan.FromSeconds(30));
 }

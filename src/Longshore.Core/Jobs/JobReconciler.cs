@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using Longshore.Core.Scheduling;
 using Longshore.Core.Storage;
 using Longshore.Core.Tasks;
@@ -33,7 +32,7 @@ public sealed partial class JobReconciler
     private readonly TimeProvider _time;
     private readonly Func<Guid> _newId;
     private readonly ILogger _logger;
-    private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly WakeSignal _wake;
 
     public JobReconciler(IJobStore jobs, Scheduler scheduler, RetryPolicy backoff, JobOptions options, TimeProvider time, Func<Guid> newId, ILogger<JobReconciler> logger)
     {
@@ -44,6 +43,7 @@ public sealed partial class JobReconciler
         _time = time;
         _newId = newId;
         _logger = logger;
+        _wake = new WakeSignal(time);
         scheduler.RunEnded += (run, _) =>
         {
             if (run.JobId is not null)
@@ -51,7 +51,7 @@ public sealed partial class JobReconciler
         };
     }
 
-    public void Nudge() => _wake.Writer.TryWrite(true);
+    public void Nudge() => _wake.Nudge();
 
     public async Task RunAsync(CancellationToken cancellationToken = default)
     {
@@ -75,17 +75,7 @@ public sealed partial class JobReconciler
                 LogPassFailed(e);
             }
 
-            using var timeout = new CancellationTokenSource(_options.Interval, _time);
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
-            try
-            {
-                await _wake.Reader.WaitToReadAsync(linked.Token);
-                _wake.Reader.TryRead(out _);
-            }
-            catch (OperationCanceledException)
-            {
-                // Either the interval passed (go round again) or the server is stopping (the loop condition ends it).
-            }
+            await _wake.WaitAsync(_options.Interval, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
     }
 

@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using Longshore.Core.Scheduling;
 using Longshore.Core.Tasks;
 using Microsoft.Extensions.Logging;
@@ -21,7 +20,7 @@ public sealed partial class QueuePoller
     private readonly ILogger _logger;
     private readonly Dictionary<string, int> _failures = new(StringComparer.Ordinal);
     private readonly HashSet<string> _recovered = new(StringComparer.Ordinal);
-    private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly WakeSignal _wake;
 
     public QueuePoller(IQueueStore queues, Scheduler scheduler, IEnumerable<IQueueSource> sources, TimeProvider time, Func<Guid> newId, ILogger<QueuePoller> logger)
     {
@@ -31,6 +30,7 @@ public sealed partial class QueuePoller
         _time = time;
         _newId = newId;
         _logger = logger;
+        _wake = new WakeSignal(time);
         scheduler.RunEnded += (run, _) =>
         {
             if (run.QueueId is not null)
@@ -43,7 +43,7 @@ public sealed partial class QueuePoller
 
     public IReadOnlyDictionary<string, IQueueSource> Sources => _sources;
 
-    public void Nudge() => _wake.Writer.TryWrite(true);
+    public void Nudge() => _wake.Nudge();
 
     public async Task RunAsync(CancellationToken cancellationToken = default)
     {
@@ -71,17 +71,7 @@ public sealed partial class QueuePoller
                 LogPassFailed(e);
             }
 
-            using var timeout = new CancellationTokenSource(Interval, _time);
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
-            try
-            {
-                await _wake.Reader.WaitToReadAsync(linked.Token);
-                _wake.Reader.TryRead(out _);
-            }
-            catch (OperationCanceledException)
-            {
-                // The interval passed, or the server is stopping (the loop condition ends it).
-            }
+            await _wake.WaitAsync(Interval, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
     }
 

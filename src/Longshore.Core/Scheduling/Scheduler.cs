@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Threading.Channels;
 using Longshore.Core.Execution;
 using Longshore.Core.Storage;
 using Longshore.Core.Tasks;
@@ -31,7 +30,7 @@ public sealed partial class Scheduler
     private readonly Func<Guid> _newId;
     private readonly SchedulerMetrics _metrics;
     private readonly ILogger _logger;
-    private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly WakeSignal _wake;
     private readonly ConcurrentDictionary<string, Task> _launching = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Task, byte> _background = new();
 
@@ -46,6 +45,7 @@ public sealed partial class Scheduler
         _newId = newId;
         _metrics = metrics;
         _logger = logger;
+        _wake = new WakeSignal(time);
     }
 
     /// <summary>Time the last pass finished; null before the first.</summary>
@@ -58,7 +58,7 @@ public sealed partial class Scheduler
     public event Action<TaskRun, TaskState>? RunEnded;
 
     /// <summary>Wakes the loop now instead of at its next tick (new work, freed capacity).</summary>
-    public void Nudge() => _wake.Writer.TryWrite(true);
+    public void Nudge() => _wake.Nudge();
 
     public async Task RunAsync(CancellationToken cancellationToken = default)
     {
@@ -363,16 +363,7 @@ public sealed partial class Scheduler
                 delay = untilDue <= TimeSpan.Zero ? TimeSpan.FromMilliseconds(10) : untilDue;
         }
 
-        using var timeout = new CancellationTokenSource(delay, _time);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
-        try
-        {
-            await _wake.Reader.WaitToReadAsync(linked.Token);
-            _wake.Reader.TryRead(out _);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-        }
+        await _wake.WaitAsync(delay, cancellationToken);
     }
 
     private static void Track<TKey>(ConcurrentDictionary<TKey, Task> set, TKey key, Task task)

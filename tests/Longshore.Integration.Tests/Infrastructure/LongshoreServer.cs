@@ -128,6 +128,10 @@ public sealed class LongshoreServer : IAsyncDisposable
         return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone();
     }
 
+    /// <summary>Every run of a family id (a task id, a queue id or a job group key), newest first.</summary>
+    public async Task<List<JsonElement>> RunsAsync(string familyId) =>
+        JsonDocument.Parse(await Http.GetStringAsync($"/tasks/?id={familyId}&limit=1000")).RootElement.EnumerateArray().Select(r => r.Clone()).ToList();
+
     public async Task<JsonElement> WaitForStateAsync(string mesosId, Func<string, bool> done, TimeSpan? timeout = null, string? token = null)
     {
         var watch = Stopwatch.StartNew();
