@@ -35,20 +35,8 @@ public sealed class NatsQueueTests : IAsyncLifetime
         await _nats.DisposeAsync();
     }
 
-    private Dictionary<string, object> Queue(string id, string cmd) => new()
-    {
-        ["id"] = id,
-        ["cmd"] = cmd,
-        ["mem"] = 16,
-        ["cpus"] = 0.1,
-        ["container"] = new Dictionary<string, object> { ["docker"] = new Dictionary<string, object> { ["image"] = TestEngine.Image } },
-        ["queue"] = new Dictionary<string, object>
-        {
-            ["type"] = "nats",
-            ["frequency_seconds"] = 1,
-            ["nats"] = new Dictionary<string, string> { ["url"] = Url, ["stream"] = _stream, ["subject"] = Subject },
-        },
-    };
+    private Dictionary<string, object> Queue(string id, string cmd) => QueueDefinitions.Create(id, cmd, "nats",
+        new Dictionary<string, string> { ["url"] = Url, ["stream"] = _stream, ["subject"] = Subject }, new() { ["frequency_seconds"] = 1 });
 
     [Fact]
     public async Task PublishedMessages_BecomeTasks_AndAreAcknowledged()

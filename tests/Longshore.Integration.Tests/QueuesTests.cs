@@ -11,20 +11,9 @@ public sealed class QueuesTests(SharedServerFixture fixture) : IClassFixture<Sha
 {
     private readonly LongshoreServer _server = fixture.Server;
 
-    public static Dictionary<string, object?> CronQueue(string id, string cron, string cmd = "echo fired $HIPPO_DATA", int maxBacklog = 0) => new()
-    {
-        ["id"] = id,
-        ["cmd"] = cmd,
-        ["mem"] = 16,
-        ["cpus"] = 0.1,
-        ["container"] = new Dictionary<string, object> { ["docker"] = new Dictionary<string, object> { ["image"] = TestEngine.Image } },
-        ["queue"] = new Dictionary<string, object>
-        {
-            ["type"] = "cron",
-            ["name"] = id,
-            ["cron"] = new Dictionary<string, object> { ["cronstring"] = cron, ["maxbacklog"] = maxBacklog.ToString(System.Globalization.CultureInfo.InvariantCulture) },
-        },
-    };
+    public static Dictionary<string, object> CronQueue(string id, string cron, string cmd = "echo fired $HIPPO_DATA", int maxBacklog = 0) =>
+        QueueDefinitions.Create(id, cmd, "cron",
+            new Dictionary<string, object> { ["cronstring"] = cron, ["maxbacklog"] = maxBacklog.ToString(System.Globalization.CultureInfo.InvariantCulture) });
 
     [Fact]
     public async Task CronQueue_EachFireBecomesOneTask_WhoseContainerGetsThePayload()

@@ -26,23 +26,13 @@ public sealed class RedisQueueTests : IAsyncLifetime
 
     private IDatabase Db => _redis.GetDatabase();
 
-    private static Dictionary<string, object> Queue(string id, string list, string cmd, int batchSize = 1, string status = "ENABLED", int taskRetries = 0) => new Dictionary<string, object>
+    private static Dictionary<string, object> Queue(string id, string list, string cmd, int batchSize = 1, string status = "ENABLED")
     {
-        ["id"] = id,
-        ["cmd"] = cmd,
-        ["mem"] = 16,
-        ["cpus"] = 0.1,
-        ["task_retries"] = taskRetries,
-        ["container"] = new Dictionary<string, object> { ["docker"] = new Dictionary<string, object> { ["image"] = TestEngine.Image } },
-        ["queue"] = new Dictionary<string, object>
-        {
-            ["type"] = "redis",
-            ["batch_size"] = batchSize,
-            ["frequency_seconds"] = 1,
-            ["status"] = status,
-            ["redis"] = new Dictionary<string, string> { ["host"] = RedisHost.Split(':')[0], ["port"] = RedisHost.Split(':')[1], ["name"] = list },
-        },
-    };
+        var definition = QueueDefinitions.Create(id, cmd, "redis",
+            new Dictionary<string, string> { ["host"] = RedisHost.Split(':')[0], ["port"] = RedisHost.Split(':')[1], ["name"] = list },
+            new() { ["batch_size"] = batchSize, ["frequency_seconds"] = 1, ["status"] = status });
+        return definition;
+    }
 
     [Fact]
     public async Task PushedMessages_BecomeTasks_WithTheirPayload_AndLeaveTheLists()

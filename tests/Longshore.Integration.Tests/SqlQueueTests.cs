@@ -36,20 +36,9 @@ public abstract class SqlQueueTests : IAsyncLifetime
         await ExecuteAsync($"DROP TABLE {Table}");
     }
 
-    private Dictionary<string, object> Queue(string id, string query) => new()
-    {
-        ["id"] = id,
-        ["cmd"] = "echo $HIPPO_DATA",
-        ["mem"] = 16,
-        ["cpus"] = 0.1,
-        ["container"] = new Dictionary<string, object> { ["docker"] = new Dictionary<string, object> { ["image"] = TestEngine.Image } },
-        ["queue"] = new Dictionary<string, object>
-        {
-            ["type"] = "sqlquery",
-            ["frequency_seconds"] = 1,
-            ["sqlquery"] = new Dictionary<string, string> { ["conn_string"] = ConnString, ["query"] = query, ["filter_field"] = "id", ["filter_val"] = "1" },
-        },
-    };
+    private Dictionary<string, object> Queue(string id, string query) => QueueDefinitions.Create(id, "echo $HIPPO_DATA", "sqlquery",
+        new Dictionary<string, string> { ["conn_string"] = ConnString, ["query"] = query, ["filter_field"] = "id", ["filter_val"] = "1" },
+        new() { ["frequency_seconds"] = 1 });
 
     [Fact]
     public async Task NewRows_BecomeTasksOnce_AndTheWatermarkSurvivesARestart()
