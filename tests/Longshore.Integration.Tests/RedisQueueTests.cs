@@ -72,6 +72,27 @@ public sealed class RedisQueueTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task OnCreate_AcknowledgesWhenTheTaskIsRecorded_SoAFailureIsNotRedelivered()
+    {
+        var id = Families.New("redisoncreate");
+        var list = "list-" + id;
+        await Db.ListRightPushAsync(list, "once");
+        var definition = Queue(id, list, "sleep 2; exit 9");
+        ((Dictionary<string, object>)definition["queue"])["ack_mode"] = "on_create";
+        (await _server.Http.PostAsJsonAsync("/queues/", definition)).EnsureSuccessStatusCode();
+
+        // Acknowledged while the task still runs: both lists are empty before it ends.
+        await WaitUntilAsync(async () => (await RunsAsync(id)).Count == 1);
+        await WaitUntilAsync(async () => await Db.ListLengthAsync($"longshore:processing:{id}") == 0);
+        Assert.False(TestStates.IsTerminal((await RunsAsync(id))[0].GetProperty("mesos_state").GetString()!));
+        await WaitUntilAsync(async () => (await RunsAsync(id)).All(r => r.GetProperty("mesos_state").GetString() == "TASK_FAILED"));
+        await Task.Delay(3000);
+
+        Assert.Single(await RunsAsync(id));
+        Assert.Equal(0, await Db.ListLengthAsync(list));
+    }
+
+    [Fact]
     public async Task Batches_JoinPayloads_AndBacklogIsShownWhileDisabled()
     {
         var id = Families.New("redisbatch");

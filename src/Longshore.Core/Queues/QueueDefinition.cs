@@ -28,6 +28,12 @@ public sealed record QueueBlock
     /// <summary>Unix seconds of the last poll (read-only; set by Longshore).</summary>
     public long? LastRunTstamp { get; init; }
 
+    /// <summary>
+    /// on_success (default): a message is settled when its task chain ends — acknowledged if it finished, released if
+    /// it failed for good. on_create (Hippo's behaviour): acknowledged as soon as its task is durably recorded.
+    /// </summary>
+    public string AckMode { get; init; } = "on_success";
+
     /// <summary>ENABLED (default) or DISABLED.</summary>
     public string Status { get; init; } = "ENABLED";
 

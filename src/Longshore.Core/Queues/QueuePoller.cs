@@ -134,6 +134,10 @@ public sealed partial class QueuePoller
             throw;
         }
 
+        // on_create: the tasks are durably recorded now, so the messages can go (a failure here is settled later).
+        if (queue.Block.AckMode == "on_create" && batches.Count > 0)
+            await SettleAsync(queue, batches.Select(b => new EndedBatch(b.Run.MessageKey!, queue.Id, b.Handles, Succeeded: true)).ToList(), cancellationToken);
+
         var next = result.Messages.Count > 0 ? now : result.NextPollAt ?? now + TimeSpan.FromSeconds(queue.Block.FrequencySeconds);
         await _queues.RecordPollAsync(queue.Id, now, null, next, cancellationToken);
         if (batches.Count > 0)
@@ -153,18 +157,29 @@ public sealed partial class QueuePoller
     /// <summary>Acknowledges or releases the messages of every batch whose run chain has ended.</summary>
     private async Task SettleAsync(CancellationToken cancellationToken)
     {
-        foreach (var batch in await _queues.ListEndedBatchesAsync(200, cancellationToken))
+        foreach (var group in (await _queues.ListEndedBatchesAsync(200, cancellationToken)).GroupBy(b => b.QueueId, StringComparer.Ordinal))
         {
-            var queue = await _queues.GetQueueAsync(batch.QueueId, cancellationToken);
-            if (queue is not null && batch.Handles.Count > 0 && _sources.GetValueOrDefault(queue.Block.Type ?? string.Empty) is IAcknowledgingSource source)
+            var queue = await _queues.GetQueueAsync(group.Key, cancellationToken);
+            // Under on_create a message is done once its task exists, whatever became of the task.
+            var batches = queue?.Block.AckMode == "on_create" ? group.Select(b => b with { Succeeded = true }).ToList() : group.ToList();
+            await SettleAsync(queue, batches, cancellationToken);
+        }
+    }
+
+    private async Task SettleAsync(StoredQueue? queue, IReadOnlyList<EndedBatch> batches, CancellationToken cancellationToken)
+    {
+        var source = queue is null ? null : _sources.GetValueOrDefault(queue.Block.Type ?? string.Empty) as IAcknowledgingSource;
+        foreach (var batch in batches)
+        {
+            if (source is not null && batch.Handles.Count > 0)
             {
                 try
                 {
                     // The source first, then the mark: a crash in between settles again, which the sources tolerate.
                     if (batch.Succeeded)
-                        await source.AckAsync(queue, batch.Handles, cancellationToken);
+                        await source.AckAsync(queue!, batch.Handles, cancellationToken);
                     else
-                        await source.ReleaseAsync(queue, batch.Handles, cancellationToken);
+                        await source.ReleaseAsync(queue!, batch.Handles, cancellationToken);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {

@@ -30,6 +30,8 @@ public static class QueueValidator
             errors.Add($"queue.frequency_seconds: must be between 1 and 86400, got {block.FrequencySeconds}");
         if (block.Status is not ("ENABLED" or "DISABLED"))
             errors.Add($"queue.status: must be one of ENABLED, DISABLED, got '{block.Status}'");
+        if (block.AckMode is not ("on_success" or "on_create"))
+            errors.Add($"queue.ack_mode: must be one of on_success, on_create, got '{block.AckMode}'");
         if (block.Name is { Length: > 200 })
             errors.Add("queue.name: must be at most 200 characters");
         if (source is not null)
