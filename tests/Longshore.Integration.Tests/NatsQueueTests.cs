@@ -35,8 +35,9 @@ public sealed class NatsQueueTests : IAsyncLifetime
         await _nats.DisposeAsync();
     }
 
-    private Dictionary<string, object> Queue(string id, string cmd) => QueueDefinitions.Create(id, cmd, "nats",
-        new Dictionary<string, string> { ["url"] = Url, ["stream"] = _stream, ["subject"] = Subject }, new() { ["frequency_seconds"] = 1 });
+    private Dictionary<string, object> Queue(string id, string cmd, string maxDeliver = "5") => QueueDefinitions.Create(id, cmd, "nats",
+        new Dictionary<string, string> { ["url"] = Url, ["stream"] = _stream, ["subject"] = Subject, ["nak_delay_seconds"] = "1", ["max_deliver"] = maxDeliver },
+        new() { ["frequency_seconds"] = 1 });
 
     [Fact]
     public async Task PublishedMessages_BecomeTasks_AndAreAcknowledged()
@@ -58,16 +59,23 @@ public sealed class NatsQueueTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task FailedTask_NegativelyAcknowledges_SoTheMessageIsDeliveredAgain()
+    public async Task FailedTask_IsDeliveredAgainAfterTheNakDelay_UntilMaxDeliver_ThenTerminated()
     {
         var id = Families.New("natsfail");
         await _js.PublishAsync(Subject, System.Text.Encoding.UTF8.GetBytes("poison"));
-        (await _server.Http.PostAsJsonAsync("/queues/", Queue(id, "exit 4"))).EnsureSuccessStatusCode();
+        (await _server.Http.PostAsJsonAsync("/queues/", Queue(id, "exit 4", maxDeliver: "3"))).EnsureSuccessStatusCode();
 
-        await WaitUntilAsync(async () => (await RunsAsync(id)).Count(r => r.GetProperty("mesos_state").GetString() == "TASK_FAILED") >= 2, TimeSpan.FromSeconds(60));
-        await _server.Http.GetAsync($"/queues/{id}/disable/");
+        await WaitUntilAsync(async () => (await RunsAsync(id)).Count(r => r.GetProperty("mesos_state").GetString() == "TASK_FAILED") == 3, TimeSpan.FromSeconds(60));
+        // Terminated on the third failure: the server does not deliver it a fourth time.
+        await Task.Delay(5000);
 
-        Assert.All(await RunsAsync(id), r => Assert.Equal("poison", r.GetProperty("env").GetProperty("HIPPO_DATA").GetString()));
+        var runs = await RunsAsync(id);
+        Assert.Equal(3, runs.Count);
+        Assert.All(runs, r => Assert.Equal("poison", r.GetProperty("env").GetProperty("HIPPO_DATA").GetString()));
+        var starts = runs.Select(r => r.GetProperty("created_at").GetDateTimeOffset()).Order().ToList();
+        Assert.All(starts.Zip(starts.Skip(1), (a, b) => b - a), gap => Assert.True(gap >= TimeSpan.FromSeconds(0.9), $"redelivered after {gap}"));
+        var consumer = await _js.GetConsumerAsync(_stream, "longshore-" + id.Replace('.', '-'));
+        Assert.Equal(0, consumer.Info.NumAckPending);
     }
 
     private Task<List<JsonElement>> RunsAsync(string id) => _server.RunsAsync(id);

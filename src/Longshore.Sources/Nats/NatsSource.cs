@@ -25,6 +25,8 @@ public sealed class NatsSource : IQueueSource, IAcknowledgingSource, IAsyncDispo
         new QueueInput("subject", "Subject filter (empty: the whole stream)", Required: false),
         new QueueInput("consumer", "Durable consumer name (default: longshore-<queue id>)", Required: false),
         new QueueInput("ack_wait_seconds", "Seconds before an unacknowledged message is redelivered", "21600", Required: false),
+        new QueueInput("nak_delay_seconds", "Seconds before a failed message is delivered again", "10", Required: false),
+        new QueueInput("max_deliver", "Deliveries before a failing message is terminated", "5", Required: false),
         new QueueInput("user", "User", Required: false),
         new QueueInput("password", "Password", Required: false, Secret: true),
         new QueueInput("token", "Token", Required: false, Secret: true),
@@ -37,6 +39,10 @@ public sealed class NatsSource : IQueueSource, IAcknowledgingSource, IAsyncDispo
             errors.Add("queue.nats.url: must be a nats:// or tls:// address");
         if (!int.TryParse(settings.GetValueOrDefault("ack_wait_seconds", "21600"), NumberStyles.None, CultureInfo.InvariantCulture, out var wait) || wait is < 1 or > 604800)
             errors.Add("queue.nats.ack_wait_seconds: must be a whole number of seconds from 1 to 604800");
+        if (!int.TryParse(settings.GetValueOrDefault("nak_delay_seconds", "10"), NumberStyles.None, CultureInfo.InvariantCulture, out var delay) || delay > 86400)
+            errors.Add("queue.nats.nak_delay_seconds: must be a whole number of seconds from 0 to 86400");
+        if (!int.TryParse(settings.GetValueOrDefault("max_deliver", "5"), NumberStyles.None, CultureInfo.InvariantCulture, out var deliver) || deliver is < 1 or > 1000)
+            errors.Add("queue.nats.max_deliver: must be a whole number from 1 to 1000");
         foreach (var name in (string[])["stream", "consumer"])
         {
             if (settings.GetValueOrDefault(name) is { Length: > 0 } value && value.Any(c => c is '.' or '*' or '>' or ' '))
@@ -68,17 +74,34 @@ public sealed class NatsSource : IQueueSource, IAcknowledgingSource, IAsyncDispo
 
     // JetStream acknowledgements are plain messages to each delivery's reply subject, so they work from any later poll.
     public Task AckAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default) =>
-        ReplyAsync(queue, handles, "+ACK", cancellationToken);
+        ReplyAsync(queue, handles.Select(h => (h, "+ACK")), cancellationToken);
 
-    public Task ReleaseAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default) =>
-        ReplyAsync(queue, handles, "-NAK", cancellationToken);
+    /// <summary>Failed for good: delivered again after nak_delay_seconds, or terminated once max_deliver deliveries are spent.</summary>
+    public Task ReleaseAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default)
+    {
+        var settings = queue.Block.SettingsOf("nats");
+        var delay = TimeSpan.FromSeconds(int.Parse(settings.GetValueOrDefault("nak_delay_seconds") is { Length: > 0 } d ? d : "10", CultureInfo.InvariantCulture));
+        var maxDeliver = int.Parse(settings.GetValueOrDefault("max_deliver") is { Length: > 0 } m ? m : "5", CultureInfo.InvariantCulture);
+        var nak = "-NAK {\"delay\":" + (delay.Ticks * 100).ToString(CultureInfo.InvariantCulture) + "}";
+        return ReplyAsync(queue, handles.Select(h => (h, Deliveries(h) >= maxDeliver ? "+TERM" : nak)), cancellationToken);
+    }
 
-    private async Task ReplyAsync(StoredQueue queue, IReadOnlyList<string> handles, string reply, CancellationToken cancellationToken)
+    /// <summary>
+    /// How often the message was delivered, from its reply subject: <c>$JS.ACK.&lt;stream&gt;.&lt;consumer&gt;.&lt;delivered&gt;.…</c>
+    /// (9 tokens), or with domain and account hash first (12 or more).
+    /// </summary>
+    public static int Deliveries(string replySubject)
+    {
+        var tokens = replySubject.Split('.');
+        var index = tokens.Length >= 12 ? 6 : 4;
+        return tokens.Length > index && int.TryParse(tokens[index], NumberStyles.None, CultureInfo.InvariantCulture, out var delivered) ? delivered : 1;
+    }
+
+    private async Task ReplyAsync(StoredQueue queue, IEnumerable<(string Subject, string Body)> replies, CancellationToken cancellationToken)
     {
         var connection = await ConnectAsync(queue.Block.SettingsOf("nats"));
-        var body = Encoding.ASCII.GetBytes(reply);
-        foreach (var handle in handles)
-            await connection.PublishAsync(handle, body, cancellationToken: cancellationToken);
+        foreach (var (subject, body) in replies)
+            await connection.PublishAsync(subject, Encoding.ASCII.GetBytes(body), cancellationToken: cancellationToken);
         await connection.PingAsync(cancellationToken);
     }
 
