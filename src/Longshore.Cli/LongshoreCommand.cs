@@ -85,11 +85,12 @@ public static class LongshoreCommand
         var jobBackoffBase = new Option<double>("--job-backoff-base") { Description = "Seconds before restarting a replica that crashed quickly (doubles while it keeps crashing)", DefaultValueFactory = _ => defaults.Jobs.Backoff.BackoffBase.TotalSeconds };
         var jobBackoffCap = new Option<double>("--job-backoff-cap") { Description = "Longest replica restart backoff in seconds", DefaultValueFactory = _ => defaults.Jobs.Backoff.BackoffCap.TotalSeconds };
         var tokensFile = new Option<string?>("--tokens-file") { Description = "Access tokens, one ROLE:NAME:TOKEN per line (also LONGSHORE_TOKENS); required to listen beyond loopback" };
+        var secretsKey = new Option<string?>("--secrets-key") { Description = "Base64 32-byte key encrypting queue secrets at rest (also LONGSHORE_SECRETS_KEY; default: <data>/secrets.key, created once)" };
         var synchronous = new Option<string>("--sqlite-synchronous") { Description = "FULL (fsync every transition) or NORMAL", DefaultValueFactory = _ => defaults.SqliteSynchronous };
 
         var command = new Command("server", "Run the API, the scheduler and the local engine backend.")
         {
-            urls, data, dockerHost, allowHostPath, capacity, killGrace, backoffBase, backoffCap, reconcile, logCap, synchronous, jobBackoffBase, jobBackoffCap, tokensFile,
+            urls, data, dockerHost, allowHostPath, capacity, killGrace, backoffBase, backoffCap, reconcile, logCap, synchronous, jobBackoffBase, jobBackoffCap, tokensFile, secretsKey,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -109,6 +110,7 @@ public static class LongshoreCommand
                 LogCapBytes = result.GetValue(logCap),
                 SqliteSynchronous = result.GetValue(synchronous)!,
                 TokensFile = result.GetValue(tokensFile),
+                SecretsKey = result.GetValue(secretsKey) ?? Environment.GetEnvironmentVariable("LONGSHORE_SECRETS_KEY"),
                 TokensVariable = Environment.GetEnvironmentVariable("LONGSHORE_TOKENS"),
                 Jobs = new JobSettings { Backoff = new RetryOptions { BackoffBase = Seconds(result.GetValue(jobBackoffBase)), BackoffCap = Seconds(result.GetValue(jobBackoffCap)) } },
             };

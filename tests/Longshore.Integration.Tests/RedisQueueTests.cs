@@ -151,7 +151,7 @@ public sealed class RedisQueueTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Password_IsNeverShown_AndAnUpdateSendingStarsKeepsIt()
+    public async Task Password_IsNeverShown_IsEncryptedAtRest_AndAnUpdateSendingStarsKeepsIt()
     {
         var id = Families.New("redissecret");
         var secret = "pw-" + Guid.NewGuid().ToString("N");
@@ -172,7 +172,13 @@ public sealed class RedisQueueTests : IAsyncLifetime
         await using var query = new Microsoft.Data.Sqlite.SqliteCommand("SELECT block FROM queues WHERE id = $id", db);
         query.Parameters.AddWithValue("$id", id);
         var stored = JsonDocument.Parse((string)(await query.ExecuteScalarAsync())!).RootElement;
-        Assert.Equal(secret, stored.GetProperty("redis").GetProperty("password").GetString());
+        // Kept through the *** update, and encrypted at rest: the database file never holds it in the clear.
+        var sealedValue = stored.GetProperty("redis").GetProperty("password").GetString()!;
+        Assert.StartsWith("enc:v1:", sealedValue, StringComparison.Ordinal);
+        var key = Convert.FromBase64String(await File.ReadAllTextAsync(Path.Combine(_server.DataDir, "secrets.key")));
+        Assert.Equal(secret, new Longshore.Core.Queues.QueueSecrets(key, []).Decrypt(sealedValue));
+        foreach (var file in Directory.GetFiles(_server.DataDir, "longshore.db*"))
+            Assert.DoesNotContain(secret, System.Text.Encoding.Latin1.GetString(await File.ReadAllBytesAsync(file)), StringComparison.Ordinal);
         Assert.Equal(4, stored.GetProperty("batch_size").GetInt32());
     }
 

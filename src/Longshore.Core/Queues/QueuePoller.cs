@@ -22,8 +22,12 @@ public sealed partial class QueuePoller
     private readonly HashSet<string> _recovered = new(StringComparer.Ordinal);
     private readonly WakeSignal _wake;
 
-    public QueuePoller(IQueueStore queues, Scheduler scheduler, IEnumerable<IQueueSource> sources, TimeProvider time, Func<Guid> newId, ILogger<QueuePoller> logger)
+    private readonly QueueSecrets? _secrets;
+
+    public QueuePoller(IQueueStore queues, Scheduler scheduler, IEnumerable<IQueueSource> sources, TimeProvider time, Func<Guid> newId, ILogger<QueuePoller> logger,
+        QueueSecrets? secrets = null)
     {
+        _secrets = secrets;
         _queues = queues;
         _scheduler = scheduler;
         _sources = sources.ToDictionary(s => s.Type.Type, StringComparer.Ordinal);
@@ -75,9 +79,13 @@ public sealed partial class QueuePoller
         }
     }
 
+    /// <summary>The queue with its secret settings decrypted, for a source to use (never to show or store).</summary>
+    public StoredQueue Usable(StoredQueue queue) => _secrets?.Reveal(queue) ?? queue;
+
     /// <summary>One poll iteration of one queue.</summary>
     public async Task PollAsync(StoredQueue queue, CancellationToken cancellationToken = default)
     {
+        queue = Usable(queue);
         var now = _time.GetUtcNow();
         if (!_sources.TryGetValue(queue.Block.Type ?? string.Empty, out var source))
         {
@@ -159,7 +167,7 @@ public sealed partial class QueuePoller
     {
         foreach (var group in (await _queues.ListEndedBatchesAsync(200, cancellationToken)).GroupBy(b => b.QueueId, StringComparer.Ordinal))
         {
-            var queue = await _queues.GetQueueAsync(group.Key, cancellationToken);
+            var queue = await _queues.GetQueueAsync(group.Key, cancellationToken) is { } stored ? Usable(stored) : null;
             // Under on_create a message is done once its task exists, whatever became of the task.
             var batches = queue?.Block.AckMode == "on_create" ? group.Select(b => b with { Succeeded = true }).ToList() : group.ToList();
             await SettleAsync(queue, batches, cancellationToken);

@@ -22,11 +22,12 @@ public static partial class QueuesApi
         var queues = routes.MapGroup("/queues").WithTags("queues");
         queues.MapGet("/", ListAsync).WithSummary("Every queue with its poll status, backlog, running count and lag");
         queues.MapPost("/", CreateAsync).WithSummary("Create a queue; returns {\"id\": …}");
-        queues.MapPut("/", (HttpRequest request, IQueueStore store, QueuePoller poller, TaskLimits limits, CancellationToken ct) => UpdateAsync(null, request, store, poller, limits, ct))
+        queues.MapPut("/", (HttpRequest request, IQueueStore store, QueuePoller poller, QueueSecrets secrets, TaskLimits limits, CancellationToken ct) =>
+                UpdateAsync(null, request, store, poller, secrets, limits, ct))
             .WithSummary("Update the queue named by the body's id");
         queues.MapGet("/{id}/", GetAsync).WithSummary("One queue");
-        queues.MapMethods("/{id}/", ["POST", "PUT"], (string id, HttpRequest request, IQueueStore store, QueuePoller poller, TaskLimits limits, CancellationToken ct) =>
-            UpdateAsync(id, request, store, poller, limits, ct)).WithSummary("Update a queue");
+        queues.MapMethods("/{id}/", ["POST", "PUT"], (string id, HttpRequest request, IQueueStore store, QueuePoller poller, QueueSecrets secrets, TaskLimits limits,
+            CancellationToken ct) => UpdateAsync(id, request, store, poller, secrets, limits, ct)).WithSummary("Update a queue");
         queues.MapDelete("/{id}/", DeleteAsync).WithSummary("Delete a queue (its runs stay)");
         queues.MapGet("/{id}/enable/", (string id, IQueueStore store, QueuePoller poller, CancellationToken ct) => SetStatusAsync(id, "ENABLED", store, poller, ct));
         queues.MapGet("/{id}/disable/", (string id, IQueueStore store, QueuePoller poller, CancellationToken ct) => SetStatusAsync(id, "DISABLED", store, poller, ct));
@@ -37,26 +38,27 @@ public static partial class QueuesApi
     [GeneratedRegex("[^A-Za-z0-9_.-]+")]
     private static partial Regex NotIdCharacters();
 
-    private static async Task<IResult> CreateAsync(HttpRequest request, IQueueStore store, QueuePoller poller, TaskLimits limits, TimeProvider time,
+    private static async Task<IResult> CreateAsync(HttpRequest request, IQueueStore store, QueuePoller poller, QueueSecrets secrets, TaskLimits limits, TimeProvider time,
         CancellationToken cancellationToken)
     {
         var (template, block, error) = await ReadAsync(request, null, null, poller, limits, cancellationToken);
         if (error is not null)
             return error;
-        var queue = new StoredQueue { Id = template!.Id!, Template = template, Block = block!, CreatedAt = time.GetUtcNow() };
+        var queue = new StoredQueue { Id = template!.Id!, Template = template, Block = secrets.Protect(block!), CreatedAt = time.GetUtcNow() };
         if (!await store.CreateQueueAsync(queue, cancellationToken))
             return ApiResults.Error(StatusCodes.Status409Conflict, $"id: a queue '{queue.Id}' exists already; update it with PUT /queues/{queue.Id}/");
         poller.Nudge();
         return Results.Json(new { queue.Id });
     }
 
-    private static async Task<IResult> UpdateAsync(string? pathId, HttpRequest request, IQueueStore store, QueuePoller poller, TaskLimits limits, CancellationToken cancellationToken)
+    private static async Task<IResult> UpdateAsync(string? pathId, HttpRequest request, IQueueStore store, QueuePoller poller, QueueSecrets secrets, TaskLimits limits,
+        CancellationToken cancellationToken)
     {
         var (template, block, error) = await ReadAsync(request, pathId, store, poller, limits, cancellationToken);
         if (error is not null)
             return error;
         var existing = (await store.GetQueueAsync(template!.Id!, cancellationToken))!;
-        if (!await store.UpdateQueueAsync(existing with { Template = template, Block = block! }, cancellationToken))
+        if (!await store.UpdateQueueAsync(existing with { Template = template, Block = secrets.Protect(block!) }, cancellationToken))
             return NotFound(template.Id!);
         poller.Nudge();
         return Results.Json(await ShowAsync((await store.GetQueueAsync(template.Id!, cancellationToken))!, store, poller, cancellationToken));
@@ -109,7 +111,7 @@ public static partial class QueuesApi
             if (existing is null)
                 return (null, null, NotFound(id ?? "(no id)"));
             if (block is not null)
-                block = Unmask(block, existing.Block, poller);
+                block = Unmask(block, poller.Usable(existing).Block, poller);
         }
 
         var problems = QueueValidator.Validate(template, block, poller.Sources, limits);
@@ -134,7 +136,7 @@ public static partial class QueuesApi
         {
             try
             {
-                backlog = await counted.BacklogAsync(queue, cancellationToken);
+                backlog = await counted.BacklogAsync(poller.Usable(queue), cancellationToken);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

@@ -86,8 +86,11 @@ public static partial class LongshoreHost
         services.AddSingleton<IQueueSource, RedisSource>();
         services.AddSingleton<IQueueSource, SqlQuerySource>();
         services.AddSingleton<IQueueSource, NatsSource>();
+        var secretsKey = SecretsKey.Load(options.SecretsKey, options.DataDir);
+        services.AddSingleton(sp => new QueueSecrets(secretsKey, sp.GetServices<IQueueSource>()));
         services.AddSingleton(sp => new QueuePoller(sp.GetRequiredService<IQueueStore>(), sp.GetRequiredService<Scheduler>(),
-            sp.GetServices<IQueueSource>(), sp.GetRequiredService<TimeProvider>(), Guid.NewGuid, sp.GetRequiredService<ILogger<QueuePoller>>()));
+            sp.GetServices<IQueueSource>(), sp.GetRequiredService<TimeProvider>(), Guid.NewGuid, sp.GetRequiredService<ILogger<QueuePoller>>(),
+            sp.GetRequiredService<QueueSecrets>()));
         services.AddHostedService<QueueService>();
         services.Configure<JsonOptions>(json =>
         {

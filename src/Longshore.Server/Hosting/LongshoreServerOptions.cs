@@ -28,6 +28,9 @@ public sealed record LongshoreServerOptions
     /// <summary>File of access tokens, one <c>ROLE:NAME:TOKEN</c> per line.</summary>
     public string? TokensFile { get; init; }
 
+    /// <summary>Base64 of the 32-byte key that encrypts queue secrets at rest; null uses (or creates) &lt;data&gt;/secrets.key.</summary>
+    public string? SecretsKey { get; init; }
+
     /// <summary>Access tokens from the LONGSHORE_TOKENS variable, <c>;</c>-separated.</summary>
     public string? TokensVariable { get; init; }
 
@@ -60,6 +63,8 @@ public sealed record LongshoreServerOptions
             errors.Add($"job-backoff-base / job-backoff-cap: base must be positive and the cap at least the base, got {Jobs.Backoff.BackoffBase.TotalSeconds} / {Jobs.Backoff.BackoffCap.TotalSeconds}");
         if (LogCapBytes is < 1024 or > 64 * 1024 * 1024)
             errors.Add($"log-cap-bytes: must be between 1024 and 67108864, got {LogCapBytes}");
+        if (SecretsKey is not null && !Security.SecretsKey.IsValid(SecretsKey))
+            errors.Add("secrets-key: must be the base64 of 32 random bytes (e.g. `openssl rand -base64 32`)");
         if (SqliteSynchronous is not ("FULL" or "NORMAL"))
             errors.Add($"sqlite-synchronous: must be FULL or NORMAL, got '{SqliteSynchronous}'");
         return errors;
