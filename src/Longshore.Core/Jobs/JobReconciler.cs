@@ -82,7 +82,8 @@ public sealed partial class JobReconciler
     /// <summary>One job brought one step closer to its declared shape.</summary>
     public async Task ReconcileAsync(Job job, CancellationToken cancellationToken = default)
     {
-        var runs = await _jobs.ListJobRunsAsync(job.Id, _options.HistoryLimit, cancellationToken);
+        // A stopped job's plan only kills what still lives; its crash history would be read every pass for nothing.
+        var runs = await _jobs.ListJobRunsAsync(job.Id, job.State == JobState.Stopped ? 0 : _options.HistoryLimit, cancellationToken);
         var actions = JobPlanner.Plan(job, runs, _options.StableAfter, _backoff.Backoff);
         foreach (var action in actions)
         {
