@@ -84,5 +84,9 @@ internal static class SqliteMigrations
         );
         CREATE INDEX queue_batches_pending ON queue_batches (state) WHERE state = 'PENDING';
         """,
+        """
+        -- The scheduler lease; term grows on every change of holder and fences the writes of older leaders.
+        CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, term INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+        """,
     ];
 }

@@ -1,7 +1,6 @@
-using System.Text.Json;
 using Longshore.Core.Jobs;
 using Longshore.Core.Tasks;
-using Microsoft.Data.Sqlite;
+using static Longshore.Storage.Relational.RunRows;
 
 namespace Longshore.Storage.Sqlite;
 
@@ -67,28 +66,10 @@ public sealed partial class SqliteTaskStore : IJobStore
             return true;
         }, cancellationToken);
 
-    private static (string, object?)[] JobParameters(Job job) =>
-    [
-        ("$id", job.Id), ("$definition", JsonSerializer.Serialize(job.Definition, TaskDefinitionJson.Options)),
-        ("$state", job.State == JobState.Stopped ? "STOPPED" : "RUNNING"), ("$generation", job.Generation),
-        ("$at", job.UpdatedAt.ToUnixTimeMilliseconds()),
-    ];
-
     private async Task<IReadOnlyList<Job>> QueryJobsAsync(string sql, CancellationToken cancellationToken, params (string Name, object? Value)[] parameters)
     {
         var jobs = new List<Job>();
         await ReadAsync(sql, reader => jobs.Add(ReadJob(reader)), cancellationToken, parameters);
         return jobs;
     }
-
-    private static Job ReadJob(SqliteDataReader reader) => new()
-    {
-        Id = reader.GetString(reader.GetOrdinal("id")),
-        Definition = JsonSerializer.Deserialize<JobDefinition>(reader.GetString(reader.GetOrdinal("definition")), TaskDefinitionJson.Options)!,
-        State = reader.GetString(reader.GetOrdinal("state")) == "STOPPED" ? JobState.Stopped : JobState.Running,
-        Generation = reader.GetInt32(reader.GetOrdinal("generation")),
-        Version = reader.GetInt64(reader.GetOrdinal("version")),
-        CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(reader.GetOrdinal("created_at"))),
-        UpdatedAt = DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(reader.GetOrdinal("updated_at"))),
-    };
 }

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Longshore.Core.Queues;
 using Longshore.Core.Tasks;
-using Microsoft.Data.Sqlite;
+using static Longshore.Storage.Relational.RunRows;
 
 namespace Longshore.Storage.Sqlite;
 
@@ -90,8 +90,7 @@ public sealed partial class SqliteTaskStore : IQueueStore
             JOIN runs r ON r.seq = (SELECT MAX(seq) FROM runs WHERE message_key = b.message_key)
             WHERE b.state = 'PENDING' AND r.state IN ({TerminalStates}) AND r.retried_as IS NULL
             LIMIT $limit;
-            """, reader => ended.Add(new EndedBatch(reader.GetString(0), reader.GetString(1),
-                JsonSerializer.Deserialize<List<string>>(reader.GetString(2))!, reader.GetString(3) == "TASK_FINISHED")),
+            """, reader => ended.Add(ReadEndedBatch(reader)),
             cancellationToken, ("$limit", limit));
         return ended;
     }
@@ -100,7 +99,7 @@ public sealed partial class SqliteTaskStore : IQueueStore
     {
         var handles = new HashSet<string>(StringComparer.Ordinal);
         await ReadAsync("SELECT handles FROM queue_batches WHERE queue_id = $id AND state = 'PENDING';",
-            reader => handles.UnionWith(JsonSerializer.Deserialize<List<string>>(reader.GetString(0))!), cancellationToken, ("$id", id));
+            reader => handles.UnionWith(ReadHandles(reader, 0)), cancellationToken, ("$id", id));
         return handles;
     }
 
@@ -109,23 +108,10 @@ public sealed partial class SqliteTaskStore : IQueueStore
             "UPDATE queue_batches SET state = $state WHERE message_key = $key AND state = 'PENDING';", cancellationToken,
             ("$key", messageKey), ("$state", acknowledged ? "ACKED" : "RELEASED")) > 0, cancellationToken);
 
-    private static string Json<T>(T value) => JsonSerializer.Serialize(value, TaskDefinitionJson.Options);
-
     private async Task<IReadOnlyList<StoredQueue>> QueryQueuesAsync(string sql, CancellationToken cancellationToken, params (string Name, object? Value)[] parameters)
     {
         var queues = new List<StoredQueue>();
         await ReadAsync(sql, reader => queues.Add(ReadQueue(reader)), cancellationToken, parameters);
         return queues;
     }
-
-    private static StoredQueue ReadQueue(SqliteDataReader reader) => new()
-    {
-        Id = reader.GetString(reader.GetOrdinal("id")),
-        Template = JsonSerializer.Deserialize<TaskDefinition>(reader.GetString(reader.GetOrdinal("template")), TaskDefinitionJson.Options)!,
-        Block = JsonSerializer.Deserialize<QueueBlock>(reader.GetString(reader.GetOrdinal("block")), TaskDefinitionJson.Options)!,
-        CreatedAt = Time(reader, "created_at")!.Value,
-        LastPollAt = Time(reader, "last_poll_at"),
-        LastError = Nullable(reader, "last_error", reader.GetString),
-        NextPollAt = Time(reader, "next_poll_at"),
-    };
 }

@@ -1,10 +1,12 @@
+using System.Data.Common;
 using System.Globalization;
-using System.Text.Json;
+using System.Threading.Channels;
 using Longshore.Core.Execution;
 using Longshore.Core.Storage;
 using Longshore.Core.Tasks;
-using System.Threading.Channels;
+using Longshore.Storage.Relational;
 using Microsoft.Data.Sqlite;
+using static Longshore.Storage.Relational.RunRows;
 
 namespace Longshore.Storage.Sqlite;
 
@@ -12,7 +14,7 @@ namespace Longshore.Storage.Sqlite;
 /// The embedded store: one SQLite file in WAL mode. Writes go through one writer at a time (SQLite allows no more),
 /// reads run beside them. With <c>synchronous=FULL</c> (the default) a transition is on disk before it is acted on.
 /// </summary>
-public sealed partial class SqliteTaskStore : ITaskStore, IDisposable
+public sealed partial class SqliteTaskStore : IStateStore, IDisposable
 {
     private static readonly string ActiveStates = InList(TaskStates.Active);
 
@@ -32,6 +34,8 @@ public sealed partial class SqliteTaskStore : ITaskStore, IDisposable
     public string InstanceId { get; private set; } = string.Empty;
 
     public string Path { get; private init; } = string.Empty;
+
+    public string Description => "sqlite:" + Path;
 
     /// <summary>Opens (creating if needed) the database file and brings its schema up to date.</summary>
     /// <param name="synchronous">SQLite's <c>synchronous</c> pragma: FULL (default) or NORMAL.</param>
@@ -155,25 +159,8 @@ public sealed partial class SqliteTaskStore : ITaskStore, IDisposable
             return false;
         return await WriteAsync(async (connection, transaction) =>
         {
-            var at = transition.At.ToUnixTimeMilliseconds();
-            var to = transition.To;
-            var from = InList(transition.From);
-            var sql = $"""
-                UPDATE runs SET state = $to, updated_at = $at,
-                    staged_at = CASE WHEN $to = 'TASK_STAGING' THEN $at ELSE staged_at END,
-                    started_at = CASE WHEN $to = 'TASK_RUNNING' THEN COALESCE(started_at, $at) ELSE started_at END,
-                    finished_at = CASE WHEN $terminal THEN $at ELSE finished_at END,
-                    exit_code = COALESCE($exit, exit_code),
-                    reason = COALESCE($reason, reason),
-                    agent = COALESCE($agent, agent),
-                    container_id = COALESCE($container, container_id),
-                    retried_as = COALESCE($retry, retried_as)
-                WHERE mesos_id = $id AND state IN ({from});
-                """;
-            var changed = await ExecuteAsync(connection, transaction, sql, cancellationToken,
-                ("$to", to.ToWire()), ("$at", at), ("$terminal", to.IsTerminal()), ("$exit", transition.ExitCode),
-                ("$reason", transition.Reason), ("$agent", transition.Agent), ("$container", transition.ContainerId),
-                ("$retry", transition.Retry?.MesosId), ("$id", transition.MesosId));
+            var sql = TransitionSql('$', InList(transition.From), "$terminal") + ";";
+            var changed = await ExecuteAsync(connection, transaction, sql, cancellationToken, TransitionParameters(transition));
             if (changed == 0)
                 return false;
             if (transition.Logs is { } logs)
@@ -225,6 +212,12 @@ public sealed partial class SqliteTaskStore : ITaskStore, IDisposable
         }, cancellationToken);
     }
 
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
+    }
+
     public void Dispose()
     {
         _writes.Writer.TryComplete();
@@ -238,7 +231,7 @@ public sealed partial class SqliteTaskStore : ITaskStore, IDisposable
     /// </summary>
     private async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<T>> work, CancellationToken cancellationToken)
     {
-        var write = new PendingWrite(async (connection, transaction) => await work(connection, transaction));
+        var write = new PendingWrite(async (connection, transaction) => await work(connection, transaction), Fencing.CurrentTerm);
         ObjectDisposedException.ThrowIf(!_writes.Writer.TryWrite(write), this);
         return (T)(await write.Done.Task.WaitAsync(cancellationToken))!;
     }
@@ -261,6 +254,9 @@ public sealed partial class SqliteTaskStore : ITaskStore, IDisposable
                     await ExecuteAsync(connection, transaction, "SAVEPOINT write;", CancellationToken.None);
                     try
                     {
+                        // Fencing: the term is read in the write's own transaction, so no lease change can slip between.
+                        if (batch[i].Term is { } term)
+                            Fencing.Check(term, await LeaseTermAsync(connection, transaction));
                         outcomes[i] = (await batch[i].Work(connection, transaction), null);
                         await ExecuteAsync(connection, transaction, "RELEASE write;", CancellationToken.None);
                     }
@@ -292,25 +288,13 @@ public sealed partial class SqliteTaskStore : ITaskStore, IDisposable
         }
     }
 
-    private sealed record PendingWrite(Func<SqliteConnection, SqliteTransaction, Task<object?>> Work)
+    private sealed record PendingWrite(Func<SqliteConnection, SqliteTransaction, Task<object?>> Work, long? Term)
     {
         public TaskCompletionSource<object?> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
-    private static async Task InsertRunAsync(SqliteConnection connection, SqliteTransaction transaction, TaskRun run, CancellationToken cancellationToken)
-    {
-        await ExecuteAsync(connection, transaction, """
-            INSERT INTO runs (mesos_id, family_id, attempt, state, definition, task_retries_left, system_retries_left, not_before,
-                created_at, updated_at, retry_of, job_id, job_group, job_generation, queue_id, message_key)
-            VALUES ($id, $family, $attempt, $state, $definition, $taskLeft, $systemLeft, $notBefore, $created, $created, $retryOf,
-                $jobId, $jobGroup, $generation, $queueId, $messageKey);
-            """, cancellationToken,
-            ("$id", run.MesosId), ("$family", run.FamilyId), ("$attempt", run.Attempt), ("$state", run.State.ToWire()),
-            ("$definition", JsonSerializer.Serialize(run.Definition, TaskDefinitionJson.Options)), ("$taskLeft", run.TaskRetriesLeft),
-            ("$systemLeft", run.SystemRetriesLeft), ("$notBefore", run.NotBefore.ToUnixTimeMilliseconds()),
-            ("$created", run.CreatedAt.ToUnixTimeMilliseconds()), ("$retryOf", run.RetryOf), ("$jobId", run.JobId),
-            ("$jobGroup", run.JobGroup), ("$generation", run.Generation), ("$queueId", run.QueueId), ("$messageKey", run.MessageKey));
-    }
+    private static async Task InsertRunAsync(SqliteConnection connection, SqliteTransaction transaction, TaskRun run, CancellationToken cancellationToken) =>
+        await ExecuteAsync(connection, transaction, InsertRunSql('$') + ";", cancellationToken, RunParameters(run));
 
     private async Task<IReadOnlyList<TaskRun>> QueryRunsAsync(string sql, CancellationToken cancellationToken, params (string Name, object? Value)[] parameters)
     {
@@ -319,54 +303,13 @@ public sealed partial class SqliteTaskStore : ITaskStore, IDisposable
         return runs;
     }
 
-    private async Task ReadAsync(string sql, Action<SqliteDataReader> row, CancellationToken cancellationToken, params (string Name, object? Value)[] parameters)
+    private async Task ReadAsync(string sql, Action<DbDataReader> row, CancellationToken cancellationToken, params (string Name, object? Value)[] parameters)
     {
         await using var connection = await OpenConnectionAsync(cancellationToken);
         await using var command = CreateCommand(connection, null, sql, parameters);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
             row(reader);
-    }
-
-    private static TaskRun ReadRun(SqliteDataReader reader) => new()
-    {
-        Seq = reader.GetInt64(reader.GetOrdinal("seq")),
-        MesosId = reader.GetString(reader.GetOrdinal("mesos_id")),
-        FamilyId = reader.GetString(reader.GetOrdinal("family_id")),
-        Attempt = reader.GetInt32(reader.GetOrdinal("attempt")),
-        State = TaskStates.Parse(reader.GetString(reader.GetOrdinal("state"))),
-        Definition = JsonSerializer.Deserialize<TaskDefinition>(reader.GetString(reader.GetOrdinal("definition")), TaskDefinitionJson.Options)!,
-        TaskRetriesLeft = reader.GetInt32(reader.GetOrdinal("task_retries_left")),
-        SystemRetriesLeft = reader.GetInt32(reader.GetOrdinal("system_retries_left")),
-        NotBefore = Time(reader, "not_before")!.Value,
-        CreatedAt = Time(reader, "created_at")!.Value,
-        StagedAt = Time(reader, "staged_at"),
-        StartedAt = Time(reader, "started_at"),
-        FinishedAt = Time(reader, "finished_at"),
-        UpdatedAt = Time(reader, "updated_at")!.Value,
-        ExitCode = Nullable(reader, "exit_code", reader.GetInt32),
-        Reason = Nullable(reader, "reason", reader.GetString),
-        Agent = Nullable(reader, "agent", reader.GetString),
-        ContainerId = Nullable(reader, "container_id", reader.GetString),
-        RetryOf = Nullable(reader, "retry_of", reader.GetString),
-        RetriedAs = Nullable(reader, "retried_as", reader.GetString),
-        JobId = Nullable(reader, "job_id", reader.GetString),
-        JobGroup = Nullable(reader, "job_group", ordinal => (int?)reader.GetInt32(ordinal)),
-        Generation = Nullable(reader, "job_generation", ordinal => (int?)reader.GetInt32(ordinal)),
-        QueueId = Nullable(reader, "queue_id", reader.GetString),
-        MessageKey = Nullable(reader, "message_key", reader.GetString),
-    };
-
-    private static DateTimeOffset? Time(SqliteDataReader reader, string column)
-    {
-        var ordinal = reader.GetOrdinal(column);
-        return reader.IsDBNull(ordinal) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(ordinal));
-    }
-
-    private static T? Nullable<T>(SqliteDataReader reader, string column, Func<int, T> get)
-    {
-        var ordinal = reader.GetOrdinal(column);
-        return reader.IsDBNull(ordinal) ? default : get(ordinal);
     }
 
     private static async Task<int> ExecuteAsync(SqliteConnection connection, SqliteTransaction? transaction, string sql, CancellationToken cancellationToken,
@@ -376,9 +319,10 @@ public sealed partial class SqliteTaskStore : ITaskStore, IDisposable
         return await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    private static async Task<object?> ScalarAsync(SqliteConnection connection, SqliteTransaction? transaction, string sql, CancellationToken cancellationToken)
+    private static async Task<object?> ScalarAsync(SqliteConnection connection, SqliteTransaction? transaction, string sql, CancellationToken cancellationToken,
+        params (string Name, object? Value)[] parameters)
     {
-        await using var command = CreateCommand(connection, transaction, sql, []);
+        await using var command = CreateCommand(connection, transaction, sql, parameters);
         var value = await command.ExecuteScalarAsync(cancellationToken);
         return value is DBNull ? null : value;
     }
@@ -389,9 +333,8 @@ public sealed partial class SqliteTaskStore : ITaskStore, IDisposable
         var command = new SqliteCommand(sql, connection, transaction);
 #pragma warning restore CA2100
         foreach (var (name, value) in parameters)
-            command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+            command.Parameters.AddWithValue(name.StartsWith('$') ? name : "$" + name, value ?? DBNull.Value);
         return command;
     }
 
-    private static string InList(IEnumerable<TaskState> states) => string.Join(", ", states.Select(state => $"'{state.ToWire()}'"));
 }

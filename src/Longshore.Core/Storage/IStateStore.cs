@@ -1,0 +1,14 @@
+using Longshore.Core.Jobs;
+using Longshore.Core.Queues;
+
+namespace Longshore.Core.Storage;
+
+/// <summary>
+/// The whole store contract behind one facade: runs, jobs, queues and the scheduler lease. Implementations (SQLite,
+/// PostgreSQL, Redis) pass the same compliance suite.
+/// </summary>
+public interface IStateStore : ITaskStore, IJobStore, IQueueStore, ILeaseStore, IAsyncDisposable
+{
+    /// <summary>Kind and location for logs and <c>/healthz</c>, never with a secret: <c>sqlite:/path</c>, <c>postgres:Host=…;Database=…</c>.</summary>
+    string Description { get; }
+}

@@ -1,0 +1,139 @@
+using System.Data.Common;
+using System.Text.Json;
+using Longshore.Core.Jobs;
+using Longshore.Core.Queues;
+using Longshore.Core.Tasks;
+
+namespace Longshore.Storage.Relational;
+
+/// <summary>
+/// Row mapping shared by the SQL stores (SQLite, PostgreSQL): both keep the same columns, times as Unix milliseconds and
+/// definitions as JSON, so a row reads and writes the same way in either. Parameter names are bare; each store adds
+/// its own prefix in SQL.
+/// </summary>
+internal static class RunRows
+{
+    public static (string Name, object? Value)[] RunParameters(TaskRun run) =>
+    [
+        ("id", run.MesosId), ("family", run.FamilyId), ("attempt", run.Attempt), ("state", run.State.ToWire()),
+        ("definition", Json(run.Definition)), ("taskLeft", run.TaskRetriesLeft),
+        ("systemLeft", run.SystemRetriesLeft), ("notBefore", run.NotBefore.ToUnixTimeMilliseconds()),
+        ("created", run.CreatedAt.ToUnixTimeMilliseconds()), ("retryOf", run.RetryOf), ("jobId", run.JobId),
+        ("jobGroup", run.JobGroup), ("generation", run.Generation), ("queueId", run.QueueId), ("messageKey", run.MessageKey),
+    ];
+
+    /// <summary>The column list and values (with <paramref name="prefix"/>) of <see cref="RunParameters"/>, for an INSERT.</summary>
+    public static string InsertRunSql(char prefix) => $"""
+        INSERT INTO runs (mesos_id, family_id, attempt, state, definition, task_retries_left, system_retries_left, not_before,
+            created_at, updated_at, retry_of, job_id, job_group, job_generation, queue_id, message_key)
+        VALUES ({prefix}id, {prefix}family, {prefix}attempt, {prefix}state, {prefix}definition, {prefix}taskLeft, {prefix}systemLeft,
+            {prefix}notBefore, {prefix}created, {prefix}created, {prefix}retryOf, {prefix}jobId, {prefix}jobGroup, {prefix}generation,
+            {prefix}queueId, {prefix}messageKey)
+        """;
+
+    /// <summary>
+    /// The compare-and-set of a transition: only a run still in one of the expected states moves. <paramref name="from"/>
+    /// is a list of quoted state names (known values only, never input).
+    /// </summary>
+    public static string TransitionSql(char prefix, string from, string terminalTest) => $"""
+        UPDATE runs SET state = {prefix}to, updated_at = {prefix}at,
+            staged_at = CASE WHEN {prefix}to = 'TASK_STAGING' THEN {prefix}at ELSE staged_at END,
+            started_at = CASE WHEN {prefix}to = 'TASK_RUNNING' THEN COALESCE(started_at, {prefix}at) ELSE started_at END,
+            finished_at = CASE WHEN {terminalTest} THEN {prefix}at ELSE finished_at END,
+            exit_code = COALESCE({prefix}exit, exit_code),
+            reason = COALESCE({prefix}reason, reason),
+            agent = COALESCE({prefix}agent, agent),
+            container_id = COALESCE({prefix}container, container_id),
+            retried_as = COALESCE({prefix}retry, retried_as)
+        WHERE mesos_id = {prefix}id AND state IN ({from})
+        """;
+
+    public static (string Name, object? Value)[] TransitionParameters(Core.Storage.RunTransition transition) =>
+    [
+        ("to", transition.To.ToWire()), ("at", transition.At.ToUnixTimeMilliseconds()), ("terminal", transition.To.IsTerminal()),
+        ("exit", transition.ExitCode), ("reason", transition.Reason), ("agent", transition.Agent), ("container", transition.ContainerId),
+        ("retry", transition.Retry?.MesosId), ("id", transition.MesosId),
+    ];
+
+    public static (string Name, object? Value)[] JobParameters(Job job) =>
+    [
+        ("id", job.Id), ("definition", Json(job.Definition)),
+        ("state", job.State == JobState.Stopped ? "STOPPED" : "RUNNING"), ("generation", job.Generation),
+        ("at", job.UpdatedAt.ToUnixTimeMilliseconds()),
+    ];
+
+    public static string Json<T>(T value) => JsonSerializer.Serialize(value, TaskDefinitionJson.Options);
+
+    public static string InList(IEnumerable<TaskState> states) => string.Join(", ", states.Select(state => $"'{state.ToWire()}'"));
+
+    public static TaskRun ReadRun(DbDataReader reader) => new()
+    {
+        Seq = reader.GetInt64(reader.GetOrdinal("seq")),
+        MesosId = reader.GetString(reader.GetOrdinal("mesos_id")),
+        FamilyId = reader.GetString(reader.GetOrdinal("family_id")),
+        Attempt = reader.GetInt32(reader.GetOrdinal("attempt")),
+        State = TaskStates.Parse(reader.GetString(reader.GetOrdinal("state"))),
+        Definition = JsonSerializer.Deserialize<TaskDefinition>(reader.GetString(reader.GetOrdinal("definition")), TaskDefinitionJson.Options)!,
+        TaskRetriesLeft = reader.GetInt32(reader.GetOrdinal("task_retries_left")),
+        SystemRetriesLeft = reader.GetInt32(reader.GetOrdinal("system_retries_left")),
+        NotBefore = Time(reader, "not_before")!.Value,
+        CreatedAt = Time(reader, "created_at")!.Value,
+        StagedAt = Time(reader, "staged_at"),
+        StartedAt = Time(reader, "started_at"),
+        FinishedAt = Time(reader, "finished_at"),
+        UpdatedAt = Time(reader, "updated_at")!.Value,
+        ExitCode = Nullable(reader, "exit_code", ordinal => (int?)reader.GetInt32(ordinal)),
+        Reason = Nullable(reader, "reason", reader.GetString),
+        Agent = Nullable(reader, "agent", reader.GetString),
+        ContainerId = Nullable(reader, "container_id", reader.GetString),
+        RetryOf = Nullable(reader, "retry_of", reader.GetString),
+        RetriedAs = Nullable(reader, "retried_as", reader.GetString),
+        JobId = Nullable(reader, "job_id", reader.GetString),
+        JobGroup = Nullable(reader, "job_group", ordinal => (int?)reader.GetInt32(ordinal)),
+        Generation = Nullable(reader, "job_generation", ordinal => (int?)reader.GetInt32(ordinal)),
+        QueueId = Nullable(reader, "queue_id", reader.GetString),
+        MessageKey = Nullable(reader, "message_key", reader.GetString),
+    };
+
+    public static Job ReadJob(DbDataReader reader) => new()
+    {
+        Id = reader.GetString(reader.GetOrdinal("id")),
+        Definition = JsonSerializer.Deserialize<JobDefinition>(reader.GetString(reader.GetOrdinal("definition")), TaskDefinitionJson.Options)!,
+        State = reader.GetString(reader.GetOrdinal("state")) == "STOPPED" ? JobState.Stopped : JobState.Running,
+        Generation = reader.GetInt32(reader.GetOrdinal("generation")),
+        Version = reader.GetInt64(reader.GetOrdinal("version")),
+        CreatedAt = Time(reader, "created_at")!.Value,
+        UpdatedAt = Time(reader, "updated_at")!.Value,
+    };
+
+    public static StoredQueue ReadQueue(DbDataReader reader) => new()
+    {
+        Id = reader.GetString(reader.GetOrdinal("id")),
+        Template = JsonSerializer.Deserialize<TaskDefinition>(reader.GetString(reader.GetOrdinal("template")), TaskDefinitionJson.Options)!,
+        Block = JsonSerializer.Deserialize<QueueBlock>(reader.GetString(reader.GetOrdinal("block")), TaskDefinitionJson.Options)!,
+        CreatedAt = Time(reader, "created_at")!.Value,
+        LastPollAt = Time(reader, "last_poll_at"),
+        LastError = Nullable(reader, "last_error", reader.GetString),
+        NextPollAt = Time(reader, "next_poll_at"),
+    };
+
+    public static EndedBatch ReadEndedBatch(DbDataReader reader) => new(reader.GetString(0), reader.GetString(1),
+        JsonSerializer.Deserialize<List<string>>(reader.GetString(2))!, reader.GetString(3) == "TASK_FINISHED");
+
+    public static IEnumerable<string> ReadHandles(DbDataReader reader, int ordinal) => JsonSerializer.Deserialize<List<string>>(reader.GetString(ordinal))!;
+
+    public static Core.Storage.Lease ReadLease(DbDataReader reader) => new(reader.GetString(reader.GetOrdinal("holder")),
+        reader.GetInt64(reader.GetOrdinal("term")), Time(reader, "expires_at")!.Value);
+
+    public static DateTimeOffset? Time(DbDataReader reader, string column)
+    {
+        var ordinal = reader.GetOrdinal(column);
+        return reader.IsDBNull(ordinal) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(ordinal));
+    }
+
+    private static T? Nullable<T>(DbDataReader reader, string column, Func<int, T> get)
+    {
+        var ordinal = reader.GetOrdinal(column);
+        return reader.IsDBNull(ordinal) ? default : get(ordinal);
+    }
+}
