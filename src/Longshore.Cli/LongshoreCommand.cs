@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Longshore.Core.Execution;
 using Longshore.Core.Scheduling;
+using Longshore.Core.Storage;
 using Longshore.Core.Tasks;
 using Longshore.Server.Hosting;
 using Microsoft.AspNetCore.Builder;
@@ -86,11 +87,13 @@ public static class LongshoreCommand
         var jobBackoffCap = new Option<double>("--job-backoff-cap") { Description = "Longest replica restart backoff in seconds", DefaultValueFactory = _ => defaults.Jobs.Backoff.BackoffCap.TotalSeconds };
         var tokensFile = new Option<string?>("--tokens-file") { Description = "Access tokens, one ROLE:NAME:TOKEN per line (also LONGSHORE_TOKENS); required to listen beyond loopback" };
         var secretsKey = new Option<string?>("--secrets-key") { Description = "Base64 32-byte key encrypting queue secrets at rest (also LONGSHORE_SECRETS_KEY; default: <data>/secrets.key, created once)" };
+        var store = new Option<string?>("--store") { Description = "Where state is kept: sqlite:PATH (default <data>/longshore.db), postgres:CONNSTRING or redis:CONFIG (shared by several instances)" };
+        var leaderLease = new Option<double>("--leader-lease") { Description = "Seconds a scheduler lease lasts unrenewed: with several instances on one store, a follower takes over within about 4/3 of it", DefaultValueFactory = _ => defaults.Leader.LeaseDuration.TotalSeconds };
         var synchronous = new Option<string>("--sqlite-synchronous") { Description = "FULL (fsync every transition) or NORMAL", DefaultValueFactory = _ => defaults.SqliteSynchronous };
 
         var command = new Command("server", "Run the API, the scheduler and the local engine backend.")
         {
-            urls, data, dockerHost, allowHostPath, capacity, killGrace, backoffBase, backoffCap, reconcile, logCap, synchronous, jobBackoffBase, jobBackoffCap, tokensFile, secretsKey,
+            urls, data, dockerHost, allowHostPath, capacity, killGrace, backoffBase, backoffCap, reconcile, logCap, store, leaderLease, synchronous, jobBackoffBase, jobBackoffCap, tokensFile, secretsKey,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -108,6 +111,8 @@ public static class LongshoreCommand
                 },
                 Retry = new RetryOptions { BackoffBase = Seconds(result.GetValue(backoffBase)), BackoffCap = Seconds(result.GetValue(backoffCap)) },
                 LogCapBytes = result.GetValue(logCap),
+                Leader = new LeaderOptions { LeaseDuration = Seconds(result.GetValue(leaderLease)) },
+                Store = result.GetValue(store) ?? Environment.GetEnvironmentVariable("LONGSHORE_STORE"),
                 SqliteSynchronous = result.GetValue(synchronous)!,
                 TokensFile = result.GetValue(tokensFile),
                 SecretsKey = result.GetValue(secretsKey) ?? Environment.GetEnvironmentVariable("LONGSHORE_SECRETS_KEY"),
@@ -134,6 +139,11 @@ public static class LongshoreCommand
             foreach (var error in e.Errors)
                 await Console.Error.WriteLineAsync("longshore server: " + error);
             return ExitUsage;
+        }
+        catch (StoreUnavailableException e)
+        {
+            await Console.Error.WriteLineAsync("longshore server: " + e.Message);
+            return ExitFailure;
         }
         catch (EngineUnavailableException e)
         {

@@ -7,10 +7,10 @@ using Longshore.Integration.Tests.Infrastructure;
 
 namespace Longshore.Integration.Tests;
 
-/// <summary>One-off tasks run for real on the engine: outcomes, retries, limits, caps and kills.</summary>
-public sealed class TaskLifecycleTests(SharedServerFixture fixture) : IClassFixture<SharedServerFixture>
+/// <summary>One-off tasks run for real on the engine: outcomes, retries, limits, caps and kills; once per store.</summary>
+public abstract class TaskLifecycleTests(LongshoreServer server)
 {
-    private readonly LongshoreServer _server = fixture.Server;
+    private readonly LongshoreServer _server = server;
 
     [Fact]
     public async Task EchoHello_FinishesWithExitCodeZero_AndOutputReadable()
@@ -199,3 +199,7 @@ public sealed class TaskLifecycleTests(SharedServerFixture fixture) : IClassFixt
 
     private static Task WaitUntilAsync(Func<Task<bool>> condition) => Eventually.WaitUntilAsync(condition, TimeSpan.FromSeconds(30));
 }
+
+public sealed class SqliteTaskLifecycleTests(SharedServerFixture fixture) : TaskLifecycleTests(fixture.Server), IClassFixture<SharedServerFixture>;
+
+public sealed class PostgresTaskLifecycleTests(PostgresServerFixture fixture) : TaskLifecycleTests(fixture.Server), IClassFixture<PostgresServerFixture>;

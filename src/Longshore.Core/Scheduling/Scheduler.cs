@@ -33,6 +33,8 @@ public sealed partial class Scheduler
     private readonly WakeSignal _wake;
     private readonly ConcurrentDictionary<string, Task> _launching = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Task, byte> _background = new();
+    private readonly ConcurrentDictionary<string, byte> _killsSent = new(StringComparer.Ordinal);
+    private volatile bool _leading;
 
     public Scheduler(ITaskStore store, IExecutionBackend backend, RetryPolicy retry, SchedulerOptions options, TimeProvider time,
         Func<Guid> newId, SchedulerMetrics metrics, ILogger<Scheduler> logger)
@@ -60,16 +62,37 @@ public sealed partial class Scheduler
     /// <summary>Wakes the loop now instead of at its next tick (new work, freed capacity).</summary>
     public void Nudge() => _wake.Nudge();
 
+    /// <summary>True while <see cref="RunAsync"/> runs: this instance launches, watches and kills.</summary>
+    public bool Leading => _leading;
+
+    /// <summary>
+    /// Schedules until cancelled, or until the store refuses a write because another instance leads (then it throws
+    /// <see cref="StaleTermException"/> after letting launches under way finish). Run again for each term led.
+    /// </summary>
     public async Task RunAsync(CancellationToken cancellationToken = default)
     {
-        var updates = Task.Run(() => ConsumeUpdatesAsync(cancellationToken), CancellationToken.None);
-        await ReconcileUntilDoneAsync(cancellationToken);
+        Reconciled = false;
+        _killsSent.Clear();
+        _leading = true;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var updates = Task.Run(() => ConsumeUpdatesAsync(stop.Token), CancellationToken.None);
+        StaleTermException? fenced = null;
+        try
+        {
+            await ReconcileUntilDoneAsync(cancellationToken);
+        }
+        catch (StaleTermException e)
+        {
+            fenced = e;
+        }
+
         var lastReconcile = _time.GetUtcNow();
-        while (!cancellationToken.IsCancellationRequested)
+        while (fenced is null && !cancellationToken.IsCancellationRequested)
         {
             try
             {
                 await PassAsync(cancellationToken);
+                await SendPendingKillsAsync(cancellationToken);
                 if (_time.GetUtcNow() - lastReconcile >= _options.ReconcileInterval)
                 {
                     await ReconcileAsync(cancellationToken);
@@ -82,6 +105,10 @@ public sealed partial class Scheduler
             {
                 break;
             }
+            catch (StaleTermException e)
+            {
+                fenced = e;
+            }
             catch (Exception e)
             {
                 LogPassFailed(e);
@@ -89,8 +116,25 @@ public sealed partial class Scheduler
             }
         }
 
+        await stop.CancelAsync();
         await Task.WhenAll(_launching.Values.Concat(_background.Keys)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         await updates.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        _leading = false;
+        if (fenced is not null)
+        {
+            LogFenced(fenced.Term, fenced.StoredTerm);
+            throw fenced;
+        }
+    }
+
+    /// <summary>Kills asked for through any instance are recorded as TASK_KILLING; the leader is the one that tells the engine.</summary>
+    private async Task SendPendingKillsAsync(CancellationToken cancellationToken)
+    {
+        foreach (var run in await _store.ListAsync(new RunQuery(100, State: TaskState.Killing), cancellationToken))
+        {
+            if (!_launching.ContainsKey(run.MesosId) && _killsSent.TryAdd(run.MesosId, 0))
+                Track(_background, SendKillAsync(run, cancellationToken));
+        }
     }
 
     /// <summary>One admission pass: read due runs, pick what fits, record intent, launch.</summary>
@@ -123,6 +167,14 @@ public sealed partial class Scheduler
         await Task.Yield();
         try
         {
+            // A leader paused after staging may wake after a newer one took over: look again just before acting. (A pause
+            // between this check and the engine call remains; the newer leader's reconciliation removes what it leaves.)
+            if (Fencing.CurrentTerm is { } term && _store is ILeaseStore leases && (await leases.GetLeaseAsync(cancellationToken))?.Term != term)
+            {
+                LogLaunchAbandoned(run.MesosId, term);
+                return;
+            }
+
             await _backend.LaunchAsync(run, cancellationToken);
             _metrics.Launches.Add(1);
             LogLaunched(run.MesosId, run.Attempt);
@@ -139,6 +191,10 @@ public sealed partial class Scheduler
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // Shutting down: the run stays TASK_STAGING and the next start reconciles it.
+        }
+        catch (StaleTermException)
+        {
+            // No longer the leader: the newer one reconciles this run.
         }
         catch (Exception e)
         {
@@ -264,8 +320,9 @@ public sealed partial class Scheduler
 
             if (await _store.TryTransitionAsync(new RunTransition(mesosId, [run.State], TaskState.Killing, now) { Reason = reason }, cancellationToken))
             {
-                // A launch still under way sends the kill itself once the engine holds the container.
-                if (!_launching.ContainsKey(mesosId))
+                // A launch still under way sends the kill itself once the engine holds the container; on an instance that
+                // does not lead, the leader's next pass sends it.
+                if (_leading && !_launching.ContainsKey(mesosId) && _killsSent.TryAdd(mesosId, 0))
                     Track(_background, SendKillAsync(run, CancellationToken.None));
                 return (KillOutcome.Killing, await _store.GetAsync(mesosId, cancellationToken));
             }
@@ -314,7 +371,7 @@ public sealed partial class Scheduler
                 await ReconcileAsync(cancellationToken);
                 return;
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            catch (Exception e) when (e is not (OperationCanceledException or StaleTermException))
             {
                 // Launching before knowing what the engine already runs could start a run twice.
                 LogReconcileFailed(e.Message, delay.TotalSeconds);
@@ -408,6 +465,12 @@ public sealed partial class Scheduler
 
     [LoggerMessage(1010, LogLevel.Information, "Reconciled {Active} active runs: {Gone} gone, {Orphans} orphaned containers removed")]
     private partial void LogReconciled(int active, int gone, int orphans);
+
+    [LoggerMessage(1012, LogLevel.Warning, "Not launching {MesosId}: term {Term} is no longer the store's; the current leader reconciles it")]
+    private partial void LogLaunchAbandoned(string mesosId, long term);
+
+    [LoggerMessage(1013, LogLevel.Warning, "Scheduler stopped: the store refused a write of term {Term} (store at term {StoredTerm})")]
+    private partial void LogFenced(long term, long? storedTerm);
 
     [LoggerMessage(1011, LogLevel.Error, "Scheduler pass failed")]
     private partial void LogPassFailed(Exception exception);

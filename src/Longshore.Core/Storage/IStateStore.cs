@@ -12,3 +12,6 @@ public interface IStateStore : ITaskStore, IJobStore, IQueueStore, ILeaseStore, 
     /// <summary>Kind and location for logs and <c>/healthz</c>, never with a secret: <c>sqlite:/path</c>, <c>postgres:Host=…;Database=…</c>.</summary>
     string Description { get; }
 }
+
+/// <summary>The store could not be reached or opened at start; the message never holds a secret of the connection string.</summary>
+public sealed class StoreUnavailableException(string message, Exception? inner = null) : Exception(message, inner);

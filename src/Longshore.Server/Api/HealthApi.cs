@@ -1,6 +1,6 @@
 using Longshore.Core.Execution;
 using Longshore.Core.Scheduling;
-using Longshore.Storage.Sqlite;
+using Longshore.Core.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -12,7 +12,7 @@ public static class HealthApi
 {
     public static void MapHealthApi(this IEndpointRouteBuilder routes, Uri engineEndpoint)
     {
-        routes.MapGet("/healthz", async (IExecutionBackend backend, SqliteTaskStore store, Scheduler scheduler, CancellationToken cancellationToken) =>
+        routes.MapGet("/healthz", async (IExecutionBackend backend, IStateStore store, Scheduler scheduler, LeaderElection election, CancellationToken cancellationToken) =>
         {
             string? engineError = null;
             using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
@@ -32,12 +32,14 @@ public static class HealthApi
             var body = new
             {
                 Status = healthy ? "ok" : "degraded",
-                // One process schedules for its own store until leader election lands; it always leads.
-                Leader = true,
-                Term = 0,
+                // Every instance answers; only the leader schedules. A follower reports the term it last saw.
+                Leader = election.IsLeader,
+                Term = election.Term ?? election.LastSeen?.Term ?? 0,
+                Instance = election.Holder,
+                LeaderInstance = election.LastSeen?.Holder,
                 Engine = new { backend.Name, Endpoint = engineEndpoint.ToString(), Reachable = healthy, Error = engineError },
-                Store = new { Kind = "sqlite", store.Path, store.InstanceId },
-                Scheduler = new { scheduler.Reconciled, LastPassAt = scheduler.LastPassAt },
+                Store = new { store.Description, store.InstanceId },
+                Scheduler = new { Running = scheduler.Leading, scheduler.Reconciled, LastPassAt = scheduler.LastPassAt },
             };
             return Results.Json(body, statusCode: healthy ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
         }).WithTags("health");

@@ -20,9 +20,14 @@ public static class MetricsApi
         var registry = Metrics.NewCustomRegistry();
         var factory = Metrics.WithCustomRegistry(registry);
         var byState = factory.CreateGauge("longshore_tasks", "Runs in the store, by state.", "state");
+        var leader = factory.CreateGauge("longshore_leader", "1 while this instance holds the scheduler lease, else 0.");
+        var term = factory.CreateGauge("longshore_leader_term", "The scheduler lease term this instance leads under, or last saw.");
+        var election = app.Services.GetRequiredService<LeaderElection>();
         var store = app.Services.GetRequiredService<ITaskStore>();
         registry.AddBeforeCollectCallback(async cancellationToken =>
         {
+            leader.Set(election.IsLeader ? 1 : 0);
+            term.Set(election.Term ?? election.LastSeen?.Term ?? 0);
             var counts = await store.CountByStateAsync(cancellationToken);
             foreach (var name in TaskStates.WireNames)
                 byState.WithLabels(name).Set(0);

@@ -14,7 +14,6 @@ using Longshore.Sources.Cron;
 using Longshore.Sources.Nats;
 using Longshore.Sources.Redis;
 using Longshore.Sources.Sql;
-using Longshore.Storage.Sqlite;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Json;
@@ -52,7 +51,8 @@ public static partial class LongshoreHost
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
         Directory.CreateDirectory(options.DataDir);
-        var store = await SqliteTaskStore.OpenAsync(Path.Combine(options.DataDir, "longshore.db"), options.SqliteSynchronous, cancellationToken);
+        var location = StoreLocation.Parse(options.Store, options.DataDir).Location!;
+        var store = await location.OpenAsync(options.SqliteSynchronous, cancellationToken);
         var endpoint = await DockerEndpoint.ResolveAsync(options.DockerHost, Environment.GetEnvironmentVariable, cancellationToken);
 
         var services = builder.Services;
@@ -60,6 +60,7 @@ public static partial class LongshoreHost
         services.AddSingleton(options);
         services.AddSingleton(store);
         services.AddSingleton<ITaskStore>(store);
+        services.AddSingleton<ILeaseStore>(store);
         services.AddSingleton(new DockerBackendOptions { Endpoint = endpoint, InstanceId = store.InstanceId, LogCapBytes = options.LogCapBytes });
         services.AddSingleton<DockerBackend>();
         services.AddSingleton<IExecutionBackend>(sp => sp.GetRequiredService<DockerBackend>());
@@ -71,7 +72,12 @@ public static partial class LongshoreHost
             sp.GetRequiredService<ITaskStore>(), sp.GetRequiredService<IExecutionBackend>(), sp.GetRequiredService<RetryPolicy>(),
             sp.GetRequiredService<SchedulerOptions>(), sp.GetRequiredService<TimeProvider>(), Guid.NewGuid,
             sp.GetRequiredService<SchedulerMetrics>(), sp.GetRequiredService<ILogger<Scheduler>>()));
-        services.AddHostedService<SchedulerService>();
+        services.AddSingleton(options.Leader);
+        services.AddSingleton(sp => new LeaderElection(sp.GetRequiredService<ILeaseStore>(), options.Leader, sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<LeaderElection>>(), $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}"[..^24],
+            // One process owns an SQLite file: a restarted server takes the lease at once instead of waiting out its predecessor's.
+            takeOverAtStart: !location.Shared));
+        services.AddHostedService<LeadershipService>();
         services.AddSingleton<IJobStore>(store);
         services.AddSingleton(options.Jobs);
         services.AddSingleton(sp => new JobReconciler(sp.GetRequiredService<IJobStore>(), sp.GetRequiredService<Scheduler>(),
@@ -80,7 +86,6 @@ public static partial class LongshoreHost
         services.AddHttpClient("health");
         services.AddSingleton<IHealthProbe, HealthProbe>();
         services.AddSingleton<JobHealthMonitor>();
-        services.AddHostedService<JobServices>();
         services.AddSingleton<IQueueStore>(store);
         services.AddSingleton<IQueueSource, CronSource>();
         services.AddSingleton<IQueueSource, RedisSource>();
@@ -91,7 +96,6 @@ public static partial class LongshoreHost
         services.AddSingleton(sp => new QueuePoller(sp.GetRequiredService<IQueueStore>(), sp.GetRequiredService<Scheduler>(),
             sp.GetServices<IQueueSource>(), sp.GetRequiredService<TimeProvider>(), Guid.NewGuid, sp.GetRequiredService<ILogger<QueuePoller>>(),
             sp.GetRequiredService<QueueSecrets>()));
-        services.AddHostedService<QueueService>();
         services.Configure<JsonOptions>(json =>
         {
             json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
@@ -113,7 +117,7 @@ public static partial class LongshoreHost
         app.MapOpenApi("/openapi/v1.json");
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Longshore");
-        LogStarting(logger, options.Urls, store.Path, endpoint.ToString(), options.Scheduler.Capacity);
+        LogStarting(logger, options.Urls, store.Description, endpoint.ToString(), options.Scheduler.Capacity);
         if (tokens.Enabled)
             LogTokens(logger, tokens.Count);
         else
@@ -134,8 +138,8 @@ public static partial class LongshoreHost
     [LoggerMessage(3, LogLevel.Warning, "Open loopback mode: no access tokens are configured, so anyone on this machine can use {Urls}. Configure --tokens-file or LONGSHORE_TOKENS to require tokens")]
     private static partial void LogOpen(ILogger logger, string urls);
 
-    [LoggerMessage(1, LogLevel.Information, "Longshore listening on {Urls}; store sqlite:{StorePath}; engine {Engine}; capacity {Capacity} runs")]
-    private static partial void LogStarting(ILogger logger, string urls, string storePath, string engine, int capacity);
+    [LoggerMessage(1, LogLevel.Information, "Longshore listening on {Urls}; store {Store}; engine {Engine}; capacity {Capacity} runs")]
+    private static partial void LogStarting(ILogger logger, string urls, string store, string engine, int capacity);
 }
 
 /// <summary>The configuration is invalid; <see cref="Errors"/> names every failing setting.</summary>

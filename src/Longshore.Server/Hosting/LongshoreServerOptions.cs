@@ -21,6 +21,9 @@ public sealed record LongshoreServerOptions
 
     public RetryOptions Retry { get; init; } = new();
 
+    /// <summary>Scheduler lease, for several instances on a shared store.</summary>
+    public LeaderOptions Leader { get; init; } = new();
+
     public int LogCapBytes { get; init; } = 1024 * 1024;
 
     public JobSettings Jobs { get; init; } = new();
@@ -34,6 +37,9 @@ public sealed record LongshoreServerOptions
     /// <summary>Access tokens from the LONGSHORE_TOKENS variable, <c>;</c>-separated.</summary>
     public string? TokensVariable { get; init; }
 
+    /// <summary><c>sqlite:PATH</c>, <c>postgres:CONNSTRING</c> or <c>redis:CONFIG</c>; null is SQLite in <see cref="DataDir"/>.</summary>
+    public string? Store { get; init; }
+
     /// <summary>SQLite synchronous mode: FULL (every transition fsynced) or NORMAL (faster; survives a process crash, not a power cut).</summary>
     public string SqliteSynchronous { get; init; } = "FULL";
 
@@ -41,6 +47,7 @@ public sealed record LongshoreServerOptions
     public IReadOnlyList<string> Validate()
     {
         var errors = new List<string>(Scheduler.Validate());
+        errors.AddRange(Leader.Validate());
         foreach (var url in Urls.Split(';', StringSplitOptions.RemoveEmptyEntries))
         {
             if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
@@ -65,6 +72,8 @@ public sealed record LongshoreServerOptions
             errors.Add($"log-cap-bytes: must be between 1024 and 67108864, got {LogCapBytes}");
         if (SecretsKey is not null && !Security.SecretsKey.IsValid(SecretsKey))
             errors.Add("secrets-key: must be the base64 of 32 random bytes (e.g. `openssl rand -base64 32`)");
+        if (StoreLocation.Parse(Store, DataDir).Error is { } storeError)
+            errors.Add(storeError);
         if (SqliteSynchronous is not ("FULL" or "NORMAL"))
             errors.Add($"sqlite-synchronous: must be FULL or NORMAL, got '{SqliteSynchronous}'");
         return errors;

@@ -1,15 +1,32 @@
 namespace Longshore.Integration.Tests.Infrastructure;
 
-/// <summary>One server for the tests that do not restart it; each test uses its own family ids.</summary>
-public sealed class SharedServerFixture : IAsyncLifetime
+/// <summary>One server for the tests that do not restart it; each test uses its own family ids. The embedded SQLite store.</summary>
+public class SharedServerFixture : IAsyncLifetime
 {
     public LongshoreServer Server { get; private set; } = null!;
 
-    public async Task InitializeAsync() =>
-        Server = await LongshoreServer.StartAsync("--retry-backoff-base", "0.2", "--retry-backoff-cap", "1", "--kill-grace", "2", "--reconcile-interval", "2",
-            "--job-backoff-base", "0.5", "--job-backoff-cap", "8");
+    /// <summary>Arguments choosing the store; none is the embedded default.</summary>
+    protected virtual Task<string[]> StoreArgumentsAsync() => Task.FromResult<string[]>([]);
 
-    public async Task DisposeAsync() => await Server.DisposeAsync();
+    public async Task InitializeAsync() =>
+        Server = await LongshoreServer.StartAsync(["--retry-backoff-base", "0.2", "--retry-backoff-cap", "1", "--kill-grace", "2", "--reconcile-interval", "2",
+            "--job-backoff-base", "0.5", "--job-backoff-cap", "8", .. await StoreArgumentsAsync()]);
+
+    public virtual async Task DisposeAsync() => await Server.DisposeAsync();
+}
+
+/// <summary>The shared server on the real PostgreSQL, in a schema of its own.</summary>
+public sealed class PostgresServerFixture : SharedServerFixture
+{
+    private readonly string _schema = TestServices.UniqueName("server");
+
+    protected override async Task<string[]> StoreArgumentsAsync() => ["--store", "postgres:" + await TestServices.CreatePostgresSchemaAsync(_schema)];
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        await TestServices.DropPostgresSchemaAsync(_schema);
+    }
 }
 
 public static class Families

@@ -1,0 +1,18 @@
+using Longshore.Core.Jobs;
+using Longshore.Core.Queues;
+using Longshore.Core.Scheduling;
+using Microsoft.Extensions.Hosting;
+
+namespace Longshore.Server.Hosting;
+
+/// <summary>
+/// Competes for the scheduler lease for the life of the server; while this instance leads, runs the leader-only loops
+/// (scheduler, queue polling, job reconciliation and health checks) under the lease's term. Every instance serves the API.
+/// </summary>
+internal sealed class LeadershipService(LeaderElection election, Scheduler scheduler, QueuePoller poller, JobReconciler reconciler, JobHealthMonitor monitor)
+    : BackgroundService
+{
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        election.RunAsync(leading => LeaderElection.UntilAnyEndsAsync(leading, scheduler.RunAsync, poller.RunAsync, reconciler.RunAsync, monitor.RunAsync),
+            stoppingToken);
+}

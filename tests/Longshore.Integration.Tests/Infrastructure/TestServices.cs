@@ -1,0 +1,39 @@
+using Longshore.Sources.Sql;
+using Npgsql;
+
+namespace Longshore.Integration.Tests.Infrastructure;
+
+/// <summary>The real PostgreSQL and Redis the suite uses (scripts/setup-services.sh), and unique names on them per test.</summary>
+public static class TestServices
+{
+    public static string PostgresUrl { get; } = Environment.GetEnvironmentVariable("LONGSHORE_TEST_POSTGRES") ?? "jdbc:postgresql://longshore:longshore@127.0.0.1:5432/longshore_test";
+
+    public static string RedisConfiguration { get; } = Environment.GetEnvironmentVariable("LONGSHORE_TEST_REDIS") ?? "127.0.0.1:6379";
+
+    /// <summary>An Npgsql connection string for the test database.</summary>
+    public static string Postgres => SqlConnectionString.Parse(PostgresUrl, "postgresql").Value!.Native;
+
+    public static string UniqueName(string prefix) => $"{prefix}_{Guid.NewGuid():N}"[..(prefix.Length + 17)];
+
+    /// <summary>Creates a schema of its own and returns a connection string whose search path is that schema.</summary>
+    public static async Task<string> CreatePostgresSchemaAsync(string schema)
+    {
+        await using (var connection = new NpgsqlConnection(Postgres))
+        {
+            await connection.OpenAsync();
+            await using var command = new NpgsqlCommand($"CREATE SCHEMA \"{schema}\";", connection);
+            await command.ExecuteNonQueryAsync();
+        }
+
+        return new NpgsqlConnectionStringBuilder(Postgres) { SearchPath = schema }.ConnectionString;
+    }
+
+    public static async Task DropPostgresSchemaAsync(string schema)
+    {
+        NpgsqlConnection.ClearAllPools();
+        await using var connection = new NpgsqlConnection(Postgres);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand($"DROP SCHEMA IF EXISTS \"{schema}\" CASCADE;", connection);
+        await command.ExecuteNonQueryAsync();
+    }
+}
