@@ -319,6 +319,25 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
 
             if (_watchers.ContainsKey(run.MesosId))
                 continue;
+            if (container.State is "created" or "configured" && run.State is TaskState.Staging or TaskState.Starting)
+            {
+                // The launch stopped between create and start (a crash, a change of leader): the container never ran, so
+                // starting it now completes that one launch. Waiting on it instead would report a run that never ran as exit 0.
+                try
+                {
+                    await _client.Containers.StartContainerAsync(container.ID, new ContainerStartParameters(), cancellationToken);
+                    Emit(new StatusUpdate(run.MesosId, TaskState.Running, _time.GetUtcNow()) { ContainerId = container.ID, Agent = Environment.MachineName });
+                    Watch(run, container.ID);
+                }
+                catch (DockerApiException)
+                {
+                    await RemoveQuietlyAsync(container.ID);
+                    gone.Add(run.MesosId);
+                }
+
+                continue;
+            }
+
             // Adopt: a running container is reported running; one that exited meanwhile is reported by its watcher at once.
             if (container.State == "running" && run.State is TaskState.Staging or TaskState.Starting)
                 Emit(new StatusUpdate(run.MesosId, TaskState.Running, _time.GetUtcNow()) { ContainerId = container.ID, Agent = Environment.MachineName });

@@ -99,6 +99,28 @@ public sealed class LongshoreServer : IAsyncDisposable
         return process.ExitCode;
     }
 
+    /// <summary>Sends a signal by name (STOP freezes the process, CONT resumes it).</summary>
+    public async Task SignalAsync(string signal)
+    {
+        using var kill = Process.Start("kill", [$"-{signal}", _process!.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        await kill.WaitForExitAsync();
+    }
+
+    /// <summary>The <c>/healthz</c> body, or null when the server does not answer (killed, frozen).</summary>
+    public async Task<JsonElement?> HealthAsync()
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            using var response = await Http.GetAsync("/healthz", timeout.Token);
+            return JsonDocument.Parse(await response.Content.ReadAsStringAsync(timeout.Token)).RootElement.Clone();
+        }
+        catch (Exception e) when (e is HttpRequestException or OperationCanceledException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>SIGKILL: no shutdown code runs, exactly like a crash.</summary>
     public async Task KillHardAsync()
     {
