@@ -7,20 +7,24 @@ using Longshore.Integration.Tests.Infrastructure;
 namespace Longshore.Integration.Tests;
 
 /// <summary>
-/// Several real servers on one real PostgreSQL store and the real engine: one leads, the others serve the API and take
+/// Several real servers on one real shared store and the real engine: one leads, the others serve the API and take
 /// over when it dies; a deposed leader's writes are refused. Leases are short here so takeovers are quick.
 /// </summary>
-public sealed partial class ScaleOutTests : IAsyncLifetime
+public abstract partial class ScaleOutTests : IAsyncLifetime
 {
     private const double LeaseSeconds = 3;
     // A follower takes over at most one lease plus one renewal interval (a third of the lease) after the last renewal.
     private static readonly TimeSpan TakeoverBound = TimeSpan.FromSeconds(LeaseSeconds * 4 / 3);
-    private readonly string _schema = TestServices.UniqueName("scale");
     private readonly string _shared = Directory.CreateTempSubdirectory("longshore-scale-").FullName;
     private readonly List<LongshoreServer> _servers = [];
-    private string _connectionString = string.Empty;
+    private string _store = string.Empty;
 
-    public async Task InitializeAsync() => _connectionString = await TestServices.CreatePostgresSchemaAsync(_schema);
+    /// <summary>Creates a store of the test's own and returns its <c>--store</c> value.</summary>
+    protected abstract Task<string> CreateStoreAsync();
+
+    protected abstract Task DropStoreAsync();
+
+    public async Task InitializeAsync() => _store = await CreateStoreAsync();
 
     public async Task DisposeAsync()
     {
@@ -30,13 +34,13 @@ public sealed partial class ScaleOutTests : IAsyncLifetime
             await server.DisposeAsync();
         }
 
-        await TestServices.DropPostgresSchemaAsync(_schema);
+        await DropStoreAsync();
         Directory.Delete(_shared, recursive: true);
     }
 
     private async Task<LongshoreServer> StartAsync(int capacity)
     {
-        var server = await LongshoreServer.StartAsync("--store", "postgres:" + _connectionString, "--leader-lease", LeaseSeconds.ToString(CultureInfo.InvariantCulture),
+        var server = await LongshoreServer.StartAsync("--store", _store, "--leader-lease", LeaseSeconds.ToString(CultureInfo.InvariantCulture),
             "--capacity", capacity.ToString(CultureInfo.InvariantCulture), "--allow-host-path", _shared, "--retry-backoff-base", "0.2", "--retry-backoff-cap", "1",
             "--reconcile-interval", "2");
         _servers.Add(server);
@@ -132,13 +136,16 @@ public sealed partial class ScaleOutTests : IAsyncLifetime
         await Task.Delay(TimeSpan.FromSeconds(3));
         await frozen.SignalAsync("CONT");
 
+        // Steps down: healthz stops saying leader at once, the log line follows once its loops have stopped.
+        var steppedDown = $"Stepped down as scheduler (term {term})";
         watch.Restart();
-        while (watch.Elapsed < TimeSpan.FromSeconds(20) && (await frozen.HealthAsync())?.GetProperty("leader").GetBoolean() != false)
+        while (watch.Elapsed < TimeSpan.FromSeconds(20)
+            && ((await frozen.HealthAsync())?.GetProperty("leader").GetBoolean() != false || !frozen.Output.Contains(steppedDown, StringComparison.Ordinal)))
             await Task.Delay(100);
         var health = (await frozen.HealthAsync())!.Value;
         Assert.False(health.GetProperty("leader").GetBoolean());
         Assert.Equal(newTerm, health.GetProperty("term").GetInt64());
-        Assert.Contains($"Stepped down as scheduler (term {term})", frozen.Output, StringComparison.Ordinal);
+        Assert.Contains(steppedDown, frozen.Output, StringComparison.Ordinal);
         Assert.True((await successor.HealthAsync())!.Value.GetProperty("leader").GetBoolean());
 
         foreach (var id in ids)
@@ -151,4 +158,22 @@ public sealed partial class ScaleOutTests : IAsyncLifetime
         var path = Path.Combine(_shared, "launches");
         return File.Exists(path) ? File.ReadAllLines(path).Where(line => line.Length > 0).ToList() : [];
     }
+}
+
+public sealed class PostgresScaleOutTests : ScaleOutTests
+{
+    private readonly string _schema = TestServices.UniqueName("scale");
+
+    protected override async Task<string> CreateStoreAsync() => "postgres:" + await TestServices.CreatePostgresSchemaAsync(_schema);
+
+    protected override Task DropStoreAsync() => TestServices.DropPostgresSchemaAsync(_schema);
+}
+
+public sealed class RedisScaleOutTests : ScaleOutTests
+{
+    private readonly string _prefix = TestServices.UniqueName("scale") + ":";
+
+    protected override Task<string> CreateStoreAsync() => Task.FromResult($"redis:{TestServices.RedisConfiguration},prefix={_prefix}");
+
+    protected override Task DropStoreAsync() => TestServices.DropRedisPrefixAsync(_prefix);
 }

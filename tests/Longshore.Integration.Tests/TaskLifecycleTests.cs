@@ -203,3 +203,5 @@ public abstract class TaskLifecycleTests(LongshoreServer server)
 public sealed class SqliteTaskLifecycleTests(SharedServerFixture fixture) : TaskLifecycleTests(fixture.Server), IClassFixture<SharedServerFixture>;
 
 public sealed class PostgresTaskLifecycleTests(PostgresServerFixture fixture) : TaskLifecycleTests(fixture.Server), IClassFixture<PostgresServerFixture>;
+
+public sealed class RedisTaskLifecycleTests(RedisServerFixture fixture) : TaskLifecycleTests(fixture.Server), IClassFixture<RedisServerFixture>;

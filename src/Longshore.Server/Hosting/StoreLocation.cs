@@ -1,5 +1,6 @@
 using Longshore.Core.Storage;
 using Longshore.Storage.Postgres;
+using Longshore.Storage.Redis;
 using Longshore.Storage.Sqlite;
 
 namespace Longshore.Server.Hosting;
@@ -44,7 +45,7 @@ public sealed record StoreLocation(string Kind, string Value)
                 case "postgres":
                     return await PostgresStore.OpenAsync(Value, cancellationToken);
                 default:
-                    throw new StoreUnavailableException($"the {Kind} store is not available in this build");
+                    return await RedisStore.OpenAsync(Value, cancellationToken);
             }
         }
         catch (Exception e) when (e is not (StoreUnavailableException or OperationCanceledException))

@@ -29,6 +29,20 @@ public sealed class PostgresServerFixture : SharedServerFixture
     }
 }
 
+/// <summary>The shared server on the real Redis, under a key prefix of its own.</summary>
+public sealed class RedisServerFixture : SharedServerFixture
+{
+    private readonly string _prefix = TestServices.UniqueName("server") + ":";
+
+    protected override Task<string[]> StoreArgumentsAsync() => Task.FromResult<string[]>(["--store", $"redis:{TestServices.RedisConfiguration},prefix={_prefix}"]);
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        await TestServices.DropRedisPrefixAsync(_prefix);
+    }
+}
+
 public static class Families
 {
     public static string New(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..Math.Min(prefix.Length + 13, 60)];

@@ -28,6 +28,16 @@ public static class TestServices
         return new NpgsqlConnectionStringBuilder(Postgres) { SearchPath = schema }.ConnectionString;
     }
 
+    /// <summary>Deletes every key under the prefix.</summary>
+    public static async Task DropRedisPrefixAsync(string prefix)
+    {
+        await using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(RedisConfiguration);
+        var server = redis.GetServers()[0];
+        var db = redis.GetDatabase();
+        await foreach (var key in server.KeysAsync(pattern: prefix + "*", pageSize: 1000))
+            await db.KeyDeleteAsync(key);
+    }
+
     public static async Task DropPostgresSchemaAsync(string schema)
     {
         NpgsqlConnection.ClearAllPools();
