@@ -5,7 +5,7 @@ using Longshore.Bench;
 var options = BenchOptions.Parse(args);
 if (options is null)
 {
-    Console.Error.WriteLine("usage: Longshore.Bench [launch] [creates] [memory] [--launch N] [--concurrency C] [--creates N] [--stored N]");
+    Console.Error.WriteLine("usage: Longshore.Bench [launch] [creates] [memory] [throughput] [volume] [--launch N] [--concurrency C] [--creates N] [--stored N] [--tasks N] [--volume N] [--stores sqlite,postgres,redis]");
     return 2;
 }
 
@@ -17,6 +17,10 @@ if (options.Scenarios.Contains("creates"))
     results.AddRange(await CreateBench.RunAsync(endpoint, options.Creates));
 if (options.Scenarios.Contains("memory"))
     results.AddRange(await MemoryBench.RunAsync(endpoint, options.Stored));
+if (options.Scenarios.Contains("throughput"))
+    results.AddRange(await StoreBench.RunThroughputAsync(options.Tasks));
+if (options.Scenarios.Contains("volume"))
+    results.AddRange(await StoreBench.RunVolumeAsync(options.Volume, options.Stores));
 
 Console.WriteLine();
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"measure",-52} {"value",-28} target"));
@@ -28,15 +32,24 @@ namespace Longshore.Bench
 {
     internal sealed record BenchOptions(HashSet<string> Scenarios, int Launch, int Concurrency, int Creates, int Stored)
     {
+        /// <summary>Tasks of the store throughput scenario (and Hangfire jobs of its anchor).</summary>
+        public int Tasks { get; init; } = 20_000;
+
+        /// <summary>Runs seeded per store by the volume scenario.</summary>
+        public int Volume { get; init; } = 1_000_000;
+
+        public IReadOnlyList<string> Stores { get; init; } = ["sqlite", "postgres", "redis"];
+
         public static BenchOptions? Parse(string[] args)
         {
             var scenarios = new HashSet<string>(StringComparer.Ordinal);
-            int launch = 50, concurrency = 8, creates = 5000, stored = 100_000;
+            int launch = 50, concurrency = 8, creates = 5000, stored = 100_000, tasks = 20_000, volume = 1_000_000;
+            IReadOnlyList<string> stores = ["sqlite", "postgres", "redis"];
             for (var i = 0; i < args.Length; i++)
             {
                 switch (args[i])
                 {
-                    case "launch" or "creates" or "memory":
+                    case "launch" or "creates" or "memory" or "throughput" or "volume":
                         scenarios.Add(args[i]);
                         break;
                     case "--launch" when i + 1 < args.Length:
@@ -48,6 +61,15 @@ namespace Longshore.Bench
                     case "--creates" when i + 1 < args.Length:
                         creates = int.Parse(args[++i], CultureInfo.InvariantCulture);
                         break;
+                    case "--tasks" when i + 1 < args.Length:
+                        tasks = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--volume" when i + 1 < args.Length:
+                        volume = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--stores" when i + 1 < args.Length:
+                        stores = args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries);
+                        break;
                     case "--stored" when i + 1 < args.Length:
                         stored = int.Parse(args[++i], CultureInfo.InvariantCulture);
                         break;
@@ -58,7 +80,7 @@ namespace Longshore.Bench
 
             if (scenarios.Count == 0)
                 scenarios.UnionWith(["launch", "creates", "memory"]);
-            return new BenchOptions(scenarios, launch, concurrency, creates, stored);
+            return new BenchOptions(scenarios, launch, concurrency, creates, stored) { Tasks = tasks, Volume = volume, Stores = stores };
         }
     }
 }

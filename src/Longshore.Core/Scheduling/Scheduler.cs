@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Threading.Channels;
 using Longshore.Core.Execution;
 using Longshore.Core.Storage;
 using Longshore.Core.Tasks;
@@ -33,6 +34,8 @@ public sealed partial class Scheduler
     private readonly WakeSignal _wake;
     private readonly ConcurrentDictionary<string, Task> _launching = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Task, byte> _background = new();
+    private const int StagingParallelism = 16;
+    private const int UpdateLanes = 8;
     private readonly ConcurrentDictionary<string, byte> _killsSent = new(StringComparer.Ordinal);
     private volatile bool _leading;
 
@@ -147,15 +150,18 @@ public sealed partial class Scheduler
         var due = active.Values.Sum() >= _options.Capacity ? [] : await _store.ListDueAsync(now, _options.DueBatch, cancellationToken);
         if (due.Count > 0)
         {
-            foreach (var run in Admission.Select(due, active, _options.Capacity))
-            {
-                // Intent before action: once TASK_STAGING is durable, a crash before or during the launch is found by
-                // reconciliation instead of being launched a second time.
-                var staged = await _store.TryTransitionAsync(
-                    new RunTransition(run.MesosId, [TaskState.WaitingOnOffers], TaskState.Staging, _time.GetUtcNow()), cancellationToken);
-                if (staged)
-                    Track(_launching, run.MesosId, LaunchAsync(run with { State = TaskState.Staging }, cancellationToken));
-            }
+            // Each admitted run is staged by its own compare-and-set; they are independent, so they go to the store
+            // together (one group commit in SQLite, parallel transactions in a shared store) rather than one by one.
+            await Parallel.ForEachAsync(Admission.Select(due, active, _options.Capacity),
+                new ParallelOptions { MaxDegreeOfParallelism = StagingParallelism, CancellationToken = cancellationToken }, async (run, token) =>
+                {
+                    // Intent before action: once TASK_STAGING is durable, a crash before or during the launch is found by
+                    // reconciliation instead of being launched a second time.
+                    var staged = await _store.TryTransitionAsync(
+                        new RunTransition(run.MesosId, [TaskState.WaitingOnOffers], TaskState.Staging, _time.GetUtcNow()), token);
+                    if (staged)
+                        Track(_launching, run.MesosId, LaunchAsync(run with { State = TaskState.Staging }, cancellationToken));
+                });
         }
 
         LastPassAt = _time.GetUtcNow();
@@ -203,24 +209,49 @@ public sealed partial class Scheduler
         }
     }
 
+    /// <summary>
+    /// Applies engine reports in lanes by run id: a run's reports stay in order, different runs' are applied side by side
+    /// (each is a store round trip; one at a time would cap throughput at the store's latency). Reports read but not yet
+    /// applied when the loop stops are found again by the next reconciliation.
+    /// </summary>
     private async Task ConsumeUpdatesAsync(CancellationToken cancellationToken)
     {
+        var lanes = Enumerable.Range(0, UpdateLanes)
+            .Select(_ => Channel.CreateUnbounded<StatusUpdate>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true })).ToArray();
+        var workers = lanes.Select(lane => Task.Run(() => ApplyLaneAsync(lane.Reader, cancellationToken), CancellationToken.None)).ToArray();
         try
         {
             await foreach (var update in _backend.Updates.ReadAllAsync(cancellationToken))
-            {
-                try
-                {
-                    await ApplyAsync(update, cancellationToken);
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    LogUpdateFailed(update.MesosId, update.State.ToWire(), e);
-                }
-            }
+                lanes[(int)((uint)StringComparer.Ordinal.GetHashCode(update.MesosId) % UpdateLanes)].Writer.TryWrite(update);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
+        }
+        finally
+        {
+            foreach (var lane in lanes)
+                lane.Writer.TryComplete();
+            await Task.WhenAll(workers);
+        }
+    }
+
+    private async Task ApplyLaneAsync(ChannelReader<StatusUpdate> lane, CancellationToken cancellationToken)
+    {
+        await foreach (var update in lane.ReadAllAsync(CancellationToken.None))
+        {
+            if (cancellationToken.IsCancellationRequested)
+                continue;
+            try
+            {
+                await ApplyAsync(update, cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+            }
+            catch (Exception e)
+            {
+                LogUpdateFailed(update.MesosId, update.State.ToWire(), e);
+            }
         }
     }
 
