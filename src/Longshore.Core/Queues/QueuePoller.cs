@@ -85,8 +85,18 @@ public sealed partial class QueuePoller
     /// <summary>One poll iteration of one queue.</summary>
     public async Task PollAsync(StoredQueue queue, CancellationToken cancellationToken = default)
     {
-        queue = Usable(queue);
         var now = _time.GetUtcNow();
+        try
+        {
+            queue = Usable(queue);
+        }
+        catch (SecretReferenceException e)
+        {
+            // A referenced secret is missing: shown on the queue, and looked for again at the next poll.
+            await _queues.RecordPollAsync(queue.Id, now, e.Message, now + TimeSpan.FromSeconds(queue.Block.FrequencySeconds), cancellationToken);
+            return;
+        }
+
         if (!_sources.TryGetValue(queue.Block.Type ?? string.Empty, out var source))
         {
             await _queues.RecordPollAsync(queue.Id, now, $"unknown queue type '{queue.Block.Type}'", now + TimeSpan.FromSeconds(queue.Block.FrequencySeconds), cancellationToken);
@@ -227,7 +237,17 @@ public sealed partial class QueuePoller
     {
         foreach (var group in (await _queues.ListEndedBatchesAsync(200, cancellationToken)).GroupBy(b => b.QueueId, StringComparer.Ordinal))
         {
-            var queue = await _queues.GetQueueAsync(group.Key, cancellationToken) is { } stored ? Usable(stored) : null;
+            StoredQueue? queue;
+            try
+            {
+                queue = await _queues.GetQueueAsync(group.Key, cancellationToken) is { } stored ? Usable(stored) : null;
+            }
+            catch (SecretReferenceException e)
+            {
+                LogSettleFailed(group.Key, e.Message);
+                continue;
+            }
+
             // Under on_create a message is done once its task exists, whatever became of the task.
             var batches = queue?.Block.AckMode == "on_create" ? group.Select(b => b with { Succeeded = true }).ToList() : group.ToList();
             await SettleAsync(queue, batches, cancellationToken);
