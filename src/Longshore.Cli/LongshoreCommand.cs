@@ -89,11 +89,12 @@ public static class LongshoreCommand
         var secretsKey = new Option<string?>("--secrets-key") { Description = "Base64 32-byte key encrypting queue secrets at rest (also LONGSHORE_SECRETS_KEY; default: <data>/secrets.key, created once)" };
         var store = new Option<string?>("--store") { Description = "Where state is kept: sqlite:PATH (default <data>/longshore.db), postgres:CONNSTRING or redis:CONFIG (shared by several instances)" };
         var leaderLease = new Option<double>("--leader-lease") { Description = "Seconds a scheduler lease lasts unrenewed: with several instances on one store, a follower takes over within about 4/3 of it", DefaultValueFactory = _ => defaults.Leader.LeaseDuration.TotalSeconds };
+        var secretsDir = new Option<string?>("--secrets-dir") { Description = "Folder whose files queue settings may reference as ${file:NAME} (default: none, such references are refused)" };
         var synchronous = new Option<string>("--sqlite-synchronous") { Description = "FULL (fsync every transition) or NORMAL", DefaultValueFactory = _ => defaults.SqliteSynchronous };
 
         var command = new Command("server", "Run the API, the scheduler and the local engine backend.")
         {
-            urls, data, dockerHost, allowHostPath, capacity, killGrace, backoffBase, backoffCap, reconcile, logCap, store, leaderLease, synchronous, jobBackoffBase, jobBackoffCap, tokensFile, secretsKey,
+            urls, data, dockerHost, allowHostPath, capacity, killGrace, backoffBase, backoffCap, reconcile, logCap, store, leaderLease, synchronous, jobBackoffBase, jobBackoffCap, tokensFile, secretsKey, secretsDir,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -117,6 +118,7 @@ public static class LongshoreCommand
                 TokensFile = result.GetValue(tokensFile),
                 SecretsKey = result.GetValue(secretsKey) ?? Environment.GetEnvironmentVariable("LONGSHORE_SECRETS_KEY"),
                 TokensVariable = Environment.GetEnvironmentVariable("LONGSHORE_TOKENS"),
+                SecretsDir = result.GetValue(secretsDir),
                 Jobs = new JobSettings { Backoff = new RetryOptions { BackoffBase = Seconds(result.GetValue(jobBackoffBase)), BackoffCap = Seconds(result.GetValue(jobBackoffCap)) } },
             };
             return await RunServerAsync(options, cancellationToken);

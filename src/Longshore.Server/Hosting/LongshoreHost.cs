@@ -92,7 +92,8 @@ public static partial class LongshoreHost
         services.AddSingleton<IQueueSource, SqlQuerySource>();
         services.AddSingleton<IQueueSource, NatsSource>();
         var secretsKey = SecretsKey.Load(options.SecretsKey, options.DataDir);
-        services.AddSingleton(sp => new QueueSecrets(secretsKey, sp.GetServices<IQueueSource>()));
+        var references = new SecretReferences(options.SecretsDir, Environment.GetEnvironmentVariable);
+        services.AddSingleton(sp => new QueueSecrets(secretsKey, sp.GetServices<IQueueSource>(), references));
         services.AddSingleton(sp => new QueuePoller(sp.GetRequiredService<IQueueStore>(), sp.GetRequiredService<Scheduler>(),
             sp.GetServices<IQueueSource>(), sp.GetRequiredService<TimeProvider>(), Guid.NewGuid, sp.GetRequiredService<ILogger<QueuePoller>>(),
             sp.GetRequiredService<QueueSecrets>()));

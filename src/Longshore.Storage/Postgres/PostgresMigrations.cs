@@ -74,5 +74,17 @@ internal static class PostgresMigrations
         CREATE TABLE leases (name text PRIMARY KEY, holder text NOT NULL, term bigint NOT NULL, expires_at bigint NOT NULL);
         INSERT INTO leases (name, holder, term, expires_at) VALUES ('scheduler', '', 0, 0);
         """,
+        """
+        CREATE TABLE queue_dedup (
+            queue_id text NOT NULL,
+            dedup_key text NOT NULL,
+            message_key text NOT NULL,
+            handle text,
+            expires_at bigint NOT NULL,
+            PRIMARY KEY (queue_id, dedup_key)
+        );
+        CREATE INDEX queue_dedup_message ON queue_dedup (message_key);
+        CREATE INDEX queue_dedup_expiry ON queue_dedup (expires_at);
+        """,
     ];
 }

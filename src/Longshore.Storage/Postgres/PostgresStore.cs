@@ -287,6 +287,7 @@ public sealed class PostgresStore : IStateStore
         await WriteAsync(async (connection, transaction) =>
         {
             await Command(connection, transaction, "DELETE FROM queue_state WHERE queue_id = @id;", [("id", id)]).ExecuteNonQueryAsync(cancellationToken);
+            await Command(connection, transaction, "DELETE FROM queue_dedup WHERE queue_id = @id;", [("id", id)]).ExecuteNonQueryAsync(cancellationToken);
             return await Command(connection, transaction, "DELETE FROM queues WHERE id = @id;", [("id", id)]).ExecuteNonQueryAsync(cancellationToken) > 0;
         }, cancellationToken);
 
@@ -311,6 +312,20 @@ public sealed class PostgresStore : IStateStore
                 await Command(connection, transaction, InsertRunSql('@'), RunParameters(batch.Run)).ExecuteNonQueryAsync(cancellationToken);
                 await Command(connection, transaction, "INSERT INTO queue_batches (message_key, queue_id, handles, state) VALUES (@key, @queue, @handles, 'PENDING');",
                     [("key", batch.Run.MessageKey), ("queue", id), ("handles", JsonSerializer.Serialize(batch.Handles))]).ExecuteNonQueryAsync(cancellationToken);
+                foreach (var entry in batch.DedupKeys)
+                {
+                    await Command(connection, transaction, """
+                        INSERT INTO queue_dedup (queue_id, dedup_key, message_key, handle, expires_at) VALUES (@queue, @dedup, @key, @handle, @expires)
+                        ON CONFLICT (queue_id, dedup_key) DO UPDATE SET message_key = excluded.message_key, handle = excluded.handle, expires_at = excluded.expires_at;
+                        """, [("queue", id), ("dedup", entry.Key), ("key", batch.Run.MessageKey), ("handle", entry.Handle),
+                        ("expires", (batch.Run.CreatedAt + QueueDedup.Window).ToUnixTimeMilliseconds())]).ExecuteNonQueryAsync(cancellationToken);
+                }
+            }
+
+            if (batches.Count > 0)
+            {
+                await Command(connection, transaction, "DELETE FROM queue_dedup WHERE expires_at < @now;",
+                    [("now", batches[0].Run.CreatedAt.ToUnixTimeMilliseconds())]).ExecuteNonQueryAsync(cancellationToken);
             }
 
             foreach (var (key, value) in state)
@@ -356,9 +371,50 @@ public sealed class PostgresStore : IStateStore
     }
 
     public async Task<bool> SettleBatchAsync(string messageKey, bool acknowledged, CancellationToken cancellationToken = default) =>
-        await WriteAsync(async (connection, transaction) => await Command(connection, transaction,
-            "UPDATE queue_batches SET state = @state WHERE message_key = @key AND state = 'PENDING';",
-            [("key", messageKey), ("state", acknowledged ? "ACKED" : "RELEASED")]).ExecuteNonQueryAsync(cancellationToken) > 0, cancellationToken);
+        await WriteAsync(async (connection, transaction) =>
+        {
+            var settled = await Command(connection, transaction, "UPDATE queue_batches SET state = @state WHERE message_key = @key AND state = 'PENDING';",
+                [("key", messageKey), ("state", acknowledged ? "ACKED" : "RELEASED")]).ExecuteNonQueryAsync(cancellationToken) > 0;
+            // A released message is meant to run again: forget its keys.
+            if (settled && !acknowledged)
+                await Command(connection, transaction, "DELETE FROM queue_dedup WHERE message_key = @key;", [("key", messageKey)]).ExecuteNonQueryAsync(cancellationToken);
+            return settled;
+        }, cancellationToken);
+
+    public async Task<IReadOnlyDictionary<string, SeenMessage>> FindSeenAsync(string id, IReadOnlyCollection<string> keys, DateTimeOffset now,
+        CancellationToken cancellationToken = default)
+    {
+        var seen = new Dictionary<string, SeenMessage>(StringComparer.Ordinal);
+        await ReadAsync("""
+            SELECT d.dedup_key, d.message_key, d.handle, b.state FROM queue_dedup d LEFT JOIN queue_batches b ON b.message_key = d.message_key
+            WHERE d.queue_id = @id AND d.expires_at > @now AND d.dedup_key = ANY(@keys);
+            """, reader => seen[reader.GetString(0)] = new SeenMessage(reader.GetString(1), Nullable(reader, "handle", reader.GetString),
+                !reader.IsDBNull(3) && reader.GetString(3) == "PENDING"),
+            cancellationToken, ("id", id), ("now", now.ToUnixTimeMilliseconds()), ("keys", keys.Distinct(StringComparer.Ordinal).ToArray()));
+        return seen;
+    }
+
+    public async Task ReplaceHandleAsync(string id, string dedupKey, string newHandle, CancellationToken cancellationToken = default) =>
+        await WriteAsync(async (connection, transaction) =>
+        {
+            string? messageKey = null, oldHandle = null, handles = null;
+            await using (var reader = await Command(connection, transaction, """
+                SELECT d.message_key, d.handle, b.handles FROM queue_dedup d JOIN queue_batches b ON b.message_key = d.message_key
+                WHERE d.queue_id = @id AND d.dedup_key = @dedup AND b.state = 'PENDING' FOR UPDATE OF b;
+                """, [("id", id), ("dedup", dedupKey)]).ExecuteReaderAsync(cancellationToken))
+            {
+                if (await reader.ReadAsync(cancellationToken))
+                    (messageKey, oldHandle, handles) = (reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetString(2));
+            }
+
+            if (messageKey is null)
+                return false;
+            await Command(connection, transaction, "UPDATE queue_batches SET handles = @handles WHERE message_key = @key;",
+                [("key", messageKey), ("handles", ReplaceHandle(handles!, oldHandle, newHandle))]).ExecuteNonQueryAsync(cancellationToken);
+            await Command(connection, transaction, "UPDATE queue_dedup SET handle = @handle WHERE queue_id = @id AND dedup_key = @dedup;",
+                [("id", id), ("dedup", dedupKey), ("handle", newHandle)]).ExecuteNonQueryAsync(cancellationToken);
+            return true;
+        }, cancellationToken);
 
     public async Task<Lease> TryAcquireLeaseAsync(string holder, TimeSpan duration, DateTimeOffset now, bool takeOver = false, CancellationToken cancellationToken = default) =>
         await WriteAsync(async (connection, transaction) =>

@@ -67,4 +67,13 @@ internal sealed class RedisKeys(string prefix)
 
     /// <summary>Set of one queue's unsettled batch keys.</summary>
     public string QueuePending(string id) => prefix + "queuepending:" + id;
+
+    /// <summary>Hash of one recorded de-duplication key: <c>message_key</c>, <c>handle</c>, <c>expires_at</c>; expires with it.</summary>
+    public string Dedup(string queueId, string dedupKey) => prefix + "dedup:" + queueId + ":" + dedupKey;
+
+    /// <summary>Sorted set of a queue's de-duplication keys by expiry (to prune and to delete with the queue).</summary>
+    public string DedupIndex(string queueId) => prefix + "dedupindex:" + queueId;
+
+    /// <summary>Set of the de-duplication keys recorded with one batch (forgotten when it is released).</summary>
+    public string DedupOfBatch(string messageKey) => prefix + "dedupbatch:" + messageKey;
 }

@@ -131,13 +131,16 @@ public sealed partial class RedisStore
             _ = tx.HashDeleteAsync(_keys.Queue(queue.Id), "next_poll_at");
         });
 
-    public async Task<bool> DeleteQueueAsync(string id, CancellationToken cancellationToken = default) =>
-        await TryCommitAsync(tx =>
+    public async Task<bool> DeleteQueueAsync(string id, CancellationToken cancellationToken = default)
+    {
+        var dedup = (await _db.SortedSetRangeByRankAsync(_keys.DedupIndex(id))).Select(key => (RedisKey)_keys.Dedup(id, (string)key!));
+        return await TryCommitAsync(tx =>
         {
             tx.AddCondition(Condition.KeyExists(_keys.Queue(id)));
-            _ = tx.KeyDeleteAsync([_keys.Queue(id), _keys.QueueState(id)]);
+            _ = tx.KeyDeleteAsync([_keys.Queue(id), _keys.QueueState(id), _keys.DedupIndex(id), .. dedup]);
             _ = tx.SortedSetRemoveAsync(_keys.Queues, id);
         });
+    }
 
     public async Task RecordPollAsync(string id, DateTimeOffset at, string? error, DateTimeOffset nextPollAt, CancellationToken cancellationToken = default) =>
         await TryCommitAsync(tx =>
@@ -167,7 +170,20 @@ public sealed partial class RedisStore
                 _ = tx.HashSetAsync(_keys.Batch(key), [new("queue_id", id), new("handles", JsonSerializer.Serialize(batches[i].Handles)), new("state", "PENDING")]);
                 _ = tx.SetAddAsync(_keys.PendingBatches, key);
                 _ = tx.SetAddAsync(_keys.QueuePending(id), key);
+                var expires = (run.CreatedAt + QueueDedup.Window).ToUnixTimeMilliseconds();
+                foreach (var entry in batches[i].DedupKeys)
+                {
+                    var dedup = _keys.Dedup(id, entry.Key);
+                    _ = tx.KeyDeleteAsync(dedup);
+                    _ = tx.HashSetAsync(dedup, [new("message_key", key), new("handle", entry.Handle), new("expires_at", expires)]);
+                    _ = tx.KeyExpireAsync(dedup, DateTimeOffset.FromUnixTimeMilliseconds(expires).UtcDateTime);
+                    _ = tx.SortedSetAddAsync(_keys.DedupIndex(id), entry.Key, expires);
+                    _ = tx.SetAddAsync(_keys.DedupOfBatch(key), entry.Key);
+                }
             }
+
+            if (batches.Count > 0)
+                _ = tx.SortedSetRemoveRangeByScoreAsync(_keys.DedupIndex(id), double.NegativeInfinity, batches[0].Run.CreatedAt.ToUnixTimeMilliseconds(), Exclude.Stop);
 
             if (state.Count > 0)
                 _ = tx.HashSetAsync(_keys.QueueState(id), [.. state.Select(pair => new HashEntry(pair.Key, pair.Value))]);
@@ -219,13 +235,65 @@ public sealed partial class RedisStore
         var queueId = await _db.HashGetAsync(_keys.Batch(messageKey), "queue_id");
         if (queueId.IsNull)
             return false;
+        var queue = (string)queueId!;
+        var dedup = new List<RedisValue>();
+        foreach (var key in acknowledged ? [] : await _db.SetMembersAsync(_keys.DedupOfBatch(messageKey)))
+        {
+            if (await _db.HashGetAsync(_keys.Dedup(queue, (string)key!), "message_key") == messageKey)
+                dedup.Add(key);
+        }
+
         return await TryCommitAsync(tx =>
         {
             tx.AddCondition(Condition.HashEqual(_keys.Batch(messageKey), "state", "PENDING"));
             _ = tx.HashSetAsync(_keys.Batch(messageKey), "state", acknowledged ? "ACKED" : "RELEASED");
             _ = tx.SetRemoveAsync(_keys.PendingBatches, messageKey);
-            _ = tx.SetRemoveAsync(_keys.QueuePending((string)queueId!), messageKey);
+            _ = tx.SetRemoveAsync(_keys.QueuePending(queue), messageKey);
+            // A released message is meant to run again: forget its keys (those a later batch took over stay).
+            foreach (var key in dedup)
+            {
+                _ = tx.KeyDeleteAsync(_keys.Dedup(queue, (string)key!));
+                _ = tx.SortedSetRemoveAsync(_keys.DedupIndex(queue), key);
+            }
         });
+    }
+
+    public async Task<IReadOnlyDictionary<string, SeenMessage>> FindSeenAsync(string id, IReadOnlyCollection<string> keys, DateTimeOffset now,
+        CancellationToken cancellationToken = default)
+    {
+        var seen = new Dictionary<string, SeenMessage>(StringComparer.Ordinal);
+        foreach (var key in keys.Distinct(StringComparer.Ordinal))
+        {
+            var values = await _db.HashGetAsync(_keys.Dedup(id, key), ["message_key", "handle", "expires_at"]);
+            if (values[0].IsNull || (long)values[2] <= now.ToUnixTimeMilliseconds())
+                continue;
+            var state = await _db.HashGetAsync(_keys.Batch((string)values[0]!), "state");
+            seen[key] = new SeenMessage((string)values[0]!, (string?)values[1], state == "PENDING");
+        }
+
+        return seen;
+    }
+
+    public async Task ReplaceHandleAsync(string id, string dedupKey, string newHandle, CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            var values = await _db.HashGetAsync(_keys.Dedup(id, dedupKey), ["message_key", "handle"]);
+            if (values[0].IsNull)
+                return;
+            var batch = await _db.HashGetAsync(_keys.Batch((string)values[0]!), ["state", "handles"]);
+            if (batch[0] != "PENDING")
+                return;
+            if (await TryCommitAsync(tx =>
+            {
+                tx.AddCondition(Condition.HashEqual(_keys.Batch((string)values[0]!), "state", "PENDING"));
+                tx.AddCondition(Condition.HashEqual(_keys.Batch((string)values[0]!), "handles", batch[1]));
+                tx.AddCondition(Condition.HashEqual(_keys.Dedup(id, dedupKey), "message_key", values[0]));
+                _ = tx.HashSetAsync(_keys.Batch((string)values[0]!), "handles", ReplaceHandle((string)batch[1]!, (string?)values[1], newHandle));
+                _ = tx.HashSetAsync(_keys.Dedup(id, dedupKey), "handle", newHandle);
+            }))
+                return;
+        }
     }
 
     public async Task<Lease> TryAcquireLeaseAsync(string holder, TimeSpan duration, DateTimeOffset now, bool takeOver = false, CancellationToken cancellationToken = default)

@@ -62,6 +62,18 @@ internal static class RunRows
         ("at", job.UpdatedAt.ToUnixTimeMilliseconds()),
     ];
 
+    /// <summary>A batch's handle list (JSON) with <paramref name="oldHandle"/> replaced by <paramref name="newHandle"/>, or the new one added.</summary>
+    public static string ReplaceHandle(string handles, string? oldHandle, string newHandle)
+    {
+        var list = JsonSerializer.Deserialize<List<string>>(handles)!;
+        var at = oldHandle is null ? -1 : list.IndexOf(oldHandle);
+        if (at >= 0)
+            list[at] = newHandle;
+        else
+            list.Add(newHandle);
+        return JsonSerializer.Serialize(list);
+    }
+
     public static string Json<T>(T value) => JsonSerializer.Serialize(value, TaskDefinitionJson.Options);
 
     public static string InList(IEnumerable<TaskState> states) => string.Join(", ", states.Select(state => $"'{state.ToWire()}'"));
@@ -131,7 +143,7 @@ internal static class RunRows
         return reader.IsDBNull(ordinal) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(ordinal));
     }
 
-    private static T? Nullable<T>(DbDataReader reader, string column, Func<int, T> get)
+    public static T? Nullable<T>(DbDataReader reader, string column, Func<int, T> get)
     {
         var ordinal = reader.GetOrdinal(column);
         return reader.IsDBNull(ordinal) ? default : get(ordinal);
