@@ -11,7 +11,6 @@ internal static class PostgresMigrations
     [
         """
         CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL);
-        CREATE SEQUENCE change_mark;
         CREATE TABLE runs (
             seq bigserial PRIMARY KEY,
             mesos_id text NOT NULL UNIQUE,

@@ -192,9 +192,12 @@ public sealed class PostgresStore : IStateStore
         return buckets.Select(pair => new ActivityBucket(DateTimeOffset.FromUnixTimeMilliseconds(pair.Key * 60000), pair.Value.Launches, pair.Value.Finished, pair.Value.Failures)).ToList();
     }
 
-    /// <remarks>A sequence advanced by every committed write of every instance: cheap to read, never contended.</remarks>
+    /// <remarks>
+    /// The next transaction id the server will hand out: it moves with every write transaction of every instance (and of
+    /// anything else in the database, which only costs a spare refresh), without a write of its own.
+    /// </remarks>
     public async Task<long> ChangeMarkAsync(CancellationToken cancellationToken = default) =>
-        (long)(await ScalarAsync("SELECT last_value FROM change_mark;", cancellationToken))!;
+        (long)(await ScalarAsync("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint;", cancellationToken))!;
 
     public async Task<TaskLogs?> GetLogsAsync(string mesosId, CancellationToken cancellationToken = default)
     {
@@ -464,7 +467,6 @@ public sealed class PostgresStore : IStateStore
         }
 
         var result = await work(connection, transaction);
-        await Command(connection, transaction, "SELECT nextval('change_mark');", []).ExecuteNonQueryAsync(cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return result;
     }
