@@ -95,10 +95,8 @@ internal static class StoreBench
             int i;
             while ((i = Interlocked.Increment(ref next)) < runs)
             {
-                var run = NewRun($"vol{i % 50}", now);
-                await store.InsertAsync(run);
-                await store.TryTransitionAsync(new RunTransition(run.MesosId, [TaskState.WaitingOnOffers], TaskState.Staging, now));
-                await store.TryTransitionAsync(new RunTransition(run.MesosId, [TaskState.Staging], states[i % states.Length], now));
+                // Inserted in their final state: one write each, so a million fit in minutes; the reads do not care how they got there.
+                await store.InsertAsync(NewRun($"vol{i % 50}", now) with { State = states[i % states.Length] });
             }
         })));
     }

@@ -86,7 +86,7 @@ public sealed partial class LeaderElection(ILeaseStore store, LeaderOptions opti
                         return lead(token);
                     }, CancellationToken.None);
                 }
-                else if (lease is not null && lease.Holder == holder)
+                else if (lease is not null && lease.Holder == holder && lease.Term == Term)
                 {
                     lastRenewed = now;
                     Volatile.Write(ref _lastSeen, lease);
@@ -95,7 +95,7 @@ public sealed partial class LeaderElection(ILeaseStore store, LeaderOptions opti
                 {
                     if (lease is not null)
                         Volatile.Write(ref _lastSeen, lease);
-                    // Another holder, or no renewal for two thirds of the lease: stop before the store lets a follower in.
+                    // Another holder or term, or no renewal for two thirds of the lease: stop before the store lets a follower in.
                     if (leading is not null && (lease is not null || now - lastRenewed >= options.LeaseDuration * 2 / 3))
                     {
                         await StepDownAsync(leading, stop!, lease is null ? "renewals failed" : $"{lease.Holder} holds term {lease.Term}");

@@ -47,12 +47,14 @@ public static class Fencing
     }
 
     /// <summary>
-    /// The lease after an acquisition attempt, or null to leave it as it is: the holder renews its own term; anyone takes
-    /// a lease that is missing, expired, or (with <paramref name="takeOver"/>) held, under the next term.
+    /// The lease after an acquisition attempt, or null to leave it as it is: the holder renews its own term while it runs;
+    /// anyone (the holder too) takes a lease that is missing, expired, released, or (with <paramref name="takeOver"/>)
+    /// held, under the next term.
     /// </summary>
     public static Lease? Decide(Lease? current, string holder, TimeSpan duration, DateTimeOffset now, bool takeOver)
     {
-        if (current is not null && current.Holder == holder)
+        // Only a lease still running is renewed: one that expired or was released is taken anew, under a new term.
+        if (current is not null && current.Holder == holder && current.ExpiresAt > now)
             return current with { ExpiresAt = now + duration };
         if (current is null || current.ExpiresAt <= now || takeOver)
             return new Lease(holder, (current?.Term ?? 0) + 1, now + duration);

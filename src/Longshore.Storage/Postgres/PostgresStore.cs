@@ -99,28 +99,8 @@ public sealed class PostgresStore : IStateStore
 
     public Task<IReadOnlyList<TaskRun>> ListAsync(RunQuery query, CancellationToken cancellationToken = default)
     {
-        var where = new List<string>();
-        var parameters = new List<(string, object?)> { ("limit", query.Limit) };
-        if (query.AfterMesosId is not null)
-        {
-            where.Add("seq < COALESCE((SELECT seq FROM runs WHERE mesos_id = @after), -1)");
-            parameters.Add(("after", query.AfterMesosId));
-        }
-
-        if (query.State is { } state)
-        {
-            where.Add("state = @state");
-            parameters.Add(("state", state.ToWire()));
-        }
-
-        if (query.FamilyId is not null)
-        {
-            where.Add("family_id = @family");
-            parameters.Add(("family", query.FamilyId));
-        }
-
-        var filter = where.Count == 0 ? string.Empty : "WHERE " + string.Join(" AND ", where);
-        return QueryRunsAsync($"SELECT {RunColumns} FROM runs {filter} ORDER BY seq DESC LIMIT @limit;", cancellationToken, [.. parameters]);
+        var (sql, parameters) = ListSql('@', RunColumns, query);
+        return QueryRunsAsync(sql, cancellationToken, parameters);
     }
 
     public Task<IReadOnlyList<TaskRun>> ListDueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken = default) =>
@@ -243,10 +223,9 @@ public sealed class PostgresStore : IStateStore
 
     public async Task<IReadOnlyList<TaskRun>> ListJobRunsAsync(string jobId, int endedLimit, CancellationToken cancellationToken = default)
     {
-        var active = await QueryRunsAsync($"SELECT {RunColumns} FROM runs WHERE job_id = @job AND state NOT IN ({TerminalStates}) ORDER BY seq DESC;",
-            cancellationToken, ("job", jobId));
-        var ended = await QueryRunsAsync($"SELECT {RunColumns} FROM runs WHERE job_id = @job AND state IN ({TerminalStates}) ORDER BY seq DESC LIMIT @limit;",
-            cancellationToken, ("job", jobId), ("limit", endedLimit));
+        var (activeSql, endedSql) = JobRunsSql('@', RunColumns);
+        var active = await QueryRunsAsync(activeSql, cancellationToken, ("job", jobId));
+        var ended = await QueryRunsAsync(endedSql, cancellationToken, ("job", jobId), ("limit", endedLimit));
         return [.. active, .. ended];
     }
 

@@ -123,7 +123,8 @@ public sealed partial class RedisStore : IStateStore
 
     public async Task<IReadOnlyList<TaskRun>> ListDueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken = default)
     {
-        var ids = await _db.SortedSetRangeByScoreAsync(_keys.Due, double.NegativeInfinity, now.ToUnixTimeMilliseconds());
+        // The earliest due first, at most a limit's worth: reading every waiting run each pass would make a pass O(backlog).
+        var ids = await _db.SortedSetRangeByScoreAsync(_keys.Due, double.NegativeInfinity, now.ToUnixTimeMilliseconds(), take: limit);
         var runs = await ReadRunsAsync(ids);
         return runs.Where(run => run.State == TaskState.WaitingOnOffers).OrderBy(run => run.Seq).Take(limit).ToList();
     }

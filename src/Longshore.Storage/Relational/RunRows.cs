@@ -55,6 +55,38 @@ internal static class RunRows
         ("retry", transition.Retry?.MesosId), ("id", transition.MesosId),
     ];
 
+    /// <summary>A page of runs, newest first, after a run (keyset on <c>seq</c>), by state and family id.</summary>
+    public static (string Sql, (string Name, object? Value)[] Parameters) ListSql(char prefix, string columns, Core.Storage.RunQuery query)
+    {
+        var where = new List<string>();
+        var parameters = new List<(string, object?)> { ("limit", query.Limit) };
+        if (query.AfterMesosId is not null)
+        {
+            where.Add($"seq < COALESCE((SELECT seq FROM runs WHERE mesos_id = {prefix}after), -1)");
+            parameters.Add(("after", query.AfterMesosId));
+        }
+
+        if (query.State is { } state)
+        {
+            where.Add($"state = {prefix}state");
+            parameters.Add(("state", state.ToWire()));
+        }
+
+        if (query.FamilyId is not null)
+        {
+            where.Add($"family_id = {prefix}family");
+            parameters.Add(("family", query.FamilyId));
+        }
+
+        var filter = where.Count == 0 ? string.Empty : "WHERE " + string.Join(" AND ", where);
+        return ($"SELECT {columns} FROM runs {filter} ORDER BY seq DESC LIMIT {prefix}limit;", [.. parameters]);
+    }
+
+    /// <summary>A job's active runs, and its ended ones up to a limit, newest first.</summary>
+    public static (string Active, string Ended) JobRunsSql(char prefix, string columns) =>
+        ($"SELECT {columns} FROM runs WHERE job_id = {prefix}job AND state NOT IN ({InList(TaskStates.Terminal)}) ORDER BY seq DESC;",
+            $"SELECT {columns} FROM runs WHERE job_id = {prefix}job AND state IN ({InList(TaskStates.Terminal)}) ORDER BY seq DESC LIMIT {prefix}limit;");
+
     public static (string Name, object? Value)[] JobParameters(Job job) =>
     [
         ("id", job.Id), ("definition", Json(job.Definition)),

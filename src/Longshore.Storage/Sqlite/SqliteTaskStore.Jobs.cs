@@ -43,10 +43,9 @@ public sealed partial class SqliteTaskStore : IJobStore
 
     public async Task<IReadOnlyList<TaskRun>> ListJobRunsAsync(string jobId, int endedLimit, CancellationToken cancellationToken = default)
     {
-        var active = await QueryRunsAsync($"SELECT * FROM runs WHERE job_id = $job AND state NOT IN ({TerminalStates}) ORDER BY seq DESC;",
-            cancellationToken, ("$job", jobId));
-        var ended = await QueryRunsAsync($"SELECT * FROM runs WHERE job_id = $job AND state IN ({TerminalStates}) ORDER BY seq DESC LIMIT $limit;",
-            cancellationToken, ("$job", jobId), ("$limit", endedLimit));
+        var (activeSql, endedSql) = JobRunsSql('$', "*");
+        var active = await QueryRunsAsync(activeSql, cancellationToken, ("$job", jobId));
+        var ended = await QueryRunsAsync(endedSql, cancellationToken, ("$job", jobId), ("$limit", endedLimit));
         return [.. active, .. ended];
     }
 

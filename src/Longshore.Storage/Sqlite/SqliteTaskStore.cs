@@ -99,28 +99,8 @@ public sealed partial class SqliteTaskStore : IStateStore, IDisposable
 
     public async Task<IReadOnlyList<TaskRun>> ListAsync(RunQuery query, CancellationToken cancellationToken = default)
     {
-        var where = new List<string>();
-        var parameters = new List<(string, object?)> { ("$limit", query.Limit) };
-        if (query.AfterMesosId is not null)
-        {
-            where.Add("seq < COALESCE((SELECT seq FROM runs WHERE mesos_id = $after), -1)");
-            parameters.Add(("$after", query.AfterMesosId));
-        }
-
-        if (query.State is { } state)
-        {
-            where.Add("state = $state");
-            parameters.Add(("$state", state.ToWire()));
-        }
-
-        if (query.FamilyId is not null)
-        {
-            where.Add("family_id = $family");
-            parameters.Add(("$family", query.FamilyId));
-        }
-
-        var filter = where.Count == 0 ? string.Empty : "WHERE " + string.Join(" AND ", where);
-        return await QueryRunsAsync($"SELECT * FROM runs {filter} ORDER BY seq DESC LIMIT $limit;", cancellationToken, [.. parameters]);
+        var (sql, parameters) = ListSql('$', "*", query);
+        return await QueryRunsAsync(sql, cancellationToken, parameters);
     }
 
     public Task<IReadOnlyList<TaskRun>> ListDueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken = default) =>
