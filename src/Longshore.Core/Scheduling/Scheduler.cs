@@ -34,6 +34,9 @@ public sealed partial class Scheduler
     private readonly ConcurrentDictionary<string, Task> _launching = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Task, byte> _background = new();
 
+    /// <summary>Each family's max_concurrent as last seen on a waiting run, to leave full families out of the next read.</summary>
+    private readonly Dictionary<string, int> _familyCaps = new(StringComparer.Ordinal);
+
     public Scheduler(ITaskStore store, IExecutionBackend backend, RetryPolicy retry, SchedulerOptions options, TimeProvider time,
         Func<Guid> newId, SchedulerMetrics metrics, ILogger<Scheduler> logger)
     {
@@ -99,8 +102,21 @@ public sealed partial class Scheduler
         var started = Stopwatch.GetTimestamp();
         var now = _time.GetUtcNow();
         var active = await _store.CountActiveByFamilyAsync(cancellationToken);
-        // At capacity nothing can be admitted: skip reading (and parsing) the waiting runs.
-        var due = active.Values.Sum() >= _options.Capacity ? [] : await _store.ListDueAsync(now, _options.DueBatch, cancellationToken);
+        var free = _options.Capacity - active.Values.Sum();
+        IReadOnlyList<TaskRun> due = [];
+        // At capacity nothing can be admitted: skip reading (and parsing) the waiting runs. Otherwise read twice as many as
+        // can start (some may belong to a family that turns out to be full), leaving out families known to be at their
+        // cap, so neither a long backlog nor a full family at its head costs or blocks anything per pass.
+        if (free > 0)
+        {
+            var full = active.Where(family => _familyCaps.TryGetValue(family.Key, out var cap) && family.Value >= cap).Select(family => family.Key).ToList();
+            due = await _store.ListDueAsync(now, Math.Min(_options.DueBatch, free * 2), full, cancellationToken);
+            if (_familyCaps.Count > 100_000)
+                _familyCaps.Clear();
+            foreach (var run in due)
+                _familyCaps[run.FamilyId] = run.Definition.MaxConcurrent;
+        }
+
         if (due.Count > 0)
         {
             foreach (var run in Admission.Select(due, active, _options.Capacity))

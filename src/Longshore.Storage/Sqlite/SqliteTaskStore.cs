@@ -119,9 +119,15 @@ public sealed partial class SqliteTaskStore : ITaskStore, IDisposable
         return await QueryRunsAsync($"SELECT * FROM runs {filter} ORDER BY seq DESC LIMIT $limit;", cancellationToken, [.. parameters]);
     }
 
-    public Task<IReadOnlyList<TaskRun>> ListDueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken = default) =>
-        QueryRunsAsync("SELECT * FROM runs WHERE state = 'WAITING_ON_OFFERS' AND not_before <= $now ORDER BY seq LIMIT $limit;", cancellationToken,
-            ("$now", now.ToUnixTimeMilliseconds()), ("$limit", limit));
+    public Task<IReadOnlyList<TaskRun>> ListDueAsync(DateTimeOffset now, int limit, IReadOnlyCollection<string> skipFamilies, CancellationToken cancellationToken = default)
+    {
+        var skip = skipFamilies.Select((family, i) => ($"$skip{i}", (object?)family)).ToList();
+        var notIn = skip.Count == 0 ? string.Empty : $"AND family_id NOT IN ({string.Join(", ", skip.Select(p => p.Item1))})";
+        // Walks the waiting runs in seq order and stops at the limit; the planner's own choice (the not_before index)
+        // sorts every due run on each pass, which grows with the backlog.
+        return QueryRunsAsync($"SELECT * FROM runs INDEXED BY runs_state_seq WHERE state = 'WAITING_ON_OFFERS' AND not_before <= $now {notIn} ORDER BY seq LIMIT $limit;",
+            cancellationToken, [("$now", now.ToUnixTimeMilliseconds()), ("$limit", limit), .. skip]);
+    }
 
     public Task<IReadOnlyList<TaskRun>> ListActiveAsync(CancellationToken cancellationToken = default) =>
         QueryRunsAsync($"SELECT * FROM runs WHERE state IN ({ActiveStates}) ORDER BY seq;", cancellationToken);
@@ -184,7 +190,18 @@ public sealed partial class SqliteTaskStore : ITaskStore, IDisposable
             }
 
             if (transition.Retry is { } retry)
+            {
                 await InsertRunAsync(connection, transaction, retry, cancellationToken);
+            }
+            else if (to.IsTerminal())
+            {
+                // The chain ended: a queue batch it carries is ready to settle.
+                await ExecuteAsync(connection, transaction, """
+                    UPDATE queue_batches SET outcome = $outcome
+                    WHERE state = 'PENDING' AND message_key = (SELECT message_key FROM runs WHERE mesos_id = $id);
+                    """, cancellationToken, ("$outcome", to == TaskState.Finished ? "FINISHED" : "FAILED"), ("$id", transition.MesosId));
+            }
+
             return true;
         }, cancellationToken);
     }
@@ -299,17 +316,44 @@ public sealed partial class SqliteTaskStore : ITaskStore, IDisposable
 
     private static async Task InsertRunAsync(SqliteConnection connection, SqliteTransaction transaction, TaskRun run, CancellationToken cancellationToken)
     {
-        await ExecuteAsync(connection, transaction, """
+        await using var insert = RunInserter(connection, transaction);
+        await InsertRunAsync(insert, run, cancellationToken);
+    }
+
+    /// <summary>One prepared INSERT for many runs: preparing the statement again for every run costs more than running it.</summary>
+    private static SqliteCommand RunInserter(SqliteConnection connection, SqliteTransaction transaction)
+    {
+        var command = CreateCommand(connection, transaction, """
             INSERT INTO runs (mesos_id, family_id, attempt, state, definition, task_retries_left, system_retries_left, not_before,
                 created_at, updated_at, retry_of, job_id, job_group, job_generation, queue_id, message_key)
             VALUES ($id, $family, $attempt, $state, $definition, $taskLeft, $systemLeft, $notBefore, $created, $created, $retryOf,
                 $jobId, $jobGroup, $generation, $queueId, $messageKey);
-            """, cancellationToken,
-            ("$id", run.MesosId), ("$family", run.FamilyId), ("$attempt", run.Attempt), ("$state", run.State.ToWire()),
-            ("$definition", JsonSerializer.Serialize(run.Definition, TaskDefinitionJson.Options)), ("$taskLeft", run.TaskRetriesLeft),
-            ("$systemLeft", run.SystemRetriesLeft), ("$notBefore", run.NotBefore.ToUnixTimeMilliseconds()),
-            ("$created", run.CreatedAt.ToUnixTimeMilliseconds()), ("$retryOf", run.RetryOf), ("$jobId", run.JobId),
-            ("$jobGroup", run.JobGroup), ("$generation", run.Generation), ("$queueId", run.QueueId), ("$messageKey", run.MessageKey));
+            """, []);
+        foreach (var name in (string[])["$id", "$family", "$attempt", "$state", "$definition", "$taskLeft", "$systemLeft", "$notBefore", "$created", "$retryOf",
+                     "$jobId", "$jobGroup", "$generation", "$queueId", "$messageKey"])
+            command.Parameters.Add(new SqliteParameter { ParameterName = name });
+        return command;
+    }
+
+    private static async Task InsertRunAsync(SqliteCommand insert, TaskRun run, CancellationToken cancellationToken)
+    {
+        var values = insert.Parameters;
+        values["$id"].Value = run.MesosId;
+        values["$family"].Value = run.FamilyId;
+        values["$attempt"].Value = run.Attempt;
+        values["$state"].Value = run.State.ToWire();
+        values["$definition"].Value = JsonSerializer.Serialize(run.Definition, TaskDefinitionJson.Options);
+        values["$taskLeft"].Value = run.TaskRetriesLeft;
+        values["$systemLeft"].Value = run.SystemRetriesLeft;
+        values["$notBefore"].Value = run.NotBefore.ToUnixTimeMilliseconds();
+        values["$created"].Value = run.CreatedAt.ToUnixTimeMilliseconds();
+        values["$retryOf"].Value = (object?)run.RetryOf ?? DBNull.Value;
+        values["$jobId"].Value = (object?)run.JobId ?? DBNull.Value;
+        values["$jobGroup"].Value = (object?)run.JobGroup ?? DBNull.Value;
+        values["$generation"].Value = (object?)run.Generation ?? DBNull.Value;
+        values["$queueId"].Value = (object?)run.QueueId ?? DBNull.Value;
+        values["$messageKey"].Value = (object?)run.MessageKey ?? DBNull.Value;
+        await insert.ExecuteNonQueryAsync(cancellationToken);
     }
 
     private async Task<IReadOnlyList<TaskRun>> QueryRunsAsync(string sql, CancellationToken cancellationToken, params (string Name, object? Value)[] parameters)
