@@ -5,7 +5,7 @@ using Longshore.Bench;
 var options = BenchOptions.Parse(args);
 if (options is null)
 {
-    Console.Error.WriteLine("usage: Longshore.Bench [launch] [creates] [memory] [--launch N] [--concurrency C] [--creates N] [--stored N]");
+    Console.Error.WriteLine("usage: Longshore.Bench [launch] [creates] [memory] [queue] [--launch N] [--concurrency C] [--creates N] [--stored N] [--messages N] [--latency N]");
     return 2;
 }
 
@@ -17,6 +17,8 @@ if (options.Scenarios.Contains("creates"))
     results.AddRange(await CreateBench.RunAsync(endpoint, options.Creates));
 if (options.Scenarios.Contains("memory"))
     results.AddRange(await MemoryBench.RunAsync(endpoint, options.Stored));
+if (options.Scenarios.Contains("queue"))
+    results.AddRange(await QueueBench.RunAsync(endpoint, Environment.GetEnvironmentVariable("LONGSHORE_TEST_REDIS") ?? "127.0.0.1:6379", options.Messages, options.Latency));
 
 Console.WriteLine();
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"measure",-52} {"value",-28} target"));
@@ -26,17 +28,17 @@ return 0;
 
 namespace Longshore.Bench
 {
-    internal sealed record BenchOptions(HashSet<string> Scenarios, int Launch, int Concurrency, int Creates, int Stored)
+    internal sealed record BenchOptions(HashSet<string> Scenarios, int Launch, int Concurrency, int Creates, int Stored, int Messages, int Latency)
     {
         public static BenchOptions? Parse(string[] args)
         {
             var scenarios = new HashSet<string>(StringComparer.Ordinal);
-            int launch = 50, concurrency = 8, creates = 5000, stored = 100_000;
+            int launch = 50, concurrency = 8, creates = 5000, stored = 100_000, messages = 100_000, latency = 100;
             for (var i = 0; i < args.Length; i++)
             {
                 switch (args[i])
                 {
-                    case "launch" or "creates" or "memory":
+                    case "launch" or "creates" or "memory" or "queue":
                         scenarios.Add(args[i]);
                         break;
                     case "--launch" when i + 1 < args.Length:
@@ -51,14 +53,20 @@ namespace Longshore.Bench
                     case "--stored" when i + 1 < args.Length:
                         stored = int.Parse(args[++i], CultureInfo.InvariantCulture);
                         break;
+                    case "--messages" when i + 1 < args.Length:
+                        messages = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--latency" when i + 1 < args.Length:
+                        latency = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
                     default:
                         return null;
                 }
             }
 
             if (scenarios.Count == 0)
-                scenarios.UnionWith(["launch", "creates", "memory"]);
-            return new BenchOptions(scenarios, launch, concurrency, creates, stored);
+                scenarios.UnionWith(["launch", "creates", "memory", "queue"]);
+            return new BenchOptions(scenarios, launch, concurrency, creates, stored, messages, latency);
         }
     }
 }
