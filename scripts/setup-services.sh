@@ -4,6 +4,9 @@
 # PostgreSQL 15: 127.0.0.1:5432, MariaDB: 127.0.0.1:3306; both with user longshore / password longshore and a
 # database longshore_test (LONGSHORE_TEST_POSTGRES / LONGSHORE_TEST_MYSQL override the jdbc: URLs the tests use).
 # NATS with JetStream: nats://127.0.0.1:4222, monitoring on 127.0.0.1:8222 (LONGSHORE_TEST_NATS overrides).
+# SQS and S3: the fauxqs@1.9.2 emulator (npm, runs on Node 20; needs node + npm) installed into /opt/longshore-fauxqs
+# and run by scripts/fauxqs-server.mjs on http://127.0.0.1:4566 (not its own CLI, which binds every interface);
+# LONGSHORE_TEST_AWS overrides the endpoint the tests use. Any key/secret is accepted; S3 needs path-style requests.
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -66,4 +69,21 @@ if ! curl -sf http://127.0.0.1:8222/healthz >/dev/null 2>&1; then
   nohup $SUDO nats-server -a 127.0.0.1 -p 4222 -m 8222 -js -sd /var/lib/longshore-nats >/var/lib/longshore-nats/server.log 2>&1 &
   for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8222/healthz >/dev/null 2>&1 && break; sleep 0.1; done
   curl -sf http://127.0.0.1:8222/healthz >/dev/null
+fi
+
+FAUXQS_HOME=/opt/longshore-fauxqs
+if [ ! -f "$FAUXQS_HOME/node_modules/fauxqs/dist/app.js" ]; then
+  echo "setup-services: installing fauxqs@1.9.2 into $FAUXQS_HOME" >&2
+  if ! command -v npm >/dev/null; then
+    $SUDO apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >&2
+  fi
+  $SUDO mkdir -p "$FAUXQS_HOME"
+  (cd "$FAUXQS_HOME" && $SUDO npm install --no-audit --no-fund --loglevel=error fauxqs@1.9.2 >&2)
+fi
+if ! curl -sf http://127.0.0.1:4566/health >/dev/null 2>&1; then
+  echo "setup-services: starting fauxqs (SQS/S3 emulator) on 127.0.0.1:4566" >&2
+  FAUXQS_HOME="$FAUXQS_HOME" nohup node "$(dirname "$0")/fauxqs-server.mjs" 4566 >/tmp/longshore-fauxqs.log 2>&1 &
+  for _ in $(seq 1 100); do curl -sf http://127.0.0.1:4566/health >/dev/null 2>&1 && break; sleep 0.1; done
+  curl -sf http://127.0.0.1:4566/health >/dev/null
 fi
