@@ -14,6 +14,7 @@ using Longshore.Sources.Cron;
 using Longshore.Sources.Nats;
 using Longshore.Sources.Redis;
 using Longshore.Sources.Sql;
+using Longshore.Sources.Sqs;
 using Longshore.Storage.Sqlite;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -86,6 +87,7 @@ public static partial class LongshoreHost
         services.AddSingleton<IQueueSource, RedisSource>();
         services.AddSingleton<IQueueSource, SqlQuerySource>();
         services.AddSingleton<IQueueSource, NatsSource>();
+        services.AddSingleton<IQueueSource, SqsSource>();
         var secretsKey = SecretsKey.Load(options.SecretsKey, options.DataDir);
         services.AddSingleton(sp => new QueueSecrets(secretsKey, sp.GetServices<IQueueSource>()));
         services.AddSingleton(sp => new QueuePoller(sp.GetRequiredService<IQueueStore>(), sp.GetRequiredService<Scheduler>(),
