@@ -13,6 +13,7 @@ using Longshore.Server.Security;
 using Longshore.Sources.Cron;
 using Longshore.Sources.Nats;
 using Longshore.Sources.Redis;
+using Longshore.Sources.S3;
 using Longshore.Sources.Sql;
 using Longshore.Sources.Sqs;
 using Longshore.Storage.Sqlite;
@@ -88,6 +89,7 @@ public static partial class LongshoreHost
         services.AddSingleton<IQueueSource, SqlQuerySource>();
         services.AddSingleton<IQueueSource, NatsSource>();
         services.AddSingleton<IQueueSource, SqsSource>();
+        services.AddSingleton<IQueueSource, S3BucketSource>();
         var secretsKey = SecretsKey.Load(options.SecretsKey, options.DataDir);
         services.AddSingleton(sp => new QueueSecrets(secretsKey, sp.GetServices<IQueueSource>()));
         services.AddSingleton(sp => new QueuePoller(sp.GetRequiredService<IQueueStore>(), sp.GetRequiredService<Scheduler>(),
