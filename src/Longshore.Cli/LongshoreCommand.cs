@@ -86,11 +86,12 @@ public static class LongshoreCommand
         var jobBackoffCap = new Option<double>("--job-backoff-cap") { Description = "Longest replica restart backoff in seconds", DefaultValueFactory = _ => defaults.Jobs.Backoff.BackoffCap.TotalSeconds };
         var tokensFile = new Option<string?>("--tokens-file") { Description = "Access tokens, one ROLE:NAME:TOKEN per line (also LONGSHORE_TOKENS); required to listen beyond loopback" };
         var secretsKey = new Option<string?>("--secrets-key") { Description = "Base64 32-byte key encrypting queue secrets at rest (also LONGSHORE_SECRETS_KEY; default: <data>/secrets.key, created once)" };
+        var secretsDir = new Option<string?>("--secrets-dir") { Description = "Folder whose files queue settings may reference as ${file:NAME} (default: none, such references are refused)" };
         var synchronous = new Option<string>("--sqlite-synchronous") { Description = "FULL (fsync every transition) or NORMAL", DefaultValueFactory = _ => defaults.SqliteSynchronous };
 
         var command = new Command("server", "Run the API, the scheduler and the local engine backend.")
         {
-            urls, data, dockerHost, allowHostPath, capacity, killGrace, backoffBase, backoffCap, reconcile, logCap, synchronous, jobBackoffBase, jobBackoffCap, tokensFile, secretsKey,
+            urls, data, dockerHost, allowHostPath, capacity, killGrace, backoffBase, backoffCap, reconcile, logCap, synchronous, jobBackoffBase, jobBackoffCap, tokensFile, secretsKey, secretsDir,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -112,6 +113,7 @@ public static class LongshoreCommand
                 TokensFile = result.GetValue(tokensFile),
                 SecretsKey = result.GetValue(secretsKey) ?? Environment.GetEnvironmentVariable("LONGSHORE_SECRETS_KEY"),
                 TokensVariable = Environment.GetEnvironmentVariable("LONGSHORE_TOKENS"),
+                SecretsDir = result.GetValue(secretsDir),
                 Jobs = new JobSettings { Backoff = new RetryOptions { BackoffBase = Seconds(result.GetValue(jobBackoffBase)), BackoffCap = Seconds(result.GetValue(jobBackoffCap)) } },
             };
             return await RunServerAsync(options, cancellationToken);

@@ -35,9 +35,33 @@ public sealed class NatsQueueTests : IAsyncLifetime
         await _nats.DisposeAsync();
     }
 
-    private Dictionary<string, object> Queue(string id, string cmd, string maxDeliver = "5") => QueueDefinitions.Create(id, cmd, "nats",
-        new Dictionary<string, string> { ["url"] = Url, ["stream"] = _stream, ["subject"] = Subject, ["nak_delay_seconds"] = "1", ["max_deliver"] = maxDeliver },
+    private Dictionary<string, object> Queue(string id, string cmd, string maxDeliver = "5", string ackWait = "21600") => QueueDefinitions.Create(id, cmd, "nats",
+        new Dictionary<string, string>
+        {
+            ["url"] = Url, ["stream"] = _stream, ["subject"] = Subject, ["nak_delay_seconds"] = "1", ["max_deliver"] = maxDeliver, ["ack_wait_seconds"] = ackWait,
+        },
         new() { ["frequency_seconds"] = 1 });
+
+    [Fact]
+    public async Task MessageRedeliveredWhileItsTaskRuns_MakesNoSecondTask_AndIsAcknowledgedThroughTheLatestDelivery()
+    {
+        var id = Families.New("natsdedup");
+        await _js.PublishAsync(Subject, System.Text.Encoding.UTF8.GetBytes("once"));
+        // The server redelivers after 2 s without an ack, as it would after a crash between recording and settling.
+        (await _server.Http.PostAsJsonAsync("/queues/", Queue(id, "sleep 7; printf '%s' $HIPPO_DATA", ackWait: "2"))).EnsureSuccessStatusCode();
+
+        await WaitUntilAsync(() => Task.FromResult(_server.Output.Contains("was delivered again", StringComparison.Ordinal)), TimeSpan.FromSeconds(30));
+        await WaitUntilAsync(async () => (await RunsAsync(id)).Any(r => r.GetProperty("mesos_state").GetString() == "TASK_FINISHED"), TimeSpan.FromSeconds(60));
+        await WaitUntilAsync(async () => (await _js.GetConsumerAsync(_stream, "longshore-" + id.Replace('.', '-'))).Info.NumAckPending == 0);
+        await Task.Delay(3000);
+
+        var runs = await RunsAsync(id);
+        Assert.Single(runs);
+        var consumer = await _js.GetConsumerAsync(_stream, "longshore-" + id.Replace('.', '-'));
+        Assert.Equal(0, consumer.Info.NumAckPending);
+        Assert.Equal(0UL, consumer.Info.NumPending);
+        Assert.True(consumer.Info.Delivered.ConsumerSeq >= 2, $"delivered {consumer.Info.Delivered.ConsumerSeq} times: the redelivery never happened");
+    }
 
     [Fact]
     public async Task PublishedMessages_BecomeTasks_AndAreAcknowledged()

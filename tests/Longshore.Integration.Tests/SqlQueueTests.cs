@@ -36,8 +36,10 @@ public abstract class SqlQueueTests : IAsyncLifetime
         await ExecuteAsync($"DROP TABLE {Table}");
     }
 
-    private Dictionary<string, object> Queue(string id, string query) => QueueDefinitions.Create(id, "echo $HIPPO_DATA", "sqlquery",
-        new Dictionary<string, string> { ["conn_string"] = ConnString, ["query"] = query, ["filter_field"] = "id", ["filter_val"] = "1" },
+    protected LongshoreServer Server => _server;
+
+    protected Dictionary<string, object> Queue(string id, string query, string? connString = null) => QueueDefinitions.Create(id, "echo $HIPPO_DATA", "sqlquery",
+        new Dictionary<string, string> { ["conn_string"] = connString ?? ConnString, ["query"] = query, ["filter_field"] = "id", ["filter_val"] = "1" },
         new() { ["frequency_seconds"] = 1 });
 
     [Fact]
@@ -107,12 +109,12 @@ public abstract class SqlQueueTests : IAsyncLifetime
         return await command.ExecuteScalarAsync();
     }
 
-    private Task<List<JsonElement>> RunsAsync(string id) => _server.RunsAsync(id);
+    protected Task<List<JsonElement>> RunsAsync(string id) => _server.RunsAsync(id);
 
     private Task WaitUntilAllEndedAsync(string id) => Eventually.WaitUntilAsync(
         async () => (await RunsAsync(id)).All(r => TestStates.IsTerminal(r.GetProperty("mesos_state").GetString()!)), TimeSpan.FromSeconds(60), () => _server.Output);
 
-    private async Task<List<JsonElement>> WaitForRunsAsync(string id, int count)
+    protected async Task<List<JsonElement>> WaitForRunsAsync(string id, int count)
     {
         await Eventually.WaitUntilAsync(async () => (await RunsAsync(id)).Count >= count, TimeSpan.FromSeconds(30), () => _server.Output);
         return await RunsAsync(id);
@@ -123,7 +125,35 @@ public sealed class PostgresQueueTests : SqlQueueTests
 {
     private static readonly string Url = Environment.GetEnvironmentVariable("LONGSHORE_TEST_POSTGRES") ?? "jdbc:postgresql://longshore:longshore@127.0.0.1:5432/longshore_test";
 
+    private const string SecretVariable = "LONGSHORE_SECRET_PG_TEST";
+
+    // The server inherits the test process's environment, so it can resolve ${env:…} references to this variable.
+    public PostgresQueueTests() => Environment.SetEnvironmentVariable(SecretVariable, Url);
+
     protected override string ConnString => Url;
+
+    [Fact]
+    public async Task ConnStringAsAnEnvironmentReference_IsUsed_AndShownAsWritten_ABadOneIsRefusedNamingTheField()
+    {
+        var id = Families.New("sqlref");
+        await ExecuteAsync($"INSERT INTO {Table} (id, payload) VALUES (2, 'two'), (3, 'three')");
+        var reference = "${env:" + SecretVariable + "}";
+
+        (await Server.Http.PostAsJsonAsync("/queues/", Queue(id, $"SELECT id, payload FROM {Table}", reference))).EnsureSuccessStatusCode();
+        var missing = await Server.Http.PostAsJsonAsync("/queues/", Queue(Families.New("sqlref"), $"SELECT id FROM {Table}", "${env:LONGSHORE_SECRET_NOT_SET_ANYWHERE}"));
+        var forbidden = await Server.Http.PostAsJsonAsync("/queues/", Queue(Families.New("sqlref"), $"SELECT id FROM {Table}", "${env:LONGSHORE_TOKENS}"));
+
+        var runs = await WaitForRunsAsync(id, 2);
+        Assert.Equal(2, runs.Count);
+        var shown = JsonDocument.Parse(await Server.Http.GetStringAsync($"/queues/{id}/")).RootElement;
+        Assert.Equal(reference, shown.GetProperty("queue").GetProperty("sqlquery").GetProperty("conn_string").GetString());
+        Assert.Equal(400, (int)missing.StatusCode);
+        Assert.Equal("queue.sqlquery.conn_string: environment variable LONGSHORE_SECRET_NOT_SET_ANYWHERE is not set on the server",
+            JsonDocument.Parse(await missing.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString());
+        Assert.Equal(400, (int)forbidden.StatusCode);
+        Assert.Contains("queue.sqlquery.conn_string: ${env:NAME} may only name a variable starting with LONGSHORE_SECRET_", await forbidden.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(1, (await Server.Http.GetFromJsonAsync<JsonElement>("/queues/")).EnumerateArray().Count(q => q.GetProperty("id").GetString()!.StartsWith("sqlref", StringComparison.Ordinal)));
+    }
 
     [Fact]
     public async Task AQueryThatWrites_IsRefusedByTheReadOnlyTransaction_NothingChanges()

@@ -106,7 +106,17 @@ public sealed partial class QueuePoller : IDisposable
                     {
                         if (_sources.GetValueOrDefault(stored.Block.Type ?? string.Empty) is not ILeasingSource leasing)
                             continue;
-                        var queue = Usable(stored);
+                        StoredQueue queue;
+                        try
+                        {
+                            queue = Usable(stored);
+                        }
+                        catch (SecretReferenceException e)
+                        {
+                            LogLeaseFailed(stored.Id, e.Message);
+                            continue;
+                        }
+
                         var every = leasing.LeaseRenewal(queue);
                         wait = every < wait ? every : wait;
                         var now = _time.GetUtcNow();
@@ -156,8 +166,18 @@ public sealed partial class QueuePoller : IDisposable
     /// <summary>One poll iteration of one queue.</summary>
     public async Task PollAsync(StoredQueue queue, CancellationToken cancellationToken = default)
     {
-        queue = Usable(queue);
         var now = _time.GetUtcNow();
+        try
+        {
+            queue = Usable(queue);
+        }
+        catch (SecretReferenceException e)
+        {
+            // A referenced secret is missing: shown on the queue, and looked for again at the next poll.
+            await _queues.RecordPollAsync(queue.Id, now, e.Message, now + TimeSpan.FromSeconds(queue.Block.FrequencySeconds), cancellationToken);
+            return;
+        }
+
         if (!_sources.TryGetValue(queue.Block.Type ?? string.Empty, out var source))
         {
             await _queues.RecordPollAsync(queue.Id, now, $"unknown queue type '{queue.Block.Type}'", now + TimeSpan.FromSeconds(queue.Block.FrequencySeconds), cancellationToken);
@@ -199,8 +219,12 @@ public sealed partial class QueuePoller : IDisposable
         }
 
         _failures.Remove(queue.Id);
-        var batches = result.Messages.Chunk(queue.Block.BatchSize).Select(messages => new QueueBatch(NewRun(queue, messages, now),
-            messages.Where(m => m.Handle is not null).Select(m => m.Handle!).ToList())).ToList();
+        var fresh = await DropDuplicatesAsync(queue, source, result.Messages, now, cancellationToken);
+        var batches = fresh.Chunk(queue.Block.BatchSize).Select(messages => new QueueBatch(NewRun(queue, messages, now),
+            messages.Where(m => m.Handle is not null).Select(m => m.Handle!).ToList())
+        {
+            DedupKeys = messages.Where(m => m.DedupKey is not null).Select(m => new DedupEntry(m.DedupKey!, m.Handle)).ToList(),
+        }).ToList();
         try
         {
             await _queues.EnqueueAsync(queue.Id, batches, result.State, cancellationToken);
@@ -221,9 +245,65 @@ public sealed partial class QueuePoller : IDisposable
         await _queues.RecordPollAsync(queue.Id, now, null, next, cancellationToken);
         if (batches.Count > 0)
         {
-            LogEnqueued(queue.Id, result.Messages.Count, batches.Count);
+            LogEnqueued(queue.Id, fresh.Count, batches.Count);
             _scheduler.Nudge();
         }
+    }
+
+    /// <summary>
+    /// Leaves out messages the queue recorded before (a broker's redelivery after a crash between recording a task and
+    /// settling its message). A redelivery of a message whose task is still under way takes its new handle into that
+    /// task's batch, since brokers honour only the latest delivery's handle; one whose batch was acknowledged already
+    /// (or any, under on_create) is acknowledged at once.
+    /// </summary>
+    private async Task<IReadOnlyList<QueueMessage>> DropDuplicatesAsync(StoredQueue queue, IQueueSource source, IReadOnlyList<QueueMessage> messages,
+        DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var keys = messages.Where(m => m.DedupKey is not null).Select(m => m.DedupKey!).ToList();
+        if (keys.Count == 0)
+            return messages;
+        var seen = await _queues.FindSeenAsync(queue.Id, keys, now, cancellationToken);
+        var fresh = new List<QueueMessage>(messages.Count);
+        var firstSight = new HashSet<string>(StringComparer.Ordinal);
+        var acknowledge = new List<string>();
+        foreach (var message in messages)
+        {
+            if (message.DedupKey is null)
+            {
+                fresh.Add(message);
+            }
+            else if (seen.TryGetValue(message.DedupKey, out var earlier))
+            {
+                LogDuplicate(queue.Id, message.DedupKey, earlier.MessageKey);
+                if (message.Handle is null)
+                    continue;
+                if (earlier.Pending && queue.Block.AckMode != "on_create")
+                    await _queues.ReplaceHandleAsync(queue.Id, message.DedupKey, message.Handle, cancellationToken);
+                else
+                    acknowledge.Add(message.Handle);
+            }
+            else if (firstSight.Add(message.DedupKey))
+            {
+                fresh.Add(message);
+            }
+
+            // The same message twice in one poll: the second delivery is left alone; the broker delivers it again
+            // later, and then it is a redelivery of a recorded message.
+        }
+
+        if (acknowledge.Count > 0 && source is IAcknowledgingSource settle)
+        {
+            try
+            {
+                await settle.AckAsync(queue, acknowledge, cancellationToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                LogSettleFailed(queue.Id, e.Message);
+            }
+        }
+
+        return fresh;
     }
 
     private TaskRun NewRun(StoredQueue queue, QueueMessage[] messages, DateTimeOffset now)
@@ -238,7 +318,17 @@ public sealed partial class QueuePoller : IDisposable
     {
         foreach (var group in (await _queues.ListEndedBatchesAsync(200, cancellationToken)).GroupBy(b => b.QueueId, StringComparer.Ordinal))
         {
-            var queue = await _queues.GetQueueAsync(group.Key, cancellationToken) is { } stored ? Usable(stored) : null;
+            StoredQueue? queue;
+            try
+            {
+                queue = await _queues.GetQueueAsync(group.Key, cancellationToken) is { } stored ? Usable(stored) : null;
+            }
+            catch (SecretReferenceException e)
+            {
+                LogSettleFailed(group.Key, e.Message);
+                continue;
+            }
+
             // Under on_create a message is done once its task exists, whatever became of the task.
             var batches = queue?.Block.AckMode == "on_create" ? group.Select(b => b with { Succeeded = true }).ToList() : group.ToList();
             await SettleAsync(queue, batches, cancellationToken);
@@ -296,7 +386,10 @@ public sealed partial class QueuePoller : IDisposable
     [LoggerMessage(5005, LogLevel.Warning, "Queue {QueueId}: returned {Count} messages taken but never recorded (interrupted poll)")]
     private partial void LogRecovered(string queueId, int count);
 
-    [LoggerMessage(5006, LogLevel.Warning, "Queue {QueueId}: renewing message leases failed, tried again at the next renewal: {Message}")]
+    [LoggerMessage(5006, LogLevel.Warning, "Queue {QueueId}: message {DedupKey} was delivered again; it belongs to the task of batch {MessageKey} and makes no new task")]
+    private partial void LogDuplicate(string queueId, string dedupKey, string messageKey);
+
+    [LoggerMessage(5007, LogLevel.Warning, "Queue {QueueId}: renewing message leases failed, tried again at the next renewal: {Message}")]
     private partial void LogLeaseFailed(string queueId, string message);
 
     [LoggerMessage(5004, LogLevel.Error, "Queue poll pass failed")]

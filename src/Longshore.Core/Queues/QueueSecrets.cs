@@ -6,9 +6,11 @@ namespace Longshore.Core.Queues;
 
 /// <summary>
 /// Keeps a queue's secret settings (the inputs its source marks secret) encrypted at rest with AES-256-GCM: stored as
-/// <c>enc:v1:&lt;base64 nonce|ciphertext|tag&gt;</c>, decrypted only where a source needs them.
+/// <c>enc:v1:&lt;base64 nonce|ciphertext|tag&gt;</c>, decrypted only where a source needs them. A setting that is a
+/// <see cref="SecretReferences">reference</see> (<c>${env:…}</c>, <c>${file:…}</c>) holds no secret: it is kept and
+/// shown as written, and resolved where a source needs it.
 /// </summary>
-public sealed class QueueSecrets(byte[] key, IEnumerable<IQueueSource> sources)
+public sealed class QueueSecrets(byte[] key, IEnumerable<IQueueSource> sources, SecretReferences? references = null)
 {
     private const string Prefix = "enc:v1:";
     private const int NonceSize = 12;
@@ -17,11 +19,42 @@ public sealed class QueueSecrets(byte[] key, IEnumerable<IQueueSource> sources)
 
     public static byte[] NewKey() => RandomNumberGenerator.GetBytes(32);
 
-    public QueueBlock Protect(QueueBlock block) => Transform(block, value => value.StartsWith(Prefix, StringComparison.Ordinal) ? value : Encrypt(value));
+    private readonly SecretReferences _references = references ?? SecretReferences.None;
 
-    public QueueBlock Reveal(QueueBlock block) => Transform(block, value => value.StartsWith(Prefix, StringComparison.Ordinal) ? Decrypt(value) : value);
+    public QueueBlock Protect(QueueBlock block) =>
+        Transform(block, (_, value) => value.StartsWith(Prefix, StringComparison.Ordinal) || SecretReferences.IsReference(value) ? value : Encrypt(value));
 
+    /// <summary>The block with every secret decrypted and references left as written (to merge an update into).</summary>
+    public QueueBlock Unseal(QueueBlock block) =>
+        Transform(block, (_, value) => value.StartsWith(Prefix, StringComparison.Ordinal) ? Decrypt(value) : value);
+
+    /// <summary>The block with every secret decrypted and every reference resolved.</summary>
+    /// <exception cref="SecretReferenceException">A reference breaks a rule or points at nothing.</exception>
+    public QueueBlock Reveal(QueueBlock block) =>
+        Transform(block, (field, value) => value.StartsWith(Prefix, StringComparison.Ordinal) ? Decrypt(value) : _references.Resolve(field, value));
+
+    /// <inheritdoc cref="Reveal(QueueBlock)"/>
     public StoredQueue Reveal(StoredQueue queue) => queue with { Block = Reveal(queue.Block) };
+
+    /// <summary>Errors of the block's secret references (naming each setting), or none.</summary>
+    public IReadOnlyList<string> CheckReferences(QueueBlock block)
+    {
+        var errors = new List<string>();
+        Transform(block, (field, value) =>
+        {
+            try
+            {
+                _references.Resolve(field, value);
+            }
+            catch (SecretReferenceException e)
+            {
+                errors.Add(e.Message);
+            }
+
+            return value;
+        });
+        return errors;
+    }
 
     public string Encrypt(string plain)
     {
@@ -44,7 +77,7 @@ public sealed class QueueSecrets(byte[] key, IEnumerable<IQueueSource> sources)
         return Encoding.UTF8.GetString(plain);
     }
 
-    private QueueBlock Transform(QueueBlock block, Func<string, string> change)
+    private QueueBlock Transform(QueueBlock block, Func<string, string, string> change)
     {
         if (block.Settings is null || !_sources.TryGetValue(block.Type ?? string.Empty, out var source)
             || !block.Settings.TryGetValue(source.Type.Namespace, out var element) || element.ValueKind != JsonValueKind.Object)
@@ -54,7 +87,7 @@ public sealed class QueueSecrets(byte[] key, IEnumerable<IQueueSource> sources)
         foreach (var property in element.EnumerateObject())
         {
             settings[property.Name] = secret.Contains(property.Name) && property.Value.ValueKind == JsonValueKind.String && property.Value.GetString() is { Length: > 0 } value
-                ? JsonSerializer.SerializeToElement(change(value))
+                ? JsonSerializer.SerializeToElement(change($"queue.{source.Type.Namespace}.{property.Name}", value))
                 : property.Value.Clone();
         }
 

@@ -60,7 +60,15 @@ public interface IBacklogSource
 
 /// <param name="Payload">What the task receives as HIPPO_DATA.</param>
 /// <param name="Handle">What the source needs to acknowledge or release it (null when nothing is owed).</param>
-public sealed record QueueMessage(string Payload, string? Handle = null);
+public sealed record QueueMessage(string Payload, string? Handle = null)
+{
+    /// <summary>
+    /// The message's identity at the source (e.g. a stream sequence or message id), for sources that may deliver a
+    /// message again after Longshore recorded it (at-least-once brokers). The store keeps it for
+    /// <see cref="QueueDedup.Window"/>, so such a redelivery joins the task already made instead of making another.
+    /// </summary>
+    public string? DedupKey { get; init; }
+}
 
 public sealed record PollResult(IReadOnlyList<QueueMessage> Messages, IReadOnlyDictionary<string, string> State)
 {

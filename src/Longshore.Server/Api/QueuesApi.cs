@@ -41,7 +41,7 @@ public static partial class QueuesApi
     private static async Task<IResult> CreateAsync(HttpRequest request, IQueueStore store, QueuePoller poller, QueueSecrets secrets, TaskLimits limits, TimeProvider time,
         CancellationToken cancellationToken)
     {
-        var (template, block, error) = await ReadAsync(request, null, null, poller, limits, cancellationToken);
+        var (template, block, error) = await ReadAsync(request, null, null, poller, secrets, limits, cancellationToken);
         if (error is not null)
             return error;
         var queue = new StoredQueue { Id = template!.Id!, Template = template, Block = secrets.Protect(block!), CreatedAt = time.GetUtcNow() };
@@ -54,7 +54,7 @@ public static partial class QueuesApi
     private static async Task<IResult> UpdateAsync(string? pathId, HttpRequest request, IQueueStore store, QueuePoller poller, QueueSecrets secrets, TaskLimits limits,
         CancellationToken cancellationToken)
     {
-        var (template, block, error) = await ReadAsync(request, pathId, store, poller, limits, cancellationToken);
+        var (template, block, error) = await ReadAsync(request, pathId, store, poller, secrets, limits, cancellationToken);
         if (error is not null)
             return error;
         var existing = (await store.GetQueueAsync(template!.Id!, cancellationToken))!;
@@ -90,7 +90,7 @@ public static partial class QueuesApi
 
     /// <summary>Parses and validates a body; on update, fills masked secrets from the stored queue.</summary>
     private static async Task<(TaskDefinition?, QueueBlock?, IResult?)> ReadAsync(HttpRequest request, string? pathId, IQueueStore? store, QueuePoller poller,
-        TaskLimits limits, CancellationToken cancellationToken)
+        QueueSecrets secrets, TaskLimits limits, CancellationToken cancellationToken)
     {
         var body = await RequestBody.ReadAsync(request, cancellationToken);
         if (body is null)
@@ -111,10 +111,13 @@ public static partial class QueuesApi
             if (existing is null)
                 return (null, null, NotFound(id ?? "(no id)"));
             if (block is not null)
-                block = Unmask(block, poller.Usable(existing).Block, poller);
+                block = Unmask(block, secrets.Unseal(existing.Block), poller);
         }
 
-        var problems = QueueValidator.Validate(template, block, poller.Sources, limits);
+        // Sources check their settings with references resolved (a connection string must still parse); their errors never repeat a value.
+        var problems = block is null ? QueueValidator.Validate(template, block, poller.Sources, limits) : secrets.CheckReferences(block);
+        if (problems.Count == 0 && block is not null)
+            problems = QueueValidator.Validate(template, secrets.Reveal(block), poller.Sources, limits);
         return problems.Count > 0 ? (null, null, ApiResults.BadRequest(problems)) : (template, block, null);
     }
 
@@ -125,7 +128,9 @@ public static partial class QueuesApi
         block["last_run_tstamp"] = queue.LastPollAt?.ToUnixTimeSeconds();
         if (poller.Sources.GetValueOrDefault(queue.Block.Type ?? string.Empty) is { } source && block[source.Type.Namespace] is JsonObject settings)
         {
-            foreach (var input in source.Type.Inputs.Where(i => i.Secret && settings.ContainsKey(i.Name)))
+            // A reference (${env:…}, ${file:…}) says where the secret is, not what it is: it is shown as written.
+            foreach (var input in source.Type.Inputs.Where(i => i.Secret && settings[i.Name] is JsonValue value
+                && !(value.TryGetValue<string>(out var text) && SecretReferences.IsReference(text))))
                 settings[input.Name] = Masked;
         }
 

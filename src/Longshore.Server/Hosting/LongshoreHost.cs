@@ -91,7 +91,8 @@ public static partial class LongshoreHost
         services.AddSingleton<IQueueSource, SqsSource>();
         services.AddSingleton<IQueueSource, S3BucketSource>();
         var secretsKey = SecretsKey.Load(options.SecretsKey, options.DataDir);
-        services.AddSingleton(sp => new QueueSecrets(secretsKey, sp.GetServices<IQueueSource>()));
+        var references = new SecretReferences(options.SecretsDir, Environment.GetEnvironmentVariable);
+        services.AddSingleton(sp => new QueueSecrets(secretsKey, sp.GetServices<IQueueSource>(), references));
         services.AddSingleton(sp => new QueuePoller(sp.GetRequiredService<IQueueStore>(), sp.GetRequiredService<Scheduler>(),
             sp.GetServices<IQueueSource>(), sp.GetRequiredService<TimeProvider>(), Guid.NewGuid, sp.GetRequiredService<ILogger<QueuePoller>>(),
             sp.GetRequiredService<QueueSecrets>()));

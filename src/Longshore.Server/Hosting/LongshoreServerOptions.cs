@@ -31,6 +31,9 @@ public sealed record LongshoreServerOptions
     /// <summary>Base64 of the 32-byte key that encrypts queue secrets at rest; null uses (or creates) &lt;data&gt;/secrets.key.</summary>
     public string? SecretsKey { get; init; }
 
+    /// <summary>Folder whose files secret queue settings may reference as <c>${file:NAME}</c>; null refuses such references.</summary>
+    public string? SecretsDir { get; init; }
+
     /// <summary>Access tokens from the LONGSHORE_TOKENS variable, <c>;</c>-separated.</summary>
     public string? TokensVariable { get; init; }
 
@@ -65,6 +68,8 @@ public sealed record LongshoreServerOptions
             errors.Add($"log-cap-bytes: must be between 1024 and 67108864, got {LogCapBytes}");
         if (SecretsKey is not null && !Security.SecretsKey.IsValid(SecretsKey))
             errors.Add("secrets-key: must be the base64 of 32 random bytes (e.g. `openssl rand -base64 32`)");
+        if (SecretsDir is not null && (!SecretsDir.StartsWith('/') || !Directory.Exists(SecretsDir)))
+            errors.Add($"secrets-dir: must be an absolute path to an existing folder, got '{SecretsDir}'");
         if (SqliteSynchronous is not ("FULL" or "NORMAL"))
             errors.Add($"sqlite-synchronous: must be FULL or NORMAL, got '{SqliteSynchronous}'");
         return errors;

@@ -68,7 +68,7 @@ public sealed class NatsSource : IQueueSource, IAcknowledgingSource, IAsyncDispo
         var consumer = await js.CreateOrUpdateConsumerAsync(settings["stream"], config, cancellationToken);
         var messages = new List<QueueMessage>();
         await foreach (var message in consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = Math.Clamp(max, 1, 1000) }, cancellationToken: cancellationToken))
-            messages.Add(new QueueMessage(Encoding.UTF8.GetString(message.Data ?? []), message.ReplyTo));
+            messages.Add(new QueueMessage(Encoding.UTF8.GetString(message.Data ?? []), message.ReplyTo) { DedupKey = DedupKey(message.ReplyTo) });
         return new PollResult(messages, new Dictionary<string, string>());
     }
 
@@ -95,6 +95,14 @@ public sealed class NatsSource : IQueueSource, IAcknowledgingSource, IAsyncDispo
         var tokens = replySubject.Split('.');
         var index = tokens.Length >= 12 ? 6 : 4;
         return tokens.Length > index && int.TryParse(tokens[index], NumberStyles.None, CultureInfo.InvariantCulture, out var delivered) ? delivered : 1;
+    }
+
+    /// <summary>The message's identity in its stream (stream name and stream sequence), the same on every delivery.</summary>
+    public static string? DedupKey(string? replySubject)
+    {
+        var tokens = replySubject?.Split('.') ?? [];
+        var (stream, sequence) = tokens.Length >= 12 ? (4, 7) : (2, 5);
+        return tokens.Length > sequence ? tokens[stream] + ":" + tokens[sequence] : null;
     }
 
     private async Task ReplyAsync(StoredQueue queue, IEnumerable<(string Subject, string Body)> replies, CancellationToken cancellationToken)

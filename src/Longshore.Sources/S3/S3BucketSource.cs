@@ -61,7 +61,8 @@ public sealed class S3BucketSource : IQueueSource, IDisposable
         while (request.ContinuationToken is not null);
 
         var (taken, next) = S3Watermark.Select(listed, state, Earliest(settings), max);
-        return new PollResult(taken.Select(o => new QueueMessage(o.Key)).ToList(), next);
+        // The watermark takes each object version once; the same identity also feeds the store's 24 h duplicate check.
+        return new PollResult(taken.Select(o => new QueueMessage(o.Key) { DedupKey = $"{bucket}/{o.Key}@{o.LastModifiedMs}:{o.ETag}" }).ToList(), next);
     }
 
     /// <summary>Hippo's <c>earliest_unix_tstamp</c> (seconds, possibly fractional) in milliseconds; null when unset or invalid.</summary>

@@ -79,7 +79,8 @@ public sealed class SqsSource : IQueueSource, IAcknowledgingSource, ILeasingSour
             }, cancellationToken);
             if (received.Messages is not { Count: > 0 })
                 break;
-            messages.AddRange(received.Messages.Select(m => new QueueMessage(m.Body ?? string.Empty, m.ReceiptHandle)));
+            // The message id stays the same across deliveries, unlike the receipt handle.
+            messages.AddRange(received.Messages.Select(m => new QueueMessage(m.Body ?? string.Empty, m.ReceiptHandle) { DedupKey = m.MessageId }));
         }
 
         return new PollResult(messages, new Dictionary<string, string>());

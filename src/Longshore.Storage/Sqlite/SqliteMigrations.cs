@@ -84,5 +84,17 @@ internal static class SqliteMigrations
         );
         CREATE INDEX queue_batches_pending ON queue_batches (state) WHERE state = 'PENDING';
         """,
+        """
+        CREATE TABLE queue_dedup (
+            queue_id TEXT NOT NULL,
+            dedup_key TEXT NOT NULL,
+            message_key TEXT NOT NULL,
+            handle TEXT,
+            expires_at INTEGER NOT NULL,
+            PRIMARY KEY (queue_id, dedup_key)
+        );
+        CREATE INDEX queue_dedup_message ON queue_dedup (message_key);
+        CREATE INDEX queue_dedup_expiry ON queue_dedup (expires_at);
+        """,
     ];
 }

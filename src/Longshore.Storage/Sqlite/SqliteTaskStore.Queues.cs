@@ -32,6 +32,7 @@ public sealed partial class SqliteTaskStore : IQueueStore
         await WriteAsync(async (connection, transaction) =>
         {
             await ExecuteAsync(connection, transaction, "DELETE FROM queue_state WHERE queue_id = $id;", cancellationToken, ("$id", id));
+            await ExecuteAsync(connection, transaction, "DELETE FROM queue_dedup WHERE queue_id = $id;", cancellationToken, ("$id", id));
             return await ExecuteAsync(connection, transaction, "DELETE FROM queues WHERE id = $id;", cancellationToken, ("$id", id)) > 0;
         }, cancellationToken);
 
@@ -57,6 +58,20 @@ public sealed partial class SqliteTaskStore : IQueueStore
                 await ExecuteAsync(connection, transaction,
                     "INSERT INTO queue_batches (message_key, queue_id, handles, state) VALUES ($key, $queue, $handles, 'PENDING');", cancellationToken,
                     ("$key", batch.Run.MessageKey), ("$queue", id), ("$handles", JsonSerializer.Serialize(batch.Handles)));
+                foreach (var entry in batch.DedupKeys)
+                {
+                    await ExecuteAsync(connection, transaction, """
+                        INSERT INTO queue_dedup (queue_id, dedup_key, message_key, handle, expires_at) VALUES ($queue, $dedup, $key, $handle, $expires)
+                        ON CONFLICT (queue_id, dedup_key) DO UPDATE SET message_key = excluded.message_key, handle = excluded.handle, expires_at = excluded.expires_at;
+                        """, cancellationToken, ("$queue", id), ("$dedup", entry.Key), ("$key", batch.Run.MessageKey), ("$handle", entry.Handle),
+                        ("$expires", (batch.Run.CreatedAt + QueueDedup.Window).ToUnixTimeMilliseconds()));
+                }
+            }
+
+            if (batches.Count > 0)
+            {
+                await ExecuteAsync(connection, transaction, "DELETE FROM queue_dedup WHERE expires_at < $now;", cancellationToken,
+                    ("$now", batches[0].Run.CreatedAt.ToUnixTimeMilliseconds()));
             }
 
             foreach (var (key, value) in state)
@@ -105,9 +120,61 @@ public sealed partial class SqliteTaskStore : IQueueStore
     }
 
     public async Task<bool> SettleBatchAsync(string messageKey, bool acknowledged, CancellationToken cancellationToken = default) =>
-        await WriteAsync(async (connection, transaction) => await ExecuteAsync(connection, transaction,
-            "UPDATE queue_batches SET state = $state WHERE message_key = $key AND state = 'PENDING';", cancellationToken,
-            ("$key", messageKey), ("$state", acknowledged ? "ACKED" : "RELEASED")) > 0, cancellationToken);
+        await WriteAsync(async (connection, transaction) =>
+        {
+            var settled = await ExecuteAsync(connection, transaction,
+                "UPDATE queue_batches SET state = $state WHERE message_key = $key AND state = 'PENDING';", cancellationToken,
+                ("$key", messageKey), ("$state", acknowledged ? "ACKED" : "RELEASED")) > 0;
+            if (settled && !acknowledged)
+                await ExecuteAsync(connection, transaction, "DELETE FROM queue_dedup WHERE message_key = $key;", cancellationToken, ("$key", messageKey));
+            return settled;
+        }, cancellationToken);
+
+    public async Task<IReadOnlyDictionary<string, SeenMessage>> FindSeenAsync(string id, IReadOnlyCollection<string> keys, DateTimeOffset now,
+        CancellationToken cancellationToken = default)
+    {
+        var seen = new Dictionary<string, SeenMessage>(StringComparer.Ordinal);
+        foreach (var chunk in keys.Distinct(StringComparer.Ordinal).Chunk(500))
+        {
+            var parameters = chunk.Select((key, i) => ($"$k{i}", (object?)key)).Append(("$id", id)).Append(("$now", now.ToUnixTimeMilliseconds())).ToArray();
+            await ReadAsync($"""
+                SELECT d.dedup_key, d.message_key, d.handle, b.state FROM queue_dedup d LEFT JOIN queue_batches b ON b.message_key = d.message_key
+                WHERE d.queue_id = $id AND d.expires_at > $now AND d.dedup_key IN ({string.Join(", ", chunk.Select((_, i) => $"$k{i}"))});
+                """, reader => seen[reader.GetString(0)] = new SeenMessage(reader.GetString(1), Nullable(reader, "handle", reader.GetString),
+                    !reader.IsDBNull(3) && reader.GetString(3) == "PENDING"), cancellationToken, parameters);
+        }
+
+        return seen;
+    }
+
+    public async Task ReplaceHandleAsync(string id, string dedupKey, string newHandle, CancellationToken cancellationToken = default) =>
+        await WriteAsync(async (connection, transaction) =>
+        {
+            string? messageKey = null, oldHandle = null, handles = null;
+            using (var command = CreateCommand(connection, transaction, """
+                SELECT d.message_key, d.handle, b.handles FROM queue_dedup d JOIN queue_batches b ON b.message_key = d.message_key
+                WHERE d.queue_id = $id AND d.dedup_key = $dedup AND b.state = 'PENDING';
+                """, [("$id", id), ("$dedup", dedupKey)]))
+            await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+            {
+                if (await reader.ReadAsync(cancellationToken))
+                    (messageKey, oldHandle, handles) = (reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetString(2));
+            }
+
+            if (messageKey is null)
+                return false;
+            var list = JsonSerializer.Deserialize<List<string>>(handles!)!;
+            var at = oldHandle is null ? -1 : list.IndexOf(oldHandle);
+            if (at >= 0)
+                list[at] = newHandle;
+            else
+                list.Add(newHandle);
+            await ExecuteAsync(connection, transaction, "UPDATE queue_batches SET handles = $handles WHERE message_key = $key;", cancellationToken,
+                ("$key", messageKey), ("$handles", JsonSerializer.Serialize(list)));
+            await ExecuteAsync(connection, transaction, "UPDATE queue_dedup SET handle = $handle WHERE queue_id = $id AND dedup_key = $dedup;", cancellationToken,
+                ("$id", id), ("$dedup", dedupKey), ("$handle", newHandle));
+            return true;
+        }, cancellationToken);
 
     private static string Json<T>(T value) => JsonSerializer.Serialize(value, TaskDefinitionJson.Options);
 

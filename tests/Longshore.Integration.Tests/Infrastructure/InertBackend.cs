@@ -1,0 +1,26 @@
+using System.Threading.Channels;
+using Longshore.Core.Execution;
+using Longshore.Core.Tasks;
+
+namespace Longshore.Integration.Tests.Infrastructure;
+
+/// <summary>An engine that accepts launches and never reports: for tests of what happens before a run reaches an engine.</summary>
+public sealed class InertBackend : IExecutionBackend
+{
+    private readonly Channel<StatusUpdate> _updates = Channel.CreateUnbounded<StatusUpdate>();
+
+    public string Name => "inert";
+
+    public ChannelReader<StatusUpdate> Updates => _updates.Reader;
+
+    public Task CheckAvailableAsync(CancellationToken cancellationToken = default) => Task.CompletedTask;
+
+    public Task<LaunchResult> LaunchAsync(TaskRun run, CancellationToken cancellationToken = default) => Task.FromResult(new LaunchResult(run.MesosId, "inert"));
+
+    public Task<bool> KillAsync(TaskRun run, TimeSpan grace, CancellationToken cancellationToken = default) => Task.FromResult(false);
+
+    public Task<ReconcileResult> ReconcileAsync(IReadOnlyCollection<TaskRun> active, CancellationToken cancellationToken = default) =>
+        Task.FromResult(new ReconcileResult([], 0));
+
+    public Task ReleaseAsync(TaskRun run, CancellationToken cancellationToken = default) => Task.CompletedTask;
+}

@@ -1,0 +1,81 @@
+using System.Globalization;
+using System.Text.Json;
+using Longshore.Core.Queues;
+using Longshore.Core.Scheduling;
+using Longshore.Core.Storage;
+using Longshore.Core.Tasks;
+using Longshore.Integration.Tests.Infrastructure;
+using Longshore.Sources.Cron;
+using Longshore.Storage.Sqlite;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Longshore.Integration.Tests.Queues;
+
+/// <summary>
+/// The cron source's acceptance run on a fake clock, through the real poll loop and the real store: 500 fires in
+/// batches of 7 become 72 tasks carrying every fire time once, also across a restart of the poller on the same store.
+/// </summary>
+public sealed class CronQueueAcceptanceTests : IAsyncLifetime
+{
+    private static readonly DateTimeOffset Start = new(2026, 11, 24, 6, 0, 0, TimeSpan.Zero);
+    private readonly FakeTimeProvider _time = new(Start);
+    private readonly string _folder = Directory.CreateTempSubdirectory("longshore-cron-").FullName;
+    private SqliteTaskStore _store = null!;
+
+    public async Task InitializeAsync() => _store = await SqliteTaskStore.OpenAsync(Path.Combine(_folder, "longshore.db"));
+
+    public Task DisposeAsync()
+    {
+        _store.Dispose();
+        Directory.Delete(_folder, recursive: true);
+        return Task.CompletedTask;
+    }
+
+    private QueuePoller NewPoller()
+    {
+        var scheduler = new Scheduler(_store, new InertBackend(), new RetryPolicy(new RetryOptions(), () => 0.5), new SchedulerOptions(), _time, Guid.NewGuid,
+            new SchedulerMetrics(), NullLogger<Scheduler>.Instance);
+        return new QueuePoller(_store, scheduler, [new CronSource()], _time, Guid.NewGuid, NullLogger<QueuePoller>.Instance);
+    }
+
+    [Fact]
+    public async Task FiveHundredFires_InBatchesOfSeven_Become72Tasks_EachFireOnce_AcrossARestart()
+    {
+        var queue = new StoredQueue
+        {
+            Id = "tick",
+            Template = new TaskDefinition { Id = "tick", Cmd = "echo $HIPPO_DATA", Container = new ContainerSpec { Docker = new DockerSpec { Image = "busybox" } } },
+            CreatedAt = Start,
+            Block = new QueueBlock
+            {
+                Type = "cron",
+                BatchSize = 7,
+                Settings = new() { ["cron"] = JsonSerializer.SerializeToElement(new Dictionary<string, string> { ["cronstring"] = "* * * * * *", ["maxbacklog"] = "1000" }) },
+            },
+        };
+        Assert.True(await _store.CreateQueueAsync(queue));
+
+        // 500 seconds pass unpolled: 490 missed fires are replayed, 10 are on time.
+        _time.Advance(TimeSpan.FromSeconds(500));
+        await NewPoller().PollAsync((await _store.GetQueueAsync("tick"))!);
+        await NewPoller().PollAsync((await _store.GetQueueAsync("tick"))!);
+        var afterRestart = await RunsAsync();
+        _time.Advance(TimeSpan.FromSeconds(3));
+        await NewPoller().PollAsync((await _store.GetQueueAsync("tick"))!);
+        var runs = await RunsAsync();
+
+        var batches = afterRestart.Select(r => r.Definition.Env!["HIPPO_DATA"].Split('|')).ToList();
+        Assert.Equal(72, batches.Count);
+        Assert.Equal(71, batches.Count(b => b.Length == 7));
+        Assert.Equal(1, batches.Count(b => b.Length == 3));
+        var expected = Enumerable.Range(1, 500).Select(s => Start.AddSeconds(s).ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture));
+        Assert.Equal(expected, batches.SelectMany(b => b).Order(StringComparer.Ordinal));
+        // Three seconds later: exactly the three new fires, in one batch.
+        var newest = Assert.Single(runs, r => !afterRestart.Any(a => a.MesosId == r.MesosId));
+        Assert.Equal(string.Join('|', Enumerable.Range(501, 3).Select(s => Start.AddSeconds(s).ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture))),
+            newest.Definition.Env!["HIPPO_DATA"]);
+    }
+
+    private async Task<List<TaskRun>> RunsAsync() => [.. await _store.ListAsync(new RunQuery(1000, FamilyId: "tick"))];
+}
