@@ -1,4 +1,3 @@
-using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Amazon.S3;
@@ -54,9 +53,7 @@ public sealed class S3QueueTests : IAsyncLifetime
         (await _server.Http.PostAsJsonAsync("/queues/", Queue(id, "printf '%s' $HIPPO_DATA"))).EnsureSuccessStatusCode();
 
         var runs = await WaitForEndedAsync(id, 3);
-        var outputs = new List<string>();
-        foreach (var run in runs)
-            outputs.Add(JsonDocument.Parse(await _server.Http.GetStringAsync($"/tasks/{run.GetProperty("mesos_id").GetString()}/logs/")).RootElement.GetProperty("stdout").GetString()!);
+        var outputs = await _server.StdoutsAsync(runs);
         Assert.Equal(first.Order(StringComparer.Ordinal), outputs.Order(StringComparer.Ordinal));
 
         await PutAsync(id, "later-1", "later-2");
@@ -101,32 +98,12 @@ public sealed class S3QueueTests : IAsyncLifetime
     [InlineData("earliest_unix_tstamp", "yesterday", "queue.s3bucket.earliest_unix_tstamp")]
     [InlineData("endpoint", "not a url", "queue.s3bucket.endpoint")]
     [InlineData("awssecret", "", "queue.s3bucket.awssecret")]
-    public async Task InvalidSettings_Are400NamingTheField(string setting, string value, string expected)
-    {
-        var id = Families.New("s3bad");
-        var definition = Queue(id, "true");
-        ((Dictionary<string, string>)((Dictionary<string, object>)definition["queue"])["s3bucket"])[setting] = value;
-
-        using var response = await _server.Http.PostAsJsonAsync("/queues/", definition);
-
-        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
-        Assert.Contains(expected, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
-        Assert.Equal(HttpStatusCode.NotFound, (await _server.Http.GetAsync($"/queues/{id}/")).StatusCode);
-    }
+    public Task InvalidSettings_Are400NamingTheField(string setting, string value, string expected) =>
+        _server.AssertRefusedAsync(Queue(Families.New("s3bad"), "true"), "s3bucket", setting, value, expected);
 
     private Task<List<JsonElement>> RunsAsync(string id) => _server.RunsAsync(id);
 
-    private async Task<List<JsonElement>> WaitForEndedAsync(string id, int count, TimeSpan? timeout = null)
-    {
-        List<JsonElement> runs = [];
-        await WaitUntilAsync(async () =>
-        {
-            runs = await RunsAsync(id);
-            return runs.Count(r => TestStates.IsTerminal(r.GetProperty("mesos_state").GetString()!)) >= count;
-        }, timeout ?? TimeSpan.FromSeconds(60));
-        return runs.Where(r => TestStates.IsTerminal(r.GetProperty("mesos_state").GetString()!)).ToList();
-    }
+    private Task<List<JsonElement>> WaitForEndedAsync(string id, int count) => _server.WaitForEndedAsync(id, count);
 
-    private Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan? timeout = null) =>
-        Eventually.WaitUntilAsync(condition, timeout ?? TimeSpan.FromSeconds(30), () => _server.Output);
+    private Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan? timeout = null) => _server.WaitUntilAsync(condition, timeout);
 }

@@ -1,4 +1,3 @@
-using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Amazon.SQS;
@@ -50,9 +49,7 @@ public sealed class SqsQueueTests : IAsyncLifetime
         var runs = await WaitForEndedAsync(id, 3);
 
         Assert.All(runs, run => Assert.Equal("TASK_FINISHED", run.GetProperty("mesos_state").GetString()));
-        var outputs = new List<string>();
-        foreach (var run in runs)
-            outputs.Add(JsonDocument.Parse(await _server.Http.GetStringAsync($"/tasks/{run.GetProperty("mesos_id").GetString()}/logs/")).RootElement.GetProperty("stdout").GetString()!);
+        var outputs = await _server.StdoutsAsync(runs);
         Assert.Equal(payloads.Order(StringComparer.Ordinal), outputs.Order(StringComparer.Ordinal));
         // Deleted, not merely hidden: nothing visible and nothing in flight.
         await WaitUntilAsync(async () => await CountAsync(url) == (0, 0));
@@ -129,18 +126,8 @@ public sealed class SqsQueueTests : IAsyncLifetime
     [InlineData("endpoint", "ftp://127.0.0.1:4566", "queue.sqs.endpoint")]
     [InlineData("awsregion", "US East", "queue.sqs.awsregion")]
     [InlineData("awskey", "", "queue.sqs.awskey")]
-    public async Task InvalidSettings_Are400NamingTheField(string setting, string value, string expected)
-    {
-        var id = Families.New("sqsbad");
-        var definition = Queue(id, "true");
-        ((Dictionary<string, string>)((Dictionary<string, object>)definition["queue"])["sqs"])[setting] = value;
-
-        using var response = await _server.Http.PostAsJsonAsync("/queues/", definition);
-
-        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
-        Assert.Contains(expected, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
-        Assert.Equal(HttpStatusCode.NotFound, (await _server.Http.GetAsync($"/queues/{id}/")).StatusCode);
-    }
+    public Task InvalidSettings_Are400NamingTheField(string setting, string value, string expected) =>
+        _server.AssertRefusedAsync(Queue(Families.New("sqsbad"), "true"), "sqs", setting, value, expected);
 
     /// <summary>(visible, in flight) messages of the queue.</summary>
     private async Task<(int Visible, int InFlight)> CountAsync(string url)
@@ -155,17 +142,7 @@ public sealed class SqsQueueTests : IAsyncLifetime
 
     private Task<List<JsonElement>> RunsAsync(string id) => _server.RunsAsync(id);
 
-    private async Task<List<JsonElement>> WaitForEndedAsync(string id, int count, TimeSpan? timeout = null)
-    {
-        List<JsonElement> runs = [];
-        await WaitUntilAsync(async () =>
-        {
-            runs = await RunsAsync(id);
-            return runs.Count(r => TestStates.IsTerminal(r.GetProperty("mesos_state").GetString()!)) >= count;
-        }, timeout ?? TimeSpan.FromSeconds(60));
-        return runs.Where(r => TestStates.IsTerminal(r.GetProperty("mesos_state").GetString()!)).ToList();
-    }
+    private Task<List<JsonElement>> WaitForEndedAsync(string id, int count) => _server.WaitForEndedAsync(id, count);
 
-    private Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan? timeout = null) =>
-        Eventually.WaitUntilAsync(condition, timeout ?? TimeSpan.FromSeconds(30), () => _server.Output);
+    private Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan? timeout = null) => _server.WaitUntilAsync(condition, timeout);
 }
