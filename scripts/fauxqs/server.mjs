@@ -1,6 +1,6 @@
 // Runs the fauxqs SQS/S3 emulator for the test suite on loopback only (its own CLI binds every interface).
-// Usage: FAUXQS_HOME=<folder holding node_modules/fauxqs> node scripts/fauxqs-server.mjs <port>
-// (scripts/setup-services.sh installs fauxqs@1.9.2 into /opt/longshore-fauxqs and starts this).
+// Usage: FAUXQS_HOME=<folder holding node_modules/fauxqs> node scripts/fauxqs/server.mjs <port>
+// (scripts/setup-services.sh installs fauxqs@1.9.2 from ./package-lock.json into /opt/longshore-fauxqs and starts this).
 // Queue URLs take the request's Host header (no `host` option), so a client pointed at http://127.0.0.1:<port> gets
 // URLs it can reach; S3 clients must use path-style requests (an IP host is never rewritten as a bucket name); the
 // region comes from each request's SigV4 credential scope.
