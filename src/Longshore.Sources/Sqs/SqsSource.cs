@@ -52,9 +52,9 @@ public sealed class SqsSource : IQueueSource, IAcknowledgingSource, ILeasingSour
             errors.Add("queue.sqs.queuename: must be a queue name (1 to 80 letters, digits, '-', '_', '.fifo') or a queue URL");
         }
 
-        if (!int.TryParse(settings.GetValueOrDefault("wait_seconds", "5"), NumberStyles.None, CultureInfo.InvariantCulture, out var wait) || wait > 20)
+        if (!int.TryParse(OrDefault(settings, "wait_seconds", DefaultWaitSeconds), NumberStyles.None, CultureInfo.InvariantCulture, out var wait) || wait > 20)
             errors.Add("queue.sqs.wait_seconds: must be a whole number of seconds from 0 to 20");
-        if (!int.TryParse(settings.GetValueOrDefault("visibility_seconds", "60"), NumberStyles.None, CultureInfo.InvariantCulture, out var visibility)
+        if (!int.TryParse(OrDefault(settings, "visibility_seconds", DefaultVisibilitySeconds), NumberStyles.None, CultureInfo.InvariantCulture, out var visibility)
             || visibility is < 2 or > 43200)
             errors.Add("queue.sqs.visibility_seconds: must be a whole number of seconds from 2 to 43200");
         return errors;
@@ -69,14 +69,24 @@ public sealed class SqsSource : IQueueSource, IAcknowledgingSource, ILeasingSour
         var limit = Math.Min(max, MaxPerPoll);
         while (messages.Count < limit)
         {
-            // Only the first receive waits: once messages flow, the rest of what is there is taken without waiting.
-            var received = await client.ReceiveMessageAsync(new ReceiveMessageRequest
+            ReceiveMessageResponse received;
+            try
             {
-                QueueUrl = url,
-                MaxNumberOfMessages = Math.Min(10, limit - messages.Count),
-                WaitTimeSeconds = messages.Count == 0 ? wait : 0,
-                VisibilityTimeout = visibility,
-            }, cancellationToken);
+                // Only the first receive waits: once messages flow, the rest of what is there is taken without waiting.
+                received = await client.ReceiveMessageAsync(new ReceiveMessageRequest
+                {
+                    QueueUrl = url,
+                    MaxNumberOfMessages = Math.Min(10, limit - messages.Count),
+                    WaitTimeSeconds = messages.Count == 0 ? wait : 0,
+                    VisibilityTimeout = visibility,
+                }, cancellationToken);
+            }
+            catch (AmazonServiceException) when (messages.Count > 0)
+            {
+                // Record what was received; the error shows again at the next poll if it lasts.
+                break;
+            }
+
             if (received.Messages is not { Count: > 0 })
                 break;
             // The message id stays the same across deliveries, unlike the receipt handle.
@@ -161,7 +171,11 @@ public sealed class SqsSource : IQueueSource, IAcknowledgingSource, ILeasingSour
     }
 
     private static int Setting(IReadOnlyDictionary<string, string> settings, string name, int fallback) =>
-        settings.GetValueOrDefault(name) is { Length: > 0 } value ? int.Parse(value, CultureInfo.InvariantCulture) : fallback;
+        int.Parse(OrDefault(settings, name, fallback), CultureInfo.InvariantCulture);
+
+    // An empty setting (a form left blank) means the default, as if it were absent.
+    private static string OrDefault(IReadOnlyDictionary<string, string> settings, string name, int fallback) =>
+        settings.GetValueOrDefault(name) is { Length: > 0 } value ? value : fallback.ToString(CultureInfo.InvariantCulture);
 
     public void Dispose() => _connection.Dispose();
 }
