@@ -119,6 +119,28 @@ public sealed class SqsQueueTests : IAsyncLifetime
         Assert.DoesNotContain(AwsEmulator.Secret, _server.Output, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task QueueTypes_ShowSqsAndS3Bucket_WithTheirInputs_TheSecretMarked_AndQueueNameRequired()
+    {
+        var types = JsonDocument.Parse(await _server.Http.GetStringAsync("/queuetypes/")).RootElement.EnumerateArray().ToList();
+        var sqs = types.Single(t => t.GetProperty("type").GetString() == "sqs");
+        var s3 = types.Single(t => t.GetProperty("type").GetString() == "s3bucket");
+
+        Assert.Equal("s3bucket", s3.GetProperty("namespace").GetString());
+        JsonElement Input(JsonElement type, string name) => type.GetProperty("inputs").EnumerateArray().Single(i => i.GetProperty("name").GetString() == name);
+        foreach (var type in (JsonElement[])[sqs, s3])
+        {
+            Assert.True(Input(type, "awssecret").GetProperty("secret").GetBoolean());
+            Assert.False(Input(type, "awskey").GetProperty("secret").GetBoolean());
+            Assert.Equal("us-east-1", Input(type, "awsregion").GetProperty("default").GetString());
+        }
+
+        Assert.True(Input(sqs, "queuename").GetProperty("required").GetBoolean());
+        Assert.Equal("5", Input(sqs, "wait_seconds").GetProperty("default").GetString());
+        Assert.True(Input(s3, "bucket_name").GetProperty("required").GetBoolean());
+        Assert.False(Input(s3, "earliest_unix_tstamp").GetProperty("required").GetBoolean());
+    }
+
     [Theory]
     [InlineData("wait_seconds", "21", "queue.sqs.wait_seconds")]
     [InlineData("visibility_seconds", "1", "queue.sqs.visibility_seconds")]
