@@ -13,7 +13,9 @@ using Longshore.Server.Security;
 using Longshore.Sources.Cron;
 using Longshore.Sources.Nats;
 using Longshore.Sources.Redis;
+using Longshore.Sources.S3;
 using Longshore.Sources.Sql;
+using Longshore.Sources.Sqs;
 using Longshore.Storage.Sqlite;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -86,6 +88,8 @@ public static partial class LongshoreHost
         services.AddSingleton<IQueueSource, RedisSource>();
         services.AddSingleton<IQueueSource, SqlQuerySource>();
         services.AddSingleton<IQueueSource, NatsSource>();
+        services.AddSingleton<IQueueSource, SqsSource>();
+        services.AddSingleton<IQueueSource, S3BucketSource>();
         var secretsKey = SecretsKey.Load(options.SecretsKey, options.DataDir);
         var references = new SecretReferences(options.SecretsDir, Environment.GetEnvironmentVariable);
         services.AddSingleton(sp => new QueueSecrets(secretsKey, sp.GetServices<IQueueSource>(), references));
