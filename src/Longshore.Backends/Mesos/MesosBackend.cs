@@ -26,6 +26,7 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
     private readonly Channel<StatusUpdate> _updates = Channel.CreateUnbounded<StatusUpdate>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Lock _gate = new();
     private readonly SemaphoreSlim _cycle = new(1, 1);
+    private readonly SemaphoreSlim _offerSwitch = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
 
     // Guarded by _gate.
@@ -38,6 +39,7 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
     private HashSet<string>? _lastActive;
     private long _pendingSeq;
     private bool _suppressed;
+    private DateTimeOffset _lastOffers;
     private int _reviveQueued;
 
     private volatile string? _frameworkId;
@@ -115,7 +117,6 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
             }
 
             revive = _suppressed || _offers.Count == 0;
-            _suppressed = false;
         }
 
         // One REVIVE serves a whole batch of launches handed over together.
@@ -222,6 +223,7 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
         _connection.Dispose();
         _stopping.Dispose();
         _cycle.Dispose();
+        _offerSwitch.Dispose();
     }
 
     private async Task<(string? Text, bool Truncated)> ReadSandboxFileAsync(Uri agent, string frameworkId, string taskId, string file, CancellationToken cancellationToken)
@@ -343,6 +345,9 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
                 case UpdateEvent update:
                     OnUpdate(update.Status);
                     break;
+                case HeartbeatEvent:
+                    ReviveIfStarved();
+                    break;
                 case ErrorEvent error:
                     LogMasterError(error.Message);
                     if (error.Message.Contains("removed", StringComparison.OrdinalIgnoreCase))
@@ -410,6 +415,7 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
     {
         lock (_gate)
         {
+            _lastOffers = _time.GetUtcNow();
             foreach (var offer in offers.Offers)
             {
                 _offers[offer.Id] = offer;
@@ -459,8 +465,6 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
 
                 _offers.Clear();
                 suppress = _pending.Count == 0 && !_suppressed;
-                if (suppress)
-                    _suppressed = true;
             }
 
             await Task.WhenAll(plan.Launches.Select(launch => AcceptAsync(frameworkId, launch, cancellationToken)));
@@ -514,13 +518,13 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
                 launched.Add((waiting, new LaunchResult(run.MesosId, launch.Agent.Hostname)));
             }
 
-            if (failure is not null)
-                _suppressed = false;
         }
 
         if (failure is not null)
         {
             LogAcceptRefused(launch.Runs.Count, failure.Message);
+            if (Interlocked.Exchange(ref _reviveQueued, 1) == 0)
+                _ = Task.Run(() => ReviveAsync(_stopping.Token), CancellationToken.None);
             return;
         }
 
@@ -587,20 +591,57 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
         Interlocked.Exchange(ref _reviveQueued, 0);
         if (_frameworkId is not { } frameworkId || !_subscribed.Task.IsCompleted)
             return;
-        await CallQuietlyAsync("REVIVE", MesosCalls.Revive(frameworkId, _options.Role), cancellationToken);
+        // SUPPRESS and REVIVE are decided and sent one at a time, so a SUPPRESS decided before new work arrived can
+        // never reach the master after the REVIVE that work asked for.
+        await _offerSwitch.WaitAsync(cancellationToken);
+        try
+        {
+            lock (_gate)
+                _suppressed = false;
+            await CallQuietlyAsync("REVIVE", MesosCalls.Revive(frameworkId, _options.Role), cancellationToken);
+        }
+        finally
+        {
+            _offerSwitch.Release();
+        }
+
         await MatchAsync(cancellationToken);
     }
 
     private async Task SuppressAsync(CancellationToken cancellationToken)
     {
+        await _offerSwitch.WaitAsync(cancellationToken);
+        try
+        {
+            lock (_gate)
+            {
+                if (_pending.Count > 0 || _inFlight.Count > 0)
+                    return;
+                _suppressed = true;
+            }
+
+            await CallQuietlyAsync("SUPPRESS", MesosCalls.Suppress(_frameworkId!, _options.Role), cancellationToken);
+        }
+        finally
+        {
+            _offerSwitch.Release();
+        }
+    }
+
+    /// <summary>Safety net on each heartbeat: runs wait but no offer came for a while (a lost REVIVE, a long filter).</summary>
+    private void ReviveIfStarved()
+    {
         lock (_gate)
         {
-            if (_pending.Count > 0)
+            var starved = _pending.Count > 0 && _offers.Count == 0
+                && _time.GetUtcNow() - _lastOffers > TimeSpan.FromSeconds(Math.Max(2, _options.RefuseSeconds * 2));
+            if (!starved)
                 return;
-            _suppressed = true;
+            _lastOffers = _time.GetUtcNow();
         }
 
-        await CallQuietlyAsync("SUPPRESS", MesosCalls.Suppress(_frameworkId!, _options.Role), cancellationToken);
+        if (Interlocked.Exchange(ref _reviveQueued, 1) == 0)
+            _ = Task.Run(() => ReviveAsync(_stopping.Token), CancellationToken.None);
     }
 
     private async Task CallQuietlyAsync(string what, System.Text.Json.Nodes.JsonObject call, CancellationToken cancellationToken)
