@@ -544,13 +544,16 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
         if (!TaskStates.TryParse(status.State, out var state))
             state = TaskState.Unknown;
         string? hostname;
+        Uri? agentUrl;
         var orphan = false;
         lock (_gate)
         {
             _tasks.TryGetValue(status.TaskId, out var tracked);
             if (tracked is not null && status.AgentId is not null && tracked.AgentId is null)
                 _tasks[status.TaskId] = tracked = tracked with { AgentId = status.AgentId };
-            hostname = status.AgentId is not null && _agentsById.TryGetValue(status.AgentId, out var agent) ? agent.Hostname : tracked?.Hostname;
+            var agent = status.AgentId is not null && _agentsById.TryGetValue(status.AgentId, out var known) ? known : null;
+            hostname = agent?.Hostname ?? tracked?.Hostname;
+            agentUrl = agent?.Url;
             if (state.IsTerminal())
                 _tasks.Remove(status.TaskId);
             else if (tracked is null && _lastActive is not null && !_lastActive.Contains(status.TaskId) && !_inFlight.ContainsKey(status.TaskId)
@@ -576,6 +579,32 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
         };
         if (status.Uuid is { } uuid && status.AgentId is { } agentId)
             update = update with { Applied = ct => AcknowledgeAsync(frameworkId, agentId, status.TaskId, uuid, ct) };
+        if (state.IsTerminal() && status.Source != "SOURCE_MASTER" && agentUrl is not null)
+            _ = Task.Run(() => EmitWithLogsAsync(update, agentUrl, frameworkId), CancellationToken.None);
+        else
+            _updates.Writer.TryWrite(update);
+    }
+
+    /// <summary>
+    /// A run's end carries its output, read from the agent's sandbox, so the store keeps it after the agent collects
+    /// the sandbox. The end is the run's last update, so emitting it a little later keeps the run's order.
+    /// </summary>
+    private async Task EmitWithLogsAsync(StatusUpdate update, Uri agentUrl, string frameworkId)
+    {
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+            timeout.CancelAfter(TimeSpan.FromSeconds(5));
+            var (stdout, cutOut) = await ReadSandboxFileAsync(agentUrl, frameworkId, update.MesosId, "stdout", timeout.Token);
+            var (stderr, cutErr) = await ReadSandboxFileAsync(agentUrl, frameworkId, update.MesosId, "stderr", timeout.Token);
+            if (stdout is not null || stderr is not null)
+                update = update with { Logs = new TaskLogs(stdout ?? "", stderr ?? "", cutOut || cutErr) };
+        }
+        catch (Exception e) when (e is HttpRequestException or OperationCanceledException or JsonException)
+        {
+            LogSandboxUnreadable(update.MesosId, e.Message);
+        }
+
         _updates.Writer.TryWrite(update);
     }
 
@@ -736,6 +765,9 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
 
     [LoggerMessage(2111, LogLevel.Information, "Reconciling with Mesos: {Count} tasks explicitly, then implicitly")]
     private partial void LogReconcileSent(int count);
+
+    [LoggerMessage(2113, LogLevel.Warning, "Could not read the sandbox output of {MesosId}: {Message}")]
+    private partial void LogSandboxUnreadable(string mesosId, string message);
 
     [LoggerMessage(2112, LogLevel.Warning, "Mesos task {TaskId} runs for no active run: killing it")]
     private partial void LogOrphan(string taskId);

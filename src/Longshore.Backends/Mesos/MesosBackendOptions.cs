@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 
 namespace Longshore.Backends.Mesos;
 
@@ -19,8 +20,11 @@ public sealed record MesosBackendOptions
     /// <summary>Principal for HTTP basic authentication and framework_info; null sends none.</summary>
     public string? Principal { get; init; }
 
-    /// <summary>Secret for HTTP basic authentication; never logged.</summary>
+    /// <summary>Secret for HTTP basic authentication; never logged (left out of <see cref="ToString"/>).</summary>
     public string? Secret { get; init; }
+
+    /// <summary>Where <see cref="Secret"/> was read from, when it came from a file (checked by <see cref="Validate"/>).</summary>
+    public string? SecretFile { get; init; }
 
     /// <summary>How long the master keeps the framework's tasks after the scheduler disconnects. Default one week.</summary>
     public TimeSpan FailoverTimeout { get; init; } = TimeSpan.FromDays(7);
@@ -57,10 +61,19 @@ public sealed record MesosBackendOptions
             errors.Add(string.Create(CultureInfo.InvariantCulture, $"mesos-failover-timeout: must be between 0 and 31536000 seconds (exclusive of 0), got {FailoverTimeout.TotalSeconds}"));
         if (!double.IsFinite(RefuseSeconds) || RefuseSeconds < 0 || RefuseSeconds > 86400)
             errors.Add(string.Create(CultureInfo.InvariantCulture, $"mesos-refuse-seconds: must be between 0 and 86400, got {RefuseSeconds}"));
+        if (SecretFile is not null && !File.Exists(SecretFile))
+            errors.Add($"mesos-secret-file: '{SecretFile}' does not exist");
         if (Secret is not null && Principal is null)
             errors.Add("mesos-secret: a secret needs a principal (--mesos-principal)");
         if (MissedHeartbeats < 1)
             errors.Add($"mesos-missed-heartbeats: must be at least 1, got {MissedHeartbeats}");
         return errors;
+    }
+
+    private bool PrintMembers(StringBuilder builder)
+    {
+        builder.Append(CultureInfo.InvariantCulture, $"Masters = [{string.Join(", ", Masters)}], FrameworkName = {FrameworkName}, Role = {Role}, Principal = {Principal}, ");
+        builder.Append(CultureInfo.InvariantCulture, $"Secret = {(Secret is null ? "none" : "***")}, FailoverTimeout = {FailoverTimeout}, RefuseSeconds = {RefuseSeconds}");
+        return true;
     }
 }

@@ -415,6 +415,9 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
                 framework.Offers.Clear();
                 framework.Refused.Clear();
                 framework.Subscriptions++;
+                // Queued under the same lock that publishes the stream, so SUBSCRIBED is always its first record
+                // (the offer loop could otherwise get an OFFERS in first, which a real master never does).
+                SendSubscribed(framework, stream);
             }
         }
 
@@ -423,38 +426,36 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
         {
             stream.Send("""{"type":"ERROR","error":{"message":"Framework has been removed"}}""");
             stream.End();
-            await stream.Completion;
-            return;
-        }
-
-        lock (_gate)
-        {
-            stream.Send(new JsonObject
-            {
-                ["type"] = "SUBSCRIBED",
-                ["subscribed"] = new JsonObject
-                {
-                    ["framework_id"] = new JsonObject { ["value"] = framework.Id },
-                    ["heartbeat_interval_seconds"] = HeartbeatSeconds,
-                    ["master_info"] = new JsonObject
-                    {
-                        ["id"] = _masterId,
-                        ["ip"] = 16777343,
-                        ["port"] = Port,
-                        ["pid"] = $"master@127.0.0.1:{Port}",
-                        ["hostname"] = "127.0.0.1",
-                        ["version"] = "1.12.0",
-                    },
-                },
-            }.ToJsonString());
-            stream.Send("""{"type":"HEARTBEAT"}""");
-            stream.LastHeartbeat = DateTimeOffset.UtcNow;
-            // The agents re-send what was never acknowledged as soon as the framework is back.
-            foreach (var task in framework.Tasks.Values.Where(t => t.Unacked.Count > 0))
-                SendHead(framework, task);
         }
 
         await stream.Completion;
+    }
+
+    private void SendSubscribed(Framework framework, EventStream stream)
+    {
+        stream.Send(new JsonObject
+        {
+            ["type"] = "SUBSCRIBED",
+            ["subscribed"] = new JsonObject
+            {
+                ["framework_id"] = new JsonObject { ["value"] = framework.Id },
+                ["heartbeat_interval_seconds"] = HeartbeatSeconds,
+                ["master_info"] = new JsonObject
+                {
+                    ["id"] = _masterId,
+                    ["ip"] = 16777343,
+                    ["port"] = Port,
+                    ["pid"] = $"master@127.0.0.1:{Port}",
+                    ["hostname"] = "127.0.0.1",
+                    ["version"] = "1.12.0",
+                },
+            },
+        }.ToJsonString());
+        stream.Send("""{"type":"HEARTBEAT"}""");
+        stream.LastHeartbeat = DateTimeOffset.UtcNow;
+        // The agents re-send what was never acknowledged as soon as the framework is back.
+        foreach (var task in framework.Tasks.Values.Where(t => t.Unacked.Count > 0))
+            SendHead(framework, task);
     }
 
     private void Accept(Framework framework, JsonElement accept)
