@@ -5,7 +5,7 @@ using Longshore.Bench;
 var options = BenchOptions.Parse(args);
 if (options is null)
 {
-    Console.Error.WriteLine("usage: Longshore.Bench [launch] [creates] [memory] [--launch N] [--concurrency C] [--creates N] [--stored N]");
+    Console.Error.WriteLine("usage: Longshore.Bench [launch] [creates] [memory] [match] [--launch N] [--concurrency C] [--creates N] [--stored N]");
     return 2;
 }
 
@@ -17,6 +17,8 @@ if (options.Scenarios.Contains("creates"))
     results.AddRange(await CreateBench.RunAsync(endpoint, options.Creates));
 if (options.Scenarios.Contains("memory"))
     results.AddRange(await MemoryBench.RunAsync(endpoint, options.Stored));
+if (options.Scenarios.Contains("match"))
+    results.AddRange(MatchBench.Run());
 
 Console.WriteLine();
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"measure",-52} {"value",-28} target"));
@@ -36,7 +38,7 @@ namespace Longshore.Bench
             {
                 switch (args[i])
                 {
-                    case "launch" or "creates" or "memory":
+                    case "launch" or "creates" or "memory" or "match":
                         scenarios.Add(args[i]);
                         break;
                     case "--launch" when i + 1 < args.Length:
