@@ -29,6 +29,9 @@ public sealed class MesosHarness : IAsyncDisposable
 
     public MesosBackendOptions Options { get; }
 
+    /// <summary>Image of the submitted runs.</summary>
+    public string Image { get; init; } = "localhost/busybox:latest";
+
     public MesosBackend Backend { get; private set; } = null!;
 
     public Scheduler Scheduler { get; private set; } = null!;
@@ -41,7 +44,8 @@ public sealed class MesosHarness : IAsyncDisposable
         KillGrace = TimeSpan.FromSeconds(3),
     };
 
-    public static async Task<MesosHarness> StartAsync(IReadOnlyList<Uri> masters, Func<MesosBackendOptions, MesosBackendOptions>? configure = null)
+    public static async Task<MesosHarness> StartAsync(IReadOnlyList<Uri> masters, Func<MesosBackendOptions, MesosBackendOptions>? configure = null,
+        string? image = null)
     {
         var dataDir = Path.Combine(Path.GetTempPath(), "longshore-mesos-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dataDir);
@@ -53,7 +57,7 @@ public sealed class MesosHarness : IAsyncDisposable
             FrameworkIdFile = Path.Combine(dataDir, "mesos-framework-id"),
             RefuseSeconds = 1,
         };
-        var harness = new MesosHarness(dataDir, store, configure?.Invoke(options) ?? options);
+        var harness = new MesosHarness(dataDir, store, configure?.Invoke(options) ?? options) { Image = image ?? "localhost/busybox:latest" };
         harness.StartScheduler();
         return harness;
     }
@@ -90,7 +94,7 @@ public sealed class MesosHarness : IAsyncDisposable
             TaskRetries = taskRetries,
             SystemRetries = systemRetries,
             MaxConcurrent = 1000,
-            Container = new ContainerSpec { Docker = new DockerSpec { Image = "localhost/busybox:latest" } },
+            Container = new ContainerSpec { Docker = new DockerSpec { Image = Image } },
         };
         var run = TaskRun.CreateFirst(definition, Guid.NewGuid(), TimeProvider.System.GetUtcNow());
         await Store.InsertAsync(run);
