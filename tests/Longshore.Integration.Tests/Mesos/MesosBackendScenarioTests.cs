@@ -240,4 +240,35 @@ public sealed class MesosBackendScenarioTests : IAsyncLifetime
         Assert.Single(_master.Launches, id => id == running.MesosId);
         Assert.DoesNotContain(interrupted.MesosId, _master.Launches);
     }
+
+    [Fact]
+    public async Task Heartbeats_Stop_BackendResubscribesAndKeepsLaunching()
+    {
+        _master.AddAgent("agent-1");
+        var first = await _harness.SubmitAsync("beat", "exit 0");
+        await _harness.WaitForStateAsync(first.MesosId, TaskState.Finished, Wait);
+
+        _master.Silent = true;
+        await Task.Delay(TimeSpan.FromSeconds(4.5));
+        _master.Silent = false;
+
+        await Eventually.WaitUntilAsync(() => Task.FromResult(_master.CallCount("SUBSCRIBE") >= 2), Wait);
+        var second = await _harness.SubmitAsync("beat", "exit 0");
+        await _harness.WaitForStateAsync(second.MesosId, TaskState.Finished, Wait);
+        Assert.Equal(_harness.Backend.FrameworkId, _master.Calls.Where(c => c.Type == "SUBSCRIBE").Last().Body.GetProperty("framework_id").GetProperty("value").GetString());
+    }
+
+    [Fact]
+    public async Task Subscribe_ToANonLeader_FollowsTheRedirectToTheLeader()
+    {
+        await using var follower = TestMesosMaster.Start(leader: _master.Uri);
+        await using var harness = await MesosHarness.StartAsync([follower.Uri]);
+        _master.AddAgent("agent-1");
+
+        var run = await harness.SubmitAsync("redirected", "exit 0");
+
+        await harness.WaitForStateAsync(run.MesosId, TaskState.Finished, Wait);
+        Assert.Empty(follower.Calls);
+        Assert.Contains(run.MesosId, _master.Launches);
+    }
 }
