@@ -41,6 +41,7 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
     private bool _suppressed;
     private DateTimeOffset _lastOffers;
     private int _reviveQueued;
+    private volatile bool _reconciledOnce;
 
     private volatile string? _frameworkId;
     private TaskCompletionSource _subscribed = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -120,8 +121,8 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
         }
 
         // One REVIVE serves a whole batch of launches handed over together.
-        if (revive && Interlocked.Exchange(ref _reviveQueued, 1) == 0)
-            _ = Task.Run(() => ReviveAsync(_stopping.Token), CancellationToken.None);
+        if (revive)
+            QueueRevive();
         else
             _ = Task.Run(() => MatchAsync(_stopping.Token), CancellationToken.None);
         return await pending.Launched.Task.WaitAsync(cancellationToken);
@@ -170,6 +171,11 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
                 // it would end it as unknown while its launch is still coming.
                 if (_pending.ContainsKey(run.MesosId) || _inFlight.ContainsKey(run.MesosId))
                     continue;
+                // After the first reconciliation (made before the scheduler launches anything), a TASK_STAGING run this
+                // backend never saw is one whose launch is being handed over right now: asking the master about it
+                // would end it TASK_LOST while its launch still comes, and the task would run for an ended run.
+                if (_reconciledOnce && run.State == TaskState.Staging && !_tasks.ContainsKey(run.MesosId))
+                    continue;
                 if (!_tasks.TryGetValue(run.MesosId, out var tracked))
                 {
                     var agent = run.Agent is not null && _agentsByHost.TryGetValue(run.Agent, out var a) ? a : null;
@@ -182,6 +188,7 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
         }
 
         await ReconcileTasksAsync(frameworkId, explicitTasks, cancellationToken);
+        _reconciledOnce = true;
         return new ReconcileResult([], 0);
     }
 
@@ -200,8 +207,13 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
 
         if (agentUrl is null || _frameworkId is not { } frameworkId)
             return null;
-        var (stdout, cutOut) = await ReadSandboxFileAsync(agentUrl, frameworkId, run.MesosId, "stdout", cancellationToken);
-        var (stderr, cutErr) = await ReadSandboxFileAsync(agentUrl, frameworkId, run.MesosId, "stderr", cancellationToken);
+        return await ReadSandboxAsync(agentUrl, frameworkId, run.MesosId, cancellationToken);
+    }
+
+    private async Task<TaskLogs?> ReadSandboxAsync(Uri agentUrl, string frameworkId, string taskId, CancellationToken cancellationToken)
+    {
+        var (stdout, cutOut) = await ReadSandboxFileAsync(agentUrl, frameworkId, taskId, "stdout", cancellationToken);
+        var (stderr, cutErr) = await ReadSandboxFileAsync(agentUrl, frameworkId, taskId, "stderr", cancellationToken);
         return stdout is null && stderr is null ? null : new TaskLogs(stdout ?? "", stderr ?? "", cutOut || cutErr);
     }
 
@@ -523,8 +535,7 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
         if (failure is not null)
         {
             LogAcceptRefused(launch.Runs.Count, failure.Message);
-            if (Interlocked.Exchange(ref _reviveQueued, 1) == 0)
-                _ = Task.Run(() => ReviveAsync(_stopping.Token), CancellationToken.None);
+            QueueRevive();
             return;
         }
 
@@ -595,10 +606,8 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
             timeout.CancelAfter(TimeSpan.FromSeconds(5));
-            var (stdout, cutOut) = await ReadSandboxFileAsync(agentUrl, frameworkId, update.MesosId, "stdout", timeout.Token);
-            var (stderr, cutErr) = await ReadSandboxFileAsync(agentUrl, frameworkId, update.MesosId, "stderr", timeout.Token);
-            if (stdout is not null || stderr is not null)
-                update = update with { Logs = new TaskLogs(stdout ?? "", stderr ?? "", cutOut || cutErr) };
+            if (await ReadSandboxAsync(agentUrl, frameworkId, update.MesosId, timeout.Token) is { } logs)
+                update = update with { Logs = logs };
         }
         catch (Exception e) when (e is HttpRequestException or OperationCanceledException or JsonException)
         {
@@ -669,6 +678,12 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
             _lastOffers = _time.GetUtcNow();
         }
 
+        QueueRevive();
+    }
+
+    /// <summary>One REVIVE serves every launch handed over until it is sent.</summary>
+    private void QueueRevive()
+    {
         if (Interlocked.Exchange(ref _reviveQueued, 1) == 0)
             _ = Task.Run(() => ReviveAsync(_stopping.Token), CancellationToken.None);
     }

@@ -271,4 +271,22 @@ public sealed class MesosBackendScenarioTests : IAsyncLifetime
         Assert.Empty(follower.Calls);
         Assert.Contains(run.MesosId, _master.Launches);
     }
+
+    [Fact]
+    public async Task Reconcile_StagingRunNotYetHandedOver_IsAskedAboutOnlyInTheFirstReconciliation()
+    {
+        await using var backend = new Longshore.Backends.Mesos.MesosBackend(_harness.Options with { FrameworkIdFile = null }, TimeProvider.System,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<Longshore.Backends.Mesos.MesosBackend>.Instance);
+        var staging = new TaskRun { MesosId = "handover.1", FamilyId = "handover", Definition = new TaskDefinition { Id = "handover" }, State = TaskState.Staging };
+
+        await backend.ReconcileAsync([staging]);
+        using var timeout = new CancellationTokenSource(Wait);
+        var answer = await backend.Updates.ReadAsync(timeout.Token);
+        Assert.Equal(("handover.1", TaskState.Lost), (answer.MesosId, answer.State));
+        await backend.ReconcileAsync([staging]);
+
+        var asked = _master.Calls.Where(c => c.Type == "RECONCILE")
+            .Count(c => c.Body.GetProperty("reconcile").GetProperty("tasks").EnumerateArray().Any(t => t.GetProperty("task_id").GetProperty("value").GetString() == "handover.1"));
+        Assert.Equal(1, asked);
+    }
 }
