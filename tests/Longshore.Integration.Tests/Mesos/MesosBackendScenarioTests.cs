@@ -289,4 +289,20 @@ public sealed class MesosBackendScenarioTests : IAsyncLifetime
             .Count(c => c.Body.GetProperty("reconcile").GetProperty("tasks").EnumerateArray().Any(t => t.GetProperty("task_id").GetProperty("value").GetString() == "handover.1"));
         Assert.Equal(1, asked);
     }
+
+    [Fact]
+    public async Task Principal_WithSecret_EveryCallCarriesBasicAuthAndFrameworkInfoNamesThePrincipal()
+    {
+        await using var master = TestMesosMaster.Start();
+        await using var harness = await MesosHarness.StartAsync([master.Uri], options => options with { Principal = "longshore", Secret = "pa:ss" });
+        master.AddAgent("agent-1");
+
+        var run = await harness.SubmitAsync("authed", "exit 0");
+
+        await harness.WaitForStateAsync(run.MesosId, TaskState.Finished, Wait);
+        var expected = "Basic " + Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes("longshore:pa:ss"));
+        Assert.NotEmpty(master.Authorizations);
+        Assert.All(master.Authorizations, header => Assert.Equal(expected, header));
+        Assert.Equal("longshore", master.Calls.First(c => c.Type == "SUBSCRIBE").Body.GetProperty("subscribe").GetProperty("framework_info").GetProperty("principal").GetString());
+    }
 }

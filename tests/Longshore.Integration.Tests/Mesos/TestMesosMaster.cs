@@ -64,6 +64,9 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
     /// <summary>Every call received on /api/v1/scheduler: (type, body).</summary>
     public ConcurrentQueue<(string Type, JsonElement Body)> Calls { get; } = new();
 
+    /// <summary>The Authorization header of every scheduler call (null when absent).</summary>
+    public ConcurrentQueue<string?> Authorizations { get; } = new();
+
     /// <summary>How many times each update (task id + state) was written to a stream, re-sends included.</summary>
     public ConcurrentDictionary<string, int> UpdateSends { get; } = new(StringComparer.Ordinal);
 
@@ -228,6 +231,7 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
             return false;
         }
 
+        Authorizations.Enqueue(request.Header("Authorization"));
         var (status, error, call) = Validate(request);
         if (call is not null)
             Calls.Enqueue((call.Value.GetProperty("type").GetString()!, call.Value));
