@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using System.Threading.Channels;
@@ -197,14 +198,7 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
 
     public async Task<TaskLogs?> ReadLogsAsync(TaskRun run, CancellationToken cancellationToken = default)
     {
-        Uri? agentUrl;
-        lock (_gate)
-        {
-            agentUrl = run.Agent is not null && _agentsByHost.TryGetValue(run.Agent, out var agent) ? agent.Url : null;
-            if (agentUrl is null && _tasks.TryGetValue(run.MesosId, out var tracked) && tracked.AgentId is not null && _agentsById.TryGetValue(tracked.AgentId, out var byId))
-                agentUrl = byId.Url;
-        }
-
+        var agentUrl = AgentUrlOf(run);
         if (agentUrl is null || _frameworkId is not { } frameworkId)
             return null;
         return await ReadSandboxAsync(agentUrl, frameworkId, run.MesosId, cancellationToken);
@@ -217,8 +211,56 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
         return stdout is null && stderr is null ? null : new TaskLogs(stdout ?? "", stderr ?? "", cutOut || cutErr);
     }
 
-    /// <summary>Not offered: the agent files API is polled by <see cref="ReadLogsAsync"/> instead.</summary>
-    public IAsyncEnumerable<string>? FollowLogs(TaskRun run, CancellationToken cancellationToken = default) => null;
+    /// <summary>
+    /// Polls the sandbox's stdout through the agent files API (once a second) from where it is now, until the run's end
+    /// has been seen; null when the backend does not know where the run is.
+    /// </summary>
+    public IAsyncEnumerable<string>? FollowLogs(TaskRun run, CancellationToken cancellationToken = default)
+    {
+        var agentUrl = AgentUrlOf(run);
+        return agentUrl is null || _frameworkId is not { } frameworkId ? null : FollowAsync(agentUrl, frameworkId, run.MesosId, cancellationToken);
+    }
+
+    private async IAsyncEnumerable<string> FollowAsync(Uri agentUrl, string frameworkId, string taskId, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var path = Uri.EscapeDataString($"/frameworks/{frameworkId}/executors/{taskId}/runs/latest/stdout");
+        long offset = 0;
+        while (true)
+        {
+            bool ended;
+            lock (_gate)
+                ended = !_tasks.ContainsKey(taskId);
+            var (status, body) = await _connection.GetAsync(
+                new Uri(agentUrl, string.Create(CultureInfo.InvariantCulture, $"files/read?path={path}&offset={offset}&length=65536")), cancellationToken);
+            if (status == HttpStatusCode.OK)
+            {
+                var data = JsonDocument.Parse(body).RootElement.GetProperty("data").GetString() ?? "";
+                if (data.Length > 0)
+                {
+                    offset += System.Text.Encoding.UTF8.GetByteCount(data);
+                    yield return data;
+                    continue;
+                }
+            }
+
+            // Read once more after the end was seen, so the last output is not lost.
+            if (ended)
+                yield break;
+            await Task.Delay(TimeSpan.FromSeconds(1), _time, cancellationToken);
+        }
+    }
+
+    private Uri? AgentUrlOf(TaskRun run)
+    {
+        lock (_gate)
+        {
+            if (run.Agent is not null && _agentsByHost.TryGetValue(run.Agent, out var agent) && agent.Url is not null)
+                return agent.Url;
+            return _tasks.TryGetValue(run.MesosId, out var tracked) && tracked.AgentId is not null && _agentsById.TryGetValue(tracked.AgentId, out var byId)
+                ? byId.Url
+                : null;
+        }
+    }
 
     public async ValueTask DisposeAsync()
     {

@@ -305,4 +305,26 @@ public sealed class MesosBackendScenarioTests : IAsyncLifetime
         Assert.All(master.Authorizations, header => Assert.Equal(expected, header));
         Assert.Equal("longshore", master.Calls.First(c => c.Type == "SUBSCRIBE").Body.GetProperty("subscribe").GetProperty("framework_info").GetProperty("principal").GetString());
     }
+
+    [Fact]
+    public async Task FollowLogs_RunningTask_YieldsItsOutputAndEndsWithTheRun()
+    {
+        _master.AddAgent("agent-1");
+        var run = await _harness.SubmitAsync("followed", "sleep 600");
+        var running = await _harness.WaitForStateAsync(run.MesosId, TaskState.Running, Wait);
+        var follow = _harness.Backend.FollowLogs(running);
+        Assert.NotNull(follow);
+
+        var chunks = new List<string>();
+        await using var reader = follow.GetAsyncEnumerator();
+        Assert.True(await reader.MoveNextAsync());
+        chunks.Add(reader.Current);
+        await _harness.Scheduler.KillAsync(run.MesosId);
+        using var timeout = new CancellationTokenSource(Wait);
+        while (await reader.MoveNextAsync().AsTask().WaitAsync(timeout.Token))
+            chunks.Add(reader.Current);
+
+        Assert.Equal($"output of {run.MesosId}\n", string.Concat(chunks));
+        Assert.Equal(TaskState.Killed, (await _harness.WaitForStateAsync(run.MesosId, TaskState.Killed, Wait)).State);
+    }
 }
