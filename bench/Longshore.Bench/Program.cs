@@ -5,7 +5,7 @@ using Longshore.Bench;
 var options = BenchOptions.Parse(args);
 if (options is null)
 {
-    Console.Error.WriteLine("usage: Longshore.Bench [launch] [creates] [memory] [queue] [--launch N] [--concurrency C] [--creates N] [--stored N] [--messages N] [--latency N]");
+    Console.Error.WriteLine("usage: Longshore.Bench [launch] [creates] [memory] [queue] [match] [--launch N] [--concurrency C] [--creates N] [--stored N] [--messages N] [--latency N]");
     return 2;
 }
 
@@ -19,6 +19,8 @@ if (options.Scenarios.Contains("memory"))
     results.AddRange(await MemoryBench.RunAsync(endpoint, options.Stored));
 if (options.Scenarios.Contains("queue"))
     results.AddRange(await QueueBench.RunAsync(endpoint, Environment.GetEnvironmentVariable("LONGSHORE_TEST_REDIS") ?? "127.0.0.1:6379", options.Messages, options.Latency));
+if (options.Scenarios.Contains("match"))
+    results.AddRange(MatchBench.Run());
 
 Console.WriteLine();
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"measure",-52} {"value",-28} target"));
@@ -38,7 +40,7 @@ namespace Longshore.Bench
             {
                 switch (args[i])
                 {
-                    case "launch" or "creates" or "memory" or "queue":
+                    case "launch" or "creates" or "memory" or "queue" or "match":
                         scenarios.Add(args[i]);
                         break;
                     case "--launch" when i + 1 < args.Length:

@@ -172,6 +172,9 @@ public sealed partial class Scheduler
                 try
                 {
                     await ApplyAsync(update, cancellationToken);
+                    // Acknowledged only after the write: an engine that re-sends until acknowledged repeats it after a crash.
+                    if (update.Applied is { } applied)
+                        await applied(cancellationToken);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
@@ -280,9 +283,12 @@ public sealed partial class Scheduler
 
             if (await _store.TryTransitionAsync(new RunTransition(mesosId, [run.State], TaskState.Killing, now) { Reason = reason }, cancellationToken))
             {
-                // A launch still under way sends the kill itself once the engine holds the container.
+                // A launch still under way sends the kill itself once the engine holds the container; one still waiting
+                // inside the engine (for an offer) is withdrawn, and its launch ends as killed.
                 if (!_launching.ContainsKey(mesosId))
                     Track(_background, SendKillAsync(run, CancellationToken.None));
+                else if (_backend is IDeferredLaunch deferred)
+                    deferred.TryWithdraw(mesosId);
                 return (KillOutcome.Killing, await _store.GetAsync(mesosId, cancellationToken));
             }
         }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Longshore.Backends.Docker;
+using Longshore.Backends.Mesos;
 using Longshore.Core.Execution;
 using Longshore.Core.Jobs;
 using Longshore.Core.Queues;
@@ -55,16 +56,30 @@ public static partial class LongshoreHost
 
         Directory.CreateDirectory(options.DataDir);
         var store = await SqliteTaskStore.OpenAsync(Path.Combine(options.DataDir, "longshore.db"), options.SqliteSynchronous, cancellationToken);
-        var endpoint = await DockerEndpoint.ResolveAsync(options.DockerHost, Environment.GetEnvironmentVariable, cancellationToken);
+        var mesos = options.Engine == "mesos";
+        var endpoint = mesos
+            ? options.Mesos.Masters[0]
+            : await DockerEndpoint.ResolveAsync(options.DockerHost, Environment.GetEnvironmentVariable, cancellationToken);
 
         var services = builder.Services;
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(options);
         services.AddSingleton(store);
         services.AddSingleton<ITaskStore>(store);
-        services.AddSingleton(new DockerBackendOptions { Endpoint = endpoint, InstanceId = store.InstanceId, LogCapBytes = options.LogCapBytes });
-        services.AddSingleton<DockerBackend>();
-        services.AddSingleton<IExecutionBackend>(sp => sp.GetRequiredService<DockerBackend>());
+        if (mesos)
+        {
+            // The framework id lives next to the store, so a restart resubscribes as the same framework and finds its tasks.
+            services.AddSingleton(options.Mesos with { FrameworkIdFile = options.Mesos.FrameworkIdFile ?? Path.Combine(options.DataDir, "mesos-framework-id") });
+            services.AddSingleton<MesosBackend>(sp => new MesosBackend(sp.GetRequiredService<MesosBackendOptions>(), sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<ILogger<MesosBackend>>()));
+            services.AddSingleton<IExecutionBackend>(sp => sp.GetRequiredService<MesosBackend>());
+        }
+        else
+        {
+            services.AddSingleton(new DockerBackendOptions { Endpoint = endpoint, InstanceId = store.InstanceId, LogCapBytes = options.LogCapBytes });
+            services.AddSingleton<DockerBackend>();
+            services.AddSingleton<IExecutionBackend>(sp => sp.GetRequiredService<DockerBackend>());
+        }
         services.AddSingleton(new TaskLimits { AllowedHostPaths = options.AllowedHostPaths });
         services.AddSingleton(options.Scheduler);
         services.AddSingleton(new RetryPolicy(options.Retry, Random.Shared.NextDouble));
@@ -118,7 +133,7 @@ public static partial class LongshoreHost
         app.MapOpenApi("/openapi/v1.json");
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Longshore");
-        LogStarting(logger, options.Urls, store.Path, endpoint.ToString(), options.Scheduler.Capacity);
+        LogStarting(logger, options.Urls, store.Path, mesos ? $"mesos ({string.Join(", ", options.Mesos.Masters)})" : endpoint.ToString(), options.Scheduler.Capacity);
         if (tokens.Enabled)
             LogTokens(logger, tokens.Count);
         else
