@@ -4,6 +4,11 @@
 # PostgreSQL 15: 127.0.0.1:5432, MariaDB: 127.0.0.1:3306; both with user longshore / password longshore and a
 # database longshore_test (LONGSHORE_TEST_POSTGRES / LONGSHORE_TEST_MYSQL override the jdbc: URLs the tests use).
 # NATS with JetStream: nats://127.0.0.1:4222, monitoring on 127.0.0.1:8222 (LONGSHORE_TEST_NATS overrides).
+# SQS and S3: the fauxqs@1.9.2 emulator (npm; needs Node.js >= 20 and npm), installed with `npm ci` from
+# scripts/fauxqs/package-lock.json into /opt/longshore-fauxqs (LONGSHORE_FAUXQS_HOME overrides) and run by
+# scripts/fauxqs/server.mjs on http://127.0.0.1:4566 — not by its own CLI, which binds every interface. Log:
+# /tmp/longshore-fauxqs.log. LONGSHORE_TEST_AWS overrides the endpoint the tests use. It accepts any key and secret;
+# S3 clients must use path-style requests.
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -66,4 +71,30 @@ if ! curl -sf http://127.0.0.1:8222/healthz >/dev/null 2>&1; then
   nohup $SUDO nats-server -a 127.0.0.1 -p 4222 -m 8222 -js -sd /var/lib/longshore-nats >/var/lib/longshore-nats/server.log 2>&1 &
   for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8222/healthz >/dev/null 2>&1 && break; sleep 0.1; done
   curl -sf http://127.0.0.1:8222/healthz >/dev/null
+fi
+
+FAUXQS_HOME="${LONGSHORE_FAUXQS_HOME:-/opt/longshore-fauxqs}"
+FAUXQS_SRC="$(cd "$(dirname "$0")/fauxqs" && pwd)"
+if ! command -v npm >/dev/null; then
+  echo "setup-services: installing nodejs and npm" >&2
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >&2
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "setup-services: fauxqs needs Node.js 20 or newer, found $(node --version); install a newer nodejs (Debian 13, or NodeSource on Debian 12)" >&2
+  exit 1
+fi
+# Installed from the committed lock file, so every machine runs the same emulator; reinstalled when the lock changes.
+if ! cmp -s "$FAUXQS_SRC/package-lock.json" "$FAUXQS_HOME/package-lock.json" || [ ! -f "$FAUXQS_HOME/node_modules/fauxqs/dist/app.js" ]; then
+  echo "setup-services: installing fauxqs@1.9.2 into $FAUXQS_HOME" >&2
+  $SUDO mkdir -p "$FAUXQS_HOME"
+  $SUDO cp "$FAUXQS_SRC/package.json" "$FAUXQS_SRC/package-lock.json" "$FAUXQS_HOME/"
+  (cd "$FAUXQS_HOME" && $SUDO npm ci --no-audit --no-fund --loglevel=error >&2)
+fi
+if ! curl -sf http://127.0.0.1:4566/health >/dev/null 2>&1; then
+  echo "setup-services: starting fauxqs (SQS/S3 emulator) on 127.0.0.1:4566" >&2
+  FAUXQS_HOME="$FAUXQS_HOME" nohup node "$FAUXQS_SRC/server.mjs" 4566 >/tmp/longshore-fauxqs.log 2>&1 &
+  for _ in $(seq 1 100); do curl -sf http://127.0.0.1:4566/health >/dev/null 2>&1 && break; sleep 0.1; done
+  curl -sf http://127.0.0.1:4566/health >/dev/null
 fi

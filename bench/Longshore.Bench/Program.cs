@@ -5,7 +5,7 @@ using Longshore.Bench;
 var options = BenchOptions.Parse(args);
 if (options is null)
 {
-    Console.Error.WriteLine("usage: Longshore.Bench [launch] [creates] [memory] [throughput] [volume] [--launch N] [--concurrency C] [--creates N] [--stored N] [--tasks N] [--volume N] [--stores sqlite,postgres,redis]");
+    Console.Error.WriteLine("usage: Longshore.Bench [launch] [creates] [memory] [queue] [match] [throughput] [volume] [--launch N] [--concurrency C] [--creates N] [--stored N] [--messages N] [--latency N] [--tasks N] [--volume N] [--stores sqlite,postgres,redis]");
     return 2;
 }
 
@@ -17,6 +17,10 @@ if (options.Scenarios.Contains("creates"))
     results.AddRange(await CreateBench.RunAsync(endpoint, options.Creates));
 if (options.Scenarios.Contains("memory"))
     results.AddRange(await MemoryBench.RunAsync(endpoint, options.Stored));
+if (options.Scenarios.Contains("queue"))
+    results.AddRange(await QueueBench.RunAsync(endpoint, Environment.GetEnvironmentVariable("LONGSHORE_TEST_REDIS") ?? "127.0.0.1:6379", options.Messages, options.Latency));
+if (options.Scenarios.Contains("match"))
+    results.AddRange(MatchBench.Run());
 if (options.Scenarios.Contains("throughput"))
     results.AddRange(await StoreBench.RunThroughputAsync(options.Tasks));
 if (options.Scenarios.Contains("volume"))
@@ -30,7 +34,7 @@ return 0;
 
 namespace Longshore.Bench
 {
-    internal sealed record BenchOptions(HashSet<string> Scenarios, int Launch, int Concurrency, int Creates, int Stored)
+    internal sealed record BenchOptions(HashSet<string> Scenarios, int Launch, int Concurrency, int Creates, int Stored, int Messages, int Latency)
     {
         /// <summary>Tasks of the store throughput scenario (and Hangfire jobs of its anchor).</summary>
         public int Tasks { get; init; } = 20_000;
@@ -43,13 +47,13 @@ namespace Longshore.Bench
         public static BenchOptions? Parse(string[] args)
         {
             var scenarios = new HashSet<string>(StringComparer.Ordinal);
-            int launch = 50, concurrency = 8, creates = 5000, stored = 100_000, tasks = 20_000, volume = 1_000_000;
+            int launch = 50, concurrency = 8, creates = 5000, stored = 100_000, messages = 100_000, latency = 100, tasks = 20_000, volume = 1_000_000;
             IReadOnlyList<string> stores = ["sqlite", "postgres", "redis"];
             for (var i = 0; i < args.Length; i++)
             {
                 switch (args[i])
                 {
-                    case "launch" or "creates" or "memory" or "throughput" or "volume":
+                    case "launch" or "creates" or "memory" or "queue" or "match" or "throughput" or "volume":
                         scenarios.Add(args[i]);
                         break;
                     case "--launch" when i + 1 < args.Length:
@@ -73,14 +77,20 @@ namespace Longshore.Bench
                     case "--stored" when i + 1 < args.Length:
                         stored = int.Parse(args[++i], CultureInfo.InvariantCulture);
                         break;
+                    case "--messages" when i + 1 < args.Length:
+                        messages = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--latency" when i + 1 < args.Length:
+                        latency = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
                     default:
                         return null;
                 }
             }
 
             if (scenarios.Count == 0)
-                scenarios.UnionWith(["launch", "creates", "memory"]);
-            return new BenchOptions(scenarios, launch, concurrency, creates, stored) { Tasks = tasks, Volume = volume, Stores = stores };
+                scenarios.UnionWith(["launch", "creates", "memory", "queue"]);
+            return new BenchOptions(scenarios, launch, concurrency, creates, stored, messages, latency) { Tasks = tasks, Volume = volume, Stores = stores };
         }
     }
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Longshore.Backends.Mesos;
 using Longshore.Core.Execution;
 using Longshore.Core.Scheduling;
 using Longshore.Core.Storage;
@@ -92,9 +93,18 @@ public static class LongshoreCommand
         var secretsDir = new Option<string?>("--secrets-dir") { Description = "Folder whose files queue settings may reference as ${file:NAME} (default: none, such references are refused)" };
         var synchronous = new Option<string>("--sqlite-synchronous") { Description = "FULL (fsync every transition) or NORMAL", DefaultValueFactory = _ => defaults.SqliteSynchronous };
 
-        var command = new Command("server", "Run the API, the scheduler and the local engine backend.")
+        var engine = new Option<string>("--engine") { Description = "Execution engine: docker (local Docker-compatible engine) or mesos", DefaultValueFactory = _ => defaults.Engine };
+        var mesosMaster = new Option<string?>("--mesos-master") { Description = "Mesos master address(es), ','-separated, e.g. http://m1:5050,http://m2:5050 (zk:// is not supported)" };
+        var mesosRole = new Option<string>("--mesos-role") { Description = "Role the framework subscribes with", DefaultValueFactory = _ => defaults.Mesos.Role };
+        var mesosPrincipal = new Option<string?>("--mesos-principal") { Description = "Principal for HTTP basic authentication with the master" };
+        var mesosSecretFile = new Option<string?>("--mesos-secret-file") { Description = "File holding the principal's secret (also LONGSHORE_MESOS_SECRET); never logged" };
+        var mesosFailover = new Option<double>("--mesos-failover-timeout") { Description = "Seconds the master keeps the framework's tasks while Longshore is away", DefaultValueFactory = _ => defaults.Mesos.FailoverTimeout.TotalSeconds };
+        var mesosRefuse = new Option<double>("--mesos-refuse-seconds") { Description = "Seconds a declined agent is not offered again", DefaultValueFactory = _ => defaults.Mesos.RefuseSeconds };
+
+        var command = new Command("server", "Run the API, the scheduler and the engine backend (local engine or Mesos).")
         {
             urls, data, dockerHost, allowHostPath, capacity, killGrace, backoffBase, backoffCap, reconcile, logCap, store, leaderLease, synchronous, jobBackoffBase, jobBackoffCap, tokensFile, secretsKey, secretsDir,
+            engine, mesosMaster, mesosRole, mesosPrincipal, mesosSecretFile, mesosFailover, mesosRefuse,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -120,11 +130,32 @@ public static class LongshoreCommand
                 TokensVariable = Environment.GetEnvironmentVariable("LONGSHORE_TOKENS"),
                 SecretsDir = result.GetValue(secretsDir),
                 Jobs = new JobSettings { Backoff = new RetryOptions { BackoffBase = Seconds(result.GetValue(jobBackoffBase)), BackoffCap = Seconds(result.GetValue(jobBackoffCap)) } },
+                Engine = result.GetValue(engine)!,
+                Mesos = new MesosBackendOptions
+                {
+                    Masters = MesosMasters(result.GetValue(mesosMaster)),
+                    Role = result.GetValue(mesosRole)!,
+                    Principal = result.GetValue(mesosPrincipal),
+                    Secret = MesosSecret(result.GetValue(mesosSecretFile)),
+                    SecretFile = result.GetValue(mesosSecretFile),
+                    FailoverTimeout = Seconds(result.GetValue(mesosFailover)),
+                    RefuseSeconds = result.GetValue(mesosRefuse),
+                },
             };
             return await RunServerAsync(options, cancellationToken);
         });
         return command;
     }
+
+    /// <summary>Unparseable addresses become <c>invalid:</c> URIs so validation names them instead of dropping them.</summary>
+    private static Uri[] MesosMasters(string? value) =>
+        (value ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(master => Uri.TryCreate(master, UriKind.Absolute, out var uri) ? uri : new Uri("invalid:" + Uri.EscapeDataString(master)))
+            .ToArray();
+
+    /// <summary>The secret from its file (trailing newline dropped), else from LONGSHORE_MESOS_SECRET.</summary>
+    private static string? MesosSecret(string? file) =>
+        file is not null && File.Exists(file) ? File.ReadAllText(file).TrimEnd('\r', '\n') : Environment.GetEnvironmentVariable("LONGSHORE_MESOS_SECRET");
 
     private static TimeSpan Seconds(double value) =>
         double.IsFinite(value) && Math.Abs(value) < TimeSpan.MaxValue.TotalSeconds ? TimeSpan.FromSeconds(value) : TimeSpan.MinValue;

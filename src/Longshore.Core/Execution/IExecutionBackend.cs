@@ -70,6 +70,22 @@ public sealed record StatusUpdate(string MesosId, TaskState State, DateTimeOffse
 
     /// <summary>The output kept with a terminal update, stored before the engine's copy is released.</summary>
     public TaskLogs? Logs { get; init; }
+
+    /// <summary>
+    /// Called by the scheduler once the update is applied (durably recorded, or found stale). Engines that re-send
+    /// updates until acknowledged (Mesos) acknowledge here, so a crash before the write means the update comes again.
+    /// </summary>
+    public Func<CancellationToken, Task>? Applied { get; init; }
+}
+
+/// <summary>
+/// Capability: a launch may wait inside the engine (for a Mesos offer) before anything starts, and can be withdrawn
+/// while it waits. A withdrawn launch ends with a <see cref="LaunchException"/>.
+/// </summary>
+public interface IDeferredLaunch
+{
+    /// <returns>True when the run was still waiting and is now withdrawn; false when the engine already started it.</returns>
+    bool TryWithdraw(string mesosId);
 }
 
 /// <summary>The engine could not be reached at all.</summary>

@@ -10,7 +10,7 @@ namespace Longshore.Core.Queues;
 /// and the source's new watermark in one transaction. When a run chain ends, its messages are acknowledged (finished)
 /// or released back to the source (failed for good). Source errors are shown on the queue and backed off.
 /// </summary>
-public sealed partial class QueuePoller
+public sealed partial class QueuePoller : IDisposable
 {
     private readonly IQueueStore _queues;
     private readonly Scheduler _scheduler;
@@ -21,6 +21,9 @@ public sealed partial class QueuePoller
     private readonly Dictionary<string, int> _failures = new(StringComparer.Ordinal);
     private readonly HashSet<string> _recovered = new(StringComparer.Ordinal);
     private readonly WakeSignal _wake;
+
+    // Settling and lease renewal take turns, so a lease is never renewed just after its message was released.
+    private readonly SemaphoreSlim _settling = new(1, 1);
 
     private readonly QueueSecrets? _secrets;
 
@@ -49,7 +52,13 @@ public sealed partial class QueuePoller
 
     public void Nudge() => _wake.Nudge();
 
-    public async Task RunAsync(CancellationToken cancellationToken = default)
+    public void Dispose() => _settling.Dispose();
+
+    /// <summary>Runs the poll loop and, beside it, the lease renewal of leasing sources until cancelled.</summary>
+    public Task RunAsync(CancellationToken cancellationToken = default) =>
+        Task.WhenAll(PollLoopAsync(cancellationToken), RenewLeasesLoopAsync(cancellationToken));
+
+    private async Task PollLoopAsync(CancellationToken cancellationToken)
     {
         while (!cancellationToken.IsCancellationRequested)
         {
@@ -76,6 +85,78 @@ public sealed partial class QueuePoller
             }
 
             await _wake.WaitAsync(Interval, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
+    /// <summary>
+    /// Its own loop, not a step of the poll pass: a long poll (SQS waits up to 20 s for messages) must not hold up the
+    /// renewal of leases that run out in seconds.
+    /// </summary>
+    private async Task RenewLeasesLoopAsync(CancellationToken cancellationToken)
+    {
+        var due = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            var wait = Interval;
+            try
+            {
+                if (_scheduler.Reconciled)
+                {
+                    foreach (var stored in await _queues.ListQueuesAsync(cancellationToken))
+                    {
+                        if (_sources.GetValueOrDefault(stored.Block.Type ?? string.Empty) is not ILeasingSource leasing)
+                            continue;
+                        StoredQueue queue;
+                        try
+                        {
+                            queue = Usable(stored);
+                        }
+                        catch (SecretReferenceException e)
+                        {
+                            LogLeaseFailed(stored.Id, e.Message);
+                            continue;
+                        }
+
+                        var every = leasing.LeaseRenewal(queue);
+                        wait = every < wait ? every : wait;
+                        var now = _time.GetUtcNow();
+                        if (due.GetValueOrDefault(queue.Id) > now)
+                            continue;
+                        due[queue.Id] = now + every;
+                        await RenewLeasesAsync(leasing, queue, cancellationToken);
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception e)
+            {
+                LogPassFailed(e);
+            }
+
+            await Task.Delay(wait, _time, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
+    /// <summary>Renews the leases of the queue's unsettled messages (disabled queues too: their tasks still run).</summary>
+    public async Task RenewLeasesAsync(ILeasingSource leasing, StoredQueue queue, CancellationToken cancellationToken = default)
+    {
+        await _settling.WaitAsync(cancellationToken);
+        try
+        {
+            var handles = await _queues.PendingHandlesAsync(queue.Id, cancellationToken);
+            if (handles.Count > 0)
+                await leasing.ExtendAsync(queue, handles.ToList(), cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            LogLeaseFailed(queue.Id, e.Message);
+        }
+        finally
+        {
+            _settling.Release();
         }
     }
 
@@ -256,6 +337,19 @@ public sealed partial class QueuePoller
 
     private async Task SettleAsync(StoredQueue? queue, IReadOnlyList<EndedBatch> batches, CancellationToken cancellationToken)
     {
+        await _settling.WaitAsync(cancellationToken);
+        try
+        {
+            await SettleLockedAsync(queue, batches, cancellationToken);
+        }
+        finally
+        {
+            _settling.Release();
+        }
+    }
+
+    private async Task SettleLockedAsync(StoredQueue? queue, IReadOnlyList<EndedBatch> batches, CancellationToken cancellationToken)
+    {
         var source = queue is null ? null : _sources.GetValueOrDefault(queue.Block.Type ?? string.Empty) as IAcknowledgingSource;
         foreach (var batch in batches)
         {
@@ -294,6 +388,9 @@ public sealed partial class QueuePoller
 
     [LoggerMessage(5006, LogLevel.Warning, "Queue {QueueId}: message {DedupKey} was delivered again; it belongs to the task of batch {MessageKey} and makes no new task")]
     private partial void LogDuplicate(string queueId, string dedupKey, string messageKey);
+
+    [LoggerMessage(5007, LogLevel.Warning, "Queue {QueueId}: renewing message leases failed, tried again at the next renewal: {Message}")]
+    private partial void LogLeaseFailed(string queueId, string message);
 
     [LoggerMessage(5004, LogLevel.Error, "Queue poll pass failed")]
     private partial void LogPassFailed(Exception exception);

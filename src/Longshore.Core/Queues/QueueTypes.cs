@@ -38,6 +38,20 @@ public interface IRecoveringSource
     Task<int> RecoverAsync(StoredQueue queue, IReadOnlySet<string> recorded, CancellationToken cancellationToken = default);
 }
 
+/// <summary>
+/// Capability: the source hands messages out on a lease that runs out (an SQS visibility timeout). While a message's
+/// batch is unsettled the poll loop renews its lease every <see cref="LeaseRenewal"/>, so a task may run longer than one
+/// lease without its message being delivered again; after a crash the leases simply run out and the source redelivers.
+/// </summary>
+public interface ILeasingSource
+{
+    /// <summary>How often the queue's leases must be renewed; well within one lease, so one late renewal is not fatal.</summary>
+    TimeSpan LeaseRenewal(StoredQueue queue);
+
+    /// <summary>Renews the lease of each message still held; handles the source no longer knows are skipped, not errors.</summary>
+    Task ExtendAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default);
+}
+
 /// <summary>Capability: the source can say how many messages wait.</summary>
 public interface IBacklogSource
 {

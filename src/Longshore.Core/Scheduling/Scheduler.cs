@@ -39,6 +39,9 @@ public sealed partial class Scheduler
     private readonly ConcurrentDictionary<string, byte> _killsSent = new(StringComparer.Ordinal);
     private volatile bool _leading;
 
+    /// <summary>Each family's max_concurrent as last seen on a waiting run, to leave full families out of the next read.</summary>
+    private readonly Dictionary<string, int> _familyCaps = new(StringComparer.Ordinal);
+
     public Scheduler(ITaskStore store, IExecutionBackend backend, RetryPolicy retry, SchedulerOptions options, TimeProvider time,
         Func<Guid> newId, SchedulerMetrics metrics, ILogger<Scheduler> logger)
     {
@@ -146,8 +149,21 @@ public sealed partial class Scheduler
         var started = Stopwatch.GetTimestamp();
         var now = _time.GetUtcNow();
         var active = await _store.CountActiveByFamilyAsync(cancellationToken);
-        // At capacity nothing can be admitted: skip reading (and parsing) the waiting runs.
-        var due = active.Values.Sum() >= _options.Capacity ? [] : await _store.ListDueAsync(now, _options.DueBatch, cancellationToken);
+        var free = _options.Capacity - active.Values.Sum();
+        IReadOnlyList<TaskRun> due = [];
+        // At capacity nothing can be admitted: skip reading (and parsing) the waiting runs. Otherwise read twice as many as
+        // can start (some may belong to a family that turns out to be full), leaving out families known to be at their
+        // cap, so neither a long backlog nor a full family at its head costs or blocks anything per pass.
+        if (free > 0)
+        {
+            var full = active.Where(family => _familyCaps.TryGetValue(family.Key, out var cap) && family.Value >= cap).Select(family => family.Key).ToList();
+            due = await _store.ListDueAsync(now, Math.Min(_options.DueBatch, free * 2), full, cancellationToken);
+            if (_familyCaps.Count > 100_000)
+                _familyCaps.Clear();
+            foreach (var run in due)
+                _familyCaps[run.FamilyId] = run.Definition.MaxConcurrent;
+        }
+
         if (due.Count > 0)
         {
             // Each admitted run is staged by its own compare-and-set; they are independent, so they go to the store
@@ -244,6 +260,9 @@ public sealed partial class Scheduler
             try
             {
                 await ApplyAsync(update, cancellationToken);
+                // Acknowledged only after the write: an engine that re-sends until acknowledged repeats it after a crash.
+                if (update.Applied is { } applied)
+                    await applied(cancellationToken);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -351,10 +370,13 @@ public sealed partial class Scheduler
 
             if (await _store.TryTransitionAsync(new RunTransition(mesosId, [run.State], TaskState.Killing, now) { Reason = reason }, cancellationToken))
             {
-                // A launch still under way sends the kill itself once the engine holds the container; on an instance that
-                // does not lead, the leader's next pass sends it.
+                // A launch still under way sends the kill itself once the engine holds the container (one still waiting
+                // inside the engine for an offer is withdrawn, and its launch ends as killed); on an instance that does not
+                // lead, the leader's next pass sends it.
                 if (_leading && !_launching.ContainsKey(mesosId) && _killsSent.TryAdd(mesosId, 0))
                     Track(_background, SendKillAsync(run, CancellationToken.None));
+                else if (_backend is IDeferredLaunch deferred)
+                    deferred.TryWithdraw(mesosId);
                 return (KillOutcome.Killing, await _store.GetAsync(mesosId, cancellationToken));
             }
         }

@@ -19,8 +19,9 @@ public interface ITaskStore
     /// <summary>Newest first; <see cref="RunQuery.AfterMesosId"/> continues after that run.</summary>
     Task<IReadOnlyList<TaskRun>> ListAsync(RunQuery query, CancellationToken cancellationToken = default);
 
-    /// <summary>Runs waiting to launch whose backoff is over, oldest first.</summary>
-    Task<IReadOnlyList<TaskRun>> ListDueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken = default);
+    /// <summary>Runs waiting to launch whose backoff is over, oldest first, leaving out the families in <paramref name="skipFamilies"/>.</summary>
+    /// <param name="skipFamilies">Families at their <c>max_concurrent</c>: their waiting runs could not launch, and must not hide those behind them.</param>
+    Task<IReadOnlyList<TaskRun>> ListDueAsync(DateTimeOffset now, int limit, IReadOnlyCollection<string> skipFamilies, CancellationToken cancellationToken = default);
 
     Task<IReadOnlyList<TaskRun>> ListActiveAsync(CancellationToken cancellationToken = default);
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Longshore.Backends.Docker;
+using Longshore.Backends.Mesos;
 using Longshore.Core.Execution;
 using Longshore.Core.Jobs;
 using Longshore.Core.Queues;
@@ -13,7 +14,9 @@ using Longshore.Server.Security;
 using Longshore.Sources.Cron;
 using Longshore.Sources.Nats;
 using Longshore.Sources.Redis;
+using Longshore.Sources.S3;
 using Longshore.Sources.Sql;
+using Longshore.Sources.Sqs;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Json;
@@ -53,7 +56,10 @@ public static partial class LongshoreHost
         Directory.CreateDirectory(options.DataDir);
         var location = StoreLocation.Parse(options.Store, options.DataDir).Location!;
         var store = await location.OpenAsync(options.SqliteSynchronous, cancellationToken);
-        var endpoint = await DockerEndpoint.ResolveAsync(options.DockerHost, Environment.GetEnvironmentVariable, cancellationToken);
+        var mesos = options.Engine == "mesos";
+        var endpoint = mesos
+            ? options.Mesos.Masters[0]
+            : await DockerEndpoint.ResolveAsync(options.DockerHost, Environment.GetEnvironmentVariable, cancellationToken);
 
         var services = builder.Services;
         services.AddSingleton(TimeProvider.System);
@@ -61,9 +67,20 @@ public static partial class LongshoreHost
         services.AddSingleton(store);
         services.AddSingleton<ITaskStore>(store);
         services.AddSingleton<ILeaseStore>(store);
-        services.AddSingleton(new DockerBackendOptions { Endpoint = endpoint, InstanceId = store.InstanceId, LogCapBytes = options.LogCapBytes });
-        services.AddSingleton<DockerBackend>();
-        services.AddSingleton<IExecutionBackend>(sp => sp.GetRequiredService<DockerBackend>());
+        if (mesos)
+        {
+            // The framework id lives next to the store, so a restart resubscribes as the same framework and finds its tasks.
+            services.AddSingleton(options.Mesos with { FrameworkIdFile = options.Mesos.FrameworkIdFile ?? Path.Combine(options.DataDir, "mesos-framework-id") });
+            services.AddSingleton<MesosBackend>(sp => new MesosBackend(sp.GetRequiredService<MesosBackendOptions>(), sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<ILogger<MesosBackend>>()));
+            services.AddSingleton<IExecutionBackend>(sp => sp.GetRequiredService<MesosBackend>());
+        }
+        else
+        {
+            services.AddSingleton(new DockerBackendOptions { Endpoint = endpoint, InstanceId = store.InstanceId, LogCapBytes = options.LogCapBytes });
+            services.AddSingleton<DockerBackend>();
+            services.AddSingleton<IExecutionBackend>(sp => sp.GetRequiredService<DockerBackend>());
+        }
         services.AddSingleton(new TaskLimits { AllowedHostPaths = options.AllowedHostPaths });
         services.AddSingleton(options.Scheduler);
         services.AddSingleton(new RetryPolicy(options.Retry, Random.Shared.NextDouble));
@@ -91,6 +108,8 @@ public static partial class LongshoreHost
         services.AddSingleton<IQueueSource, RedisSource>();
         services.AddSingleton<IQueueSource, SqlQuerySource>();
         services.AddSingleton<IQueueSource, NatsSource>();
+        services.AddSingleton<IQueueSource, SqsSource>();
+        services.AddSingleton<IQueueSource, S3BucketSource>();
         var secretsKey = SecretsKey.Load(options.SecretsKey, options.DataDir);
         var references = new SecretReferences(options.SecretsDir, Environment.GetEnvironmentVariable);
         services.AddSingleton(sp => new QueueSecrets(secretsKey, sp.GetServices<IQueueSource>(), references));
@@ -118,7 +137,7 @@ public static partial class LongshoreHost
         app.MapOpenApi("/openapi/v1.json");
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Longshore");
-        LogStarting(logger, options.Urls, store.Description, endpoint.ToString(), options.Scheduler.Capacity);
+        LogStarting(logger, options.Urls, store.Description, mesos ? $"mesos ({string.Join(", ", options.Mesos.Masters)})" : endpoint.ToString(), options.Scheduler.Capacity);
         if (tokens.Enabled)
             LogTokens(logger, tokens.Count);
         else

@@ -103,9 +103,11 @@ public sealed class PostgresStore : IStateStore
         return QueryRunsAsync(sql, cancellationToken, parameters);
     }
 
-    public Task<IReadOnlyList<TaskRun>> ListDueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken = default) =>
-        QueryRunsAsync($"SELECT {RunColumns} FROM runs WHERE state = 'WAITING_ON_OFFERS' AND not_before <= @now ORDER BY seq LIMIT @limit;", cancellationToken,
-            ("now", now.ToUnixTimeMilliseconds()), ("limit", limit));
+    public Task<IReadOnlyList<TaskRun>> ListDueAsync(DateTimeOffset now, int limit, IReadOnlyCollection<string> skipFamilies, CancellationToken cancellationToken = default) =>
+        QueryRunsAsync($"""
+            SELECT {RunColumns} FROM runs WHERE state = 'WAITING_ON_OFFERS' AND not_before <= @now AND NOT (family_id = ANY(@skip))
+            ORDER BY seq LIMIT @limit;
+            """, cancellationToken, ("now", now.ToUnixTimeMilliseconds()), ("limit", limit), ("skip", skipFamilies.ToArray()));
 
     public Task<IReadOnlyList<TaskRun>> ListActiveAsync(CancellationToken cancellationToken = default) =>
         QueryRunsAsync($"SELECT {RunColumns} FROM runs WHERE state IN ({ActiveStates}) ORDER BY seq;", cancellationToken);

@@ -121,12 +121,20 @@ public sealed partial class RedisStore : IStateStore
         return result;
     }
 
-    public async Task<IReadOnlyList<TaskRun>> ListDueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken = default)
+    public async Task<IReadOnlyList<TaskRun>> ListDueAsync(DateTimeOffset now, int limit, IReadOnlyCollection<string> skipFamilies, CancellationToken cancellationToken = default)
     {
-        // The earliest due first, at most a limit's worth: reading every waiting run each pass would make a pass O(backlog).
-        var ids = await _db.SortedSetRangeByScoreAsync(_keys.Due, double.NegativeInfinity, now.ToUnixTimeMilliseconds(), take: limit);
-        var runs = await ReadRunsAsync(ids);
-        return runs.Where(run => run.State == TaskState.WaitingOnOffers).OrderBy(run => run.Seq).Take(limit).ToList();
+        // The earliest due first, a limit's worth at a time: reading every waiting run each pass would make a pass O(backlog).
+        // Runs of skipped families are stepped over, so they cannot hide the due runs behind them.
+        var due = new List<TaskRun>();
+        for (var skip = 0L; due.Count < limit; skip += limit)
+        {
+            var ids = await _db.SortedSetRangeByScoreAsync(_keys.Due, double.NegativeInfinity, now.ToUnixTimeMilliseconds(), skip: skip, take: limit);
+            if (ids.Length == 0)
+                break;
+            due.AddRange((await ReadRunsAsync(ids)).Where(run => run.State == TaskState.WaitingOnOffers && !skipFamilies.Contains(run.FamilyId)));
+        }
+
+        return due.OrderBy(run => run.Seq).Take(limit).ToList();
     }
 
     public async Task<IReadOnlyList<TaskRun>> ListActiveAsync(CancellationToken cancellationToken = default)

@@ -97,6 +97,18 @@ internal static class SqliteMigrations
         CREATE INDEX queue_dedup_expiry ON queue_dedup (expires_at);
         """,
         """
+        -- A batch's outcome is set when its run chain ends, so finding the batches to settle no longer walks every
+        -- pending batch's runs on each poll pass.
+        ALTER TABLE queue_batches ADD COLUMN outcome TEXT;
+        UPDATE queue_batches SET outcome = (
+            SELECT CASE r.state WHEN 'TASK_FINISHED' THEN 'FINISHED' ELSE 'FAILED' END FROM runs r
+            WHERE r.seq = (SELECT MAX(seq) FROM runs WHERE message_key = queue_batches.message_key) AND r.retried_as IS NULL
+              AND r.state IN ('TASK_FINISHED', 'TASK_FAILED', 'TASK_KILLED', 'TASK_LOST', 'TASK_ERROR', 'TASK_DROPPED', 'TASK_GONE',
+                              'TASK_GONE_BY_OPERATOR', 'TASK_UNKNOWN'))
+        WHERE state = 'PENDING';
+        CREATE INDEX queue_batches_ended ON queue_batches (outcome) WHERE state = 'PENDING' AND outcome IS NOT NULL;
+        """,
+        """
         -- The scheduler lease; term grows on every change of holder and fences the writes of older leaders.
         CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, term INTEGER NOT NULL, expires_at INTEGER NOT NULL);
         """,

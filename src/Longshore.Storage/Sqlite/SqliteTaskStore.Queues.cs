@@ -8,6 +8,8 @@ namespace Longshore.Storage.Sqlite;
 /// <summary>Queues, their source state and message batches, beside the runs made from them.</summary>
 public sealed partial class SqliteTaskStore : IQueueStore
 {
+    private static readonly string UnfinishedStates = InList(TaskStates.Active.Append(TaskState.WaitingOnOffers));
+
     public async Task<bool> CreateQueueAsync(StoredQueue queue, CancellationToken cancellationToken = default) =>
         await WriteAsync(async (connection, transaction) => await ExecuteAsync(connection, transaction, """
             INSERT INTO queues (id, template, block, created_at) VALUES ($id, $template, $block, $created) ON CONFLICT (id) DO NOTHING;
@@ -52,12 +54,16 @@ public sealed partial class SqliteTaskStore : IQueueStore
     public async Task EnqueueAsync(string id, IReadOnlyList<QueueBatch> batches, IReadOnlyDictionary<string, string> state, CancellationToken cancellationToken = default) =>
         await WriteAsync(async (connection, transaction) =>
         {
+            await using var insertRun = RunInserter(connection, transaction);
+            await using var insertBatch = CreateCommand(connection, transaction,
+                "INSERT INTO queue_batches (message_key, queue_id, handles, state) VALUES ($key, $queue, $handles, 'PENDING');",
+                [("$key", null), ("$queue", id), ("$handles", null)]);
             foreach (var batch in batches)
             {
-                await InsertRunAsync(connection, transaction, batch.Run, cancellationToken);
-                await ExecuteAsync(connection, transaction,
-                    "INSERT INTO queue_batches (message_key, queue_id, handles, state) VALUES ($key, $queue, $handles, 'PENDING');", cancellationToken,
-                    ("$key", batch.Run.MessageKey), ("$queue", id), ("$handles", JsonSerializer.Serialize(batch.Handles)));
+                await InsertRunAsync(insertRun, batch.Run, cancellationToken);
+                insertBatch.Parameters["$key"].Value = batch.Run.MessageKey;
+                insertBatch.Parameters["$handles"].Value = JsonSerializer.Serialize(batch.Handles);
+                await insertBatch.ExecuteNonQueryAsync(cancellationToken);
                 foreach (var entry in batch.DedupKeys)
                 {
                     await ExecuteAsync(connection, transaction, """
@@ -87,9 +93,10 @@ public sealed partial class SqliteTaskStore : IQueueStore
     public async Task<(int Active, DateTimeOffset? OldestWaiting)> QueueLoadAsync(string id, CancellationToken cancellationToken = default)
     {
         (int, DateTimeOffset?) load = (0, null);
+        // Both read the (queue_id, state) index only where it holds unfinished runs, never the queue's history.
         await ReadAsync($"""
-            SELECT COUNT(*), MIN(CASE WHEN state = 'WAITING_ON_OFFERS' THEN created_at END)
-            FROM runs WHERE queue_id = $id AND state NOT IN ({TerminalStates});
+            SELECT (SELECT COUNT(*) FROM runs WHERE queue_id = $id AND state IN ({UnfinishedStates})),
+                   (SELECT created_at FROM runs WHERE queue_id = $id AND state = 'WAITING_ON_OFFERS' ORDER BY seq LIMIT 1);
             """, reader => load = (reader.GetInt32(0), reader.IsDBNull(1) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1))),
             cancellationToken, ("$id", id));
         return load;
@@ -98,14 +105,13 @@ public sealed partial class SqliteTaskStore : IQueueStore
     public async Task<IReadOnlyList<EndedBatch>> ListEndedBatchesAsync(int limit, CancellationToken cancellationToken = default)
     {
         var ended = new List<EndedBatch>();
-        // The latest run of each pending batch decides: ended with no retry to come means the batch's fate is known.
-        await ReadAsync($"""
-            SELECT b.message_key, b.queue_id, b.handles, r.state
-            FROM queue_batches b
-            JOIN runs r ON r.seq = (SELECT MAX(seq) FROM runs WHERE message_key = b.message_key)
-            WHERE b.state = 'PENDING' AND r.state IN ({TerminalStates}) AND r.retried_as IS NULL
+        // The outcome is written in the same transaction as the end of the batch's last run (one with no retry to come).
+        await ReadAsync("""
+            SELECT message_key, queue_id, handles, outcome FROM queue_batches
+            WHERE state = 'PENDING' AND outcome IS NOT NULL
             LIMIT $limit;
-            """, reader => ended.Add(ReadEndedBatch(reader)),
+            """, reader => ended.Add(new EndedBatch(reader.GetString(0), reader.GetString(1),
+                JsonSerializer.Deserialize<List<string>>(reader.GetString(2))!, reader.GetString(3) == "FINISHED")),
             cancellationToken, ("$limit", limit));
         return ended;
     }

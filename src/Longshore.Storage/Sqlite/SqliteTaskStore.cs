@@ -103,9 +103,15 @@ public sealed partial class SqliteTaskStore : IStateStore, IDisposable
         return await QueryRunsAsync(sql, cancellationToken, parameters);
     }
 
-    public Task<IReadOnlyList<TaskRun>> ListDueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken = default) =>
-        QueryRunsAsync("SELECT * FROM runs WHERE state = 'WAITING_ON_OFFERS' AND not_before <= $now ORDER BY seq LIMIT $limit;", cancellationToken,
-            ("$now", now.ToUnixTimeMilliseconds()), ("$limit", limit));
+    public Task<IReadOnlyList<TaskRun>> ListDueAsync(DateTimeOffset now, int limit, IReadOnlyCollection<string> skipFamilies, CancellationToken cancellationToken = default)
+    {
+        var skip = skipFamilies.Select((family, i) => ($"$skip{i}", (object?)family)).ToList();
+        var notIn = skip.Count == 0 ? string.Empty : $"AND family_id NOT IN ({string.Join(", ", skip.Select(p => p.Item1))})";
+        // Walks the waiting runs in seq order and stops at the limit; the planner's own choice (the not_before index)
+        // sorts every due run on each pass, which grows with the backlog.
+        return QueryRunsAsync($"SELECT * FROM runs INDEXED BY runs_state_seq WHERE state = 'WAITING_ON_OFFERS' AND not_before <= $now {notIn} ORDER BY seq LIMIT $limit;",
+            cancellationToken, [("$now", now.ToUnixTimeMilliseconds()), ("$limit", limit), .. skip]);
+    }
 
     public Task<IReadOnlyList<TaskRun>> ListActiveAsync(CancellationToken cancellationToken = default) =>
         QueryRunsAsync($"SELECT * FROM runs WHERE state IN ({ActiveStates}) ORDER BY seq;", cancellationToken);
@@ -151,7 +157,18 @@ public sealed partial class SqliteTaskStore : IStateStore, IDisposable
             }
 
             if (transition.Retry is { } retry)
+            {
                 await InsertRunAsync(connection, transaction, retry, cancellationToken);
+            }
+            else if (transition.To.IsTerminal())
+            {
+                // The chain ended: a queue batch it carries is ready to settle.
+                await ExecuteAsync(connection, transaction, """
+                    UPDATE queue_batches SET outcome = $outcome
+                    WHERE state = 'PENDING' AND message_key = (SELECT message_key FROM runs WHERE mesos_id = $id);
+                    """, cancellationToken, ("$outcome", transition.To == TaskState.Finished ? "FINISHED" : "FAILED"), ("$id", transition.MesosId));
+            }
+
             return true;
         }, cancellationToken);
     }
@@ -273,8 +290,29 @@ public sealed partial class SqliteTaskStore : IStateStore, IDisposable
         public TaskCompletionSource<object?> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
-    private static async Task InsertRunAsync(SqliteConnection connection, SqliteTransaction transaction, TaskRun run, CancellationToken cancellationToken) =>
-        await ExecuteAsync(connection, transaction, InsertRunSql('$') + ";", cancellationToken, RunParameters(run));
+    private static async Task InsertRunAsync(SqliteConnection connection, SqliteTransaction transaction, TaskRun run, CancellationToken cancellationToken)
+    {
+        await using var insert = RunInserter(connection, transaction);
+        await InsertRunAsync(insert, run, cancellationToken);
+    }
+
+    /// <summary>One prepared INSERT for many runs: preparing the statement again for every run costs more than running it.</summary>
+    private static SqliteCommand RunInserter(SqliteConnection connection, SqliteTransaction transaction)
+    {
+        var command = CreateCommand(connection, transaction, InsertRunSql('$') + ";", []);
+        foreach (var (name, _) in RunParameters(Placeholder))
+            command.Parameters.Add(new SqliteParameter { ParameterName = "$" + name });
+        return command;
+    }
+
+    private static readonly TaskRun Placeholder = new() { MesosId = "", FamilyId = "", Definition = new TaskDefinition() };
+
+    private static async Task InsertRunAsync(SqliteCommand insert, TaskRun run, CancellationToken cancellationToken)
+    {
+        foreach (var (name, value) in RunParameters(run))
+            insert.Parameters["$" + name].Value = value ?? DBNull.Value;
+        await insert.ExecuteNonQueryAsync(cancellationToken);
+    }
 
     private async Task<IReadOnlyList<TaskRun>> QueryRunsAsync(string sql, CancellationToken cancellationToken, params (string Name, object? Value)[] parameters)
     {

@@ -215,7 +215,8 @@ public abstract class StoreComplianceTests : IAsyncLifetime
         foreach (var run in new[] { late, first, second, staged })
             await Store.InsertAsync(run);
         await Store.TryTransitionAsync(Move(staged, TaskState.WaitingOnOffers, TaskState.Staging));
-        Assert.Equal([first.MesosId, second.MesosId], (await Store.ListDueAsync(T0.AddSeconds(1), 10)).Select(run => run.MesosId));
+        Assert.Equal([first.MesosId, second.MesosId], (await Store.ListDueAsync(T0.AddSeconds(1), 10, [])).Select(run => run.MesosId));
+        Assert.Equal([second.MesosId], (await Store.ListDueAsync(T0.AddSeconds(1), 10, ["a"])).Select(run => run.MesosId));
         Assert.Equal(T0, await Store.NextDueAsync());
         Assert.Equal(new Dictionary<string, int> { ["b"] = 1 }, await Store.CountActiveByFamilyAsync());
         var counts = await Store.CountByStateAsync();

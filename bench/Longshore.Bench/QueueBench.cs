@@ -1,0 +1,182 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Longshore.Core.Queues;
+using Longshore.Core.Scheduling;
+using Longshore.Core.Tasks;
+using Longshore.Sources.Redis;
+using Longshore.Storage.Sqlite;
+using Microsoft.Extensions.Logging.Abstractions;
+using StackExchange.Redis;
+
+namespace Longshore.Bench;
+
+/// <summary>
+/// Queue throughput and latency with a Redis list. <b>Recording</b>: N messages turned into N recorded tasks by the
+/// real poll loop, source and embedded store (FULL: every commit fsynced), with no engine; baseline: the same source
+/// taking the same N messages without recording them. Target ≥ 10,000 messages/s. <b>Latency</b> on the real engine:
+/// messages pushed one at a time, from push and from the poll (the run's creation) to TASK_RUNNING, p50/p99; baseline:
+/// the same tasks posted straight to <c>POST /tasks/</c> on the same server, from the request to TASK_RUNNING.
+/// </summary>
+internal static class QueueBench
+{
+    public static async Task<IEnumerable<(string, string, string)>> RunAsync(string endpoint, string redis, int messages, int latencyMessages)
+    {
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(redis);
+        var results = new List<(string, string, string)>();
+        results.AddRange(await RecordingAsync(connection, redis, messages));
+        results.AddRange(await LatencyAsync(endpoint, connection, redis, latencyMessages));
+        return results;
+    }
+
+    private static StoredQueue Queue(string id, string redis, string list) => new()
+    {
+        Id = id,
+        Template = new TaskDefinition { Id = id, Cmd = "true", Container = new ContainerSpec { Docker = new DockerSpec { Image = "busybox" } } },
+        CreatedAt = TimeProvider.System.GetUtcNow(),
+        Block = new QueueBlock
+        {
+            Type = "redis",
+            MaxConcurrent = 100_000,
+            Settings = new() { ["redis"] = JsonSerializer.SerializeToElement(RedisSettings(redis, list)) },
+        },
+    };
+
+    private static Dictionary<string, string> RedisSettings(string redis, string list) =>
+        new() { ["host"] = redis.Split(':')[0], ["port"] = redis.Split(':')[1], ["name"] = list };
+
+    private static async Task FillAsync(IDatabase db, string list, int count)
+    {
+        for (var start = 0; start < count; start += 10_000)
+            await db.ListRightPushAsync(list, Enumerable.Range(start, Math.Min(10_000, count - start)).Select(i => (RedisValue)$"message-{i}").ToArray());
+    }
+
+    private static async Task<IEnumerable<(string, string, string)>> RecordingAsync(ConnectionMultiplexer connection, string redis, int count)
+    {
+        var db = connection.GetDatabase();
+        var run = Guid.NewGuid().ToString("N")[..8];
+        await using var source = new RedisSource();
+
+        // Baseline: the source alone takes every message, nothing is recorded.
+        var baselineQueue = Queue("bench-take-" + run, redis, "bench:take:" + run);
+        await FillAsync(db, "bench:take:" + run, count);
+        var watch = Stopwatch.StartNew();
+        var taken = 0;
+        while (taken < count)
+            taken += (await source.PollAsync(baselineQueue, new Dictionary<string, string>(), count - taken, TimeProvider.System.GetUtcNow())).Messages.Count;
+        var baseline = watch.Elapsed;
+        await db.KeyDeleteAsync([(RedisKey)("bench:take:" + run), (RedisKey)("longshore:processing:" + baselineQueue.Id)]);
+
+        // The real pipeline, engine excluded: the poll loop records tasks, the scheduler launches them on the no-op
+        // engine (capacity 256), they finish, and the loop acknowledges their messages.
+        var folder = Directory.CreateTempSubdirectory("longshore-bench-queue-").FullName;
+        using var stop = new CancellationTokenSource();
+        try
+        {
+            using var store = await SqliteTaskStore.OpenAsync(Path.Combine(folder, "longshore.db"));
+            var queue = Queue("bench-record-" + run, redis, "bench:record:" + run);
+            var list = "bench:record:" + run;
+            var processing = "longshore:processing:" + queue.Id;
+            await store.CreateQueueAsync(queue);
+            var scheduler = new Scheduler(store, new NoopBackend(TimeProvider.System), new RetryPolicy(new RetryOptions(), Random.Shared.NextDouble),
+                new SchedulerOptions { Capacity = 256 }, TimeProvider.System, Guid.NewGuid, new SchedulerMetrics(), NullLogger<Scheduler>.Instance);
+            var poller = new QueuePoller(store, scheduler, [source], TimeProvider.System, Guid.NewGuid, NullLogger<QueuePoller>.Instance);
+            await FillAsync(db, list, count);
+            var loops = Task.WhenAll(scheduler.RunAsync(stop.Token), poller.RunAsync(stop.Token));
+            watch.Restart();
+            // The source's list empties as messages are taken; the poll that took the last ones records them right after.
+            while (await db.ListLengthAsync(list) > 0)
+                await Task.Delay(20);
+            while ((await store.CountByStateAsync()).Values.Sum() < count)
+                await Task.Delay(20);
+            var recordedAt = watch.Elapsed;
+            while (await db.ListLengthAsync(processing) > 0)
+                await Task.Delay(50);
+
+            var settled = watch.Elapsed;
+            await stop.CancelAsync();
+            await loops;
+            await db.KeyDeleteAsync([(RedisKey)list, (RedisKey)processing]);
+            return
+            [
+                ($"redis: take {count} messages, source alone", $"{baseline.TotalSeconds:0.00} s ({count / baseline.TotalSeconds:0} /s)", "baseline"),
+                ($"redis: {count} messages -> recorded tasks (sqlite FULL)", $"{recordedAt.TotalSeconds:0.00} s ({count / recordedAt.TotalSeconds:0} /s)", ">= 10000 /s"),
+                ("redis: recorded / source alone", string.Create(CultureInfo.InvariantCulture, $"{recordedAt / baseline:0.00}x time"), ""),
+                ($"redis: {count} messages run on the no-op engine and acknowledged", $"{settled.TotalSeconds:0.00} s ({count / settled.TotalSeconds:0} /s)", ""),
+            ];
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    private static async Task<IEnumerable<(string, string, string)>> LatencyAsync(string endpoint, ConnectionMultiplexer connection, string redis, int count)
+    {
+        var db = connection.GetDatabase();
+        await using var server = await BenchServer.StartAsync(endpoint, capacity: 16);
+        var id = "bench-latency-" + Guid.NewGuid().ToString("N")[..8];
+        var list = "bench:latency:" + id;
+        var definition = (Dictionary<string, object>)BenchServer.Task(id, "true", maxConcurrent: 16);
+        definition["queue"] = new Dictionary<string, object> { ["type"] = "redis", ["frequency_seconds"] = 1, ["redis"] = RedisSettings(redis, list) };
+        (await server.Http.PostAsJsonAsync("/queues/", definition)).EnsureSuccessStatusCode();
+
+        var pushed = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
+        for (var i = 0; i < count; i++)
+        {
+            pushed[$"latency-{i}"] = TimeProvider.System.GetUtcNow();
+            await db.ListRightPushAsync(list, $"latency-{i}");
+            await Task.Delay(100);
+        }
+
+        var runs = await WaitForRunningAsync(server, id, count);
+        var fromPush = runs.Select(r => (Started(r) - pushed[r.GetProperty("env").GetProperty("HIPPO_DATA").GetString()!]).TotalMilliseconds).ToList();
+        var fromPoll = runs.Select(r => (Started(r) - r.GetProperty("created_at").GetDateTimeOffset()).TotalMilliseconds).ToList();
+        await server.Http.GetAsync($"/queues/{id}/disable/");
+        await db.KeyDeleteAsync([(RedisKey)list, (RedisKey)("longshore:processing:" + id)]);
+
+        var family = "bench-post-" + Guid.NewGuid().ToString("N")[..8];
+        var posted = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
+        for (var i = 0; i < count; i++)
+        {
+            var at = TimeProvider.System.GetUtcNow();
+            posted[await server.PostAsync(BenchServer.Task(family, "true", 16))] = at;
+            await Task.Delay(100);
+        }
+
+        var direct = (await WaitForRunningAsync(server, family, count)).Select(r => (Started(r) - posted[r.GetProperty("mesos_id").GetString()!]).TotalMilliseconds).ToList();
+        return
+        [
+            ($"latency, POST /tasks/ -> TASK_RUNNING p50 / p99 ({count})", P(direct), "baseline"),
+            ("latency, redis push -> TASK_RUNNING p50 / p99", P(fromPush), ""),
+            ("latency, poll (run recorded) -> TASK_RUNNING p50 / p99", P(fromPoll), ""),
+            ("latency p50: poll -> running / POST -> running", string.Create(CultureInfo.InvariantCulture, $"{Percentile(fromPoll, 0.5) / Percentile(direct, 0.5):0.00}x"), ""),
+        ];
+    }
+
+    private static DateTimeOffset Started(JsonElement run) => run.GetProperty("started_at").GetDateTimeOffset();
+
+    private static async Task<List<JsonElement>> WaitForRunningAsync(BenchServer server, string family, int count)
+    {
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            var runs = JsonDocument.Parse(await server.Http.GetStringAsync($"/tasks/?id={family}&limit=1000")).RootElement.EnumerateArray().Select(r => r.Clone()).ToList();
+            if (runs.Count(r => r.GetProperty("mesos_state").GetString() == "TASK_FINISHED") >= count)
+                return runs;
+            if (watch.Elapsed > TimeSpan.FromMinutes(5))
+                throw new TimeoutException($"only {runs.Count} runs of {family} after 5 minutes");
+            await Task.Delay(200);
+        }
+    }
+
+    private static double Percentile(List<double> values, double p)
+    {
+        var sorted = values.Order().ToList();
+        return sorted[Math.Min(sorted.Count - 1, (int)(sorted.Count * p))];
+    }
+
+    private static string P(List<double> values) =>
+        string.Create(CultureInfo.InvariantCulture, $"{Percentile(values, 0.5):0} / {Percentile(values, 0.99):0} ms");
+}

@@ -1,0 +1,142 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace Longshore.Backends.Mesos;
+
+/// <summary>One event of the v1 scheduler stream, reduced to what the backend uses.</summary>
+public abstract record MesosEvent(string Type)
+{
+    /// <summary>Parses one RecordIO record (JSON encoding of <c>mesos.v1.scheduler.Event</c>).</summary>
+    public static MesosEvent Parse(ReadOnlySpan<byte> json)
+    {
+        var reader = new Utf8JsonReader(json);
+        using var document = JsonDocument.ParseValue(ref reader);
+        var root = document.RootElement;
+        var type = root.TryGetProperty("type", out var t) ? t.GetString() ?? "UNKNOWN" : "UNKNOWN";
+        return type switch
+        {
+            "SUBSCRIBED" => new SubscribedEvent(
+                root.GetProperty("subscribed").GetProperty("framework_id").GetProperty("value").GetString()!,
+                root.GetProperty("subscribed").TryGetProperty("heartbeat_interval_seconds", out var hb) ? hb.GetDouble() : 15),
+            "OFFERS" => new OffersEvent(root.GetProperty("offers").TryGetProperty("offers", out var offers)
+                ? offers.EnumerateArray().Select(MesosOffer.Parse).ToArray()
+                : []),
+            "RESCIND" => new RescindEvent(root.GetProperty("rescind").GetProperty("offer_id").GetProperty("value").GetString()!),
+            "UPDATE" => new UpdateEvent(MesosTaskStatus.Parse(root.GetProperty("update").GetProperty("status"))),
+            "HEARTBEAT" => new HeartbeatEvent(),
+            "ERROR" => new ErrorEvent(root.GetProperty("error").GetProperty("message").GetString() ?? string.Empty),
+            "FAILURE" => new FailureEvent(root.TryGetProperty("failure", out var f) && f.TryGetProperty("agent_id", out var a)
+                ? a.GetProperty("value").GetString()
+                : null),
+            _ => new OtherEvent(type),
+        };
+    }
+}
+
+public sealed record SubscribedEvent(string FrameworkId, double HeartbeatIntervalSeconds) : MesosEvent("SUBSCRIBED");
+
+public sealed record OffersEvent(IReadOnlyList<MesosOffer> Offers) : MesosEvent("OFFERS");
+
+public sealed record RescindEvent(string OfferId) : MesosEvent("RESCIND");
+
+public sealed record UpdateEvent(MesosTaskStatus Status) : MesosEvent("UPDATE");
+
+public sealed record HeartbeatEvent() : MesosEvent("HEARTBEAT");
+
+public sealed record ErrorEvent(string Message) : MesosEvent("ERROR");
+
+public sealed record FailureEvent(string? AgentId) : MesosEvent("FAILURE");
+
+public sealed record OtherEvent(string EventType) : MesosEvent(EventType);
+
+/// <summary>An offer: its unreserved scalar resources and its agent's attributes as text.</summary>
+public sealed record MesosOffer(string Id, string AgentId, string Hostname, Uri? AgentUrl, double Cpus, double Mem,
+    IReadOnlyDictionary<string, string> Attributes)
+{
+    public static MesosOffer Parse(JsonElement offer)
+    {
+        double cpus = 0, mem = 0;
+        if (offer.TryGetProperty("resources", out var resources))
+        {
+            foreach (var resource in resources.EnumerateArray())
+            {
+                // Only unreserved resources are used: launching on a reservation needs the reservation in the task.
+                if (resource.TryGetProperty("reservations", out var r) && r.GetArrayLength() > 0)
+                    continue;
+                if (resource.TryGetProperty("reservation", out _))
+                    continue;
+                if (!resource.TryGetProperty("scalar", out var scalar))
+                    continue;
+                switch (resource.GetProperty("name").GetString())
+                {
+                    case "cpus":
+                        cpus += scalar.GetProperty("value").GetDouble();
+                        break;
+                    case "mem":
+                        mem += scalar.GetProperty("value").GetDouble();
+                        break;
+                }
+            }
+        }
+
+        var attributes = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (offer.TryGetProperty("attributes", out var attrs))
+        {
+            foreach (var attribute in attrs.EnumerateArray())
+            {
+                var value = AttributeText(attribute);
+                if (value is not null)
+                    attributes[attribute.GetProperty("name").GetString()!] = value;
+            }
+        }
+
+        return new MesosOffer(
+            offer.GetProperty("id").GetProperty("value").GetString()!,
+            offer.GetProperty("agent_id").GetProperty("value").GetString()!,
+            offer.GetProperty("hostname").GetString()!,
+            offer.TryGetProperty("url", out var url) ? AgentUri(url) : null,
+            cpus,
+            mem,
+            attributes);
+    }
+
+    private static string? AttributeText(JsonElement attribute) => attribute.GetProperty("type").GetString() switch
+    {
+        "TEXT" => attribute.GetProperty("text").GetProperty("value").GetString(),
+        "SCALAR" => attribute.GetProperty("scalar").GetProperty("value").GetDouble().ToString(CultureInfo.InvariantCulture),
+        "SET" => string.Join(',', attribute.GetProperty("set").GetProperty("item").EnumerateArray().Select(i => i.GetString())),
+        "RANGES" => string.Join(',', attribute.GetProperty("ranges").GetProperty("range").EnumerateArray()
+            .Select(r => $"[{r.GetProperty("begin").GetInt64()}-{r.GetProperty("end").GetInt64()}]")),
+        _ => null,
+    };
+
+    private static Uri? AgentUri(JsonElement url)
+    {
+        var scheme = url.TryGetProperty("scheme", out var s) ? s.GetString() : "http";
+        var address = url.GetProperty("address");
+        var host = address.TryGetProperty("hostname", out var h) ? h.GetString() : address.GetProperty("ip").GetString();
+        var port = address.GetProperty("port").GetInt32();
+        return Uri.TryCreate(string.Create(CultureInfo.InvariantCulture, $"{scheme}://{host}:{port}/"), UriKind.Absolute, out var uri) ? uri : null;
+    }
+}
+
+/// <summary>A task status as the master sends it. <see cref="Uuid"/> is set when the update must be acknowledged.</summary>
+public sealed record MesosTaskStatus(string TaskId, string State, string? Source, string? Reason, string? Message, string? AgentId,
+    string? Uuid, double? Timestamp, string? ContainerId)
+{
+    public static MesosTaskStatus Parse(JsonElement status) => new(
+        status.GetProperty("task_id").GetProperty("value").GetString()!,
+        status.GetProperty("state").GetString()!,
+        Optional(status, "source"),
+        Optional(status, "reason"),
+        Optional(status, "message"),
+        status.TryGetProperty("agent_id", out var agent) ? agent.GetProperty("value").GetString() : null,
+        Optional(status, "uuid"),
+        status.TryGetProperty("timestamp", out var ts) ? ts.GetDouble() : null,
+        status.TryGetProperty("container_status", out var cs) && cs.TryGetProperty("container_id", out var cid)
+            ? cid.GetProperty("value").GetString()
+            : null);
+
+    private static string? Optional(JsonElement element, string name) =>
+        element.TryGetProperty(name, out var value) ? value.GetString() : null;
+}

@@ -1,0 +1,92 @@
+using System.Text.Json;
+using Longshore.Core.Queues;
+using Longshore.Core.Scheduling;
+using Longshore.Core.Storage;
+using Longshore.Core.Tasks;
+using Longshore.Integration.Tests.Infrastructure;
+using Longshore.Storage.Sqlite;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Longshore.Integration.Tests.Queues;
+
+/// <summary>The poll loop's lease renewal (<see cref="ILeasingSource"/>) through the real store, with a fake leasing source.</summary>
+public sealed class LeaseRenewalTests : IAsyncLifetime
+{
+    private static readonly DateTimeOffset Start = new(2026, 11, 24, 6, 0, 0, TimeSpan.Zero);
+    private readonly FakeTimeProvider _time = new(Start);
+    private readonly string _folder = Directory.CreateTempSubdirectory("longshore-lease-").FullName;
+    private readonly LeasingSource _source = new();
+    private SqliteTaskStore _store = null!;
+
+    public async Task InitializeAsync() => _store = await SqliteTaskStore.OpenAsync(Path.Combine(_folder, "longshore.db"));
+
+    public Task DisposeAsync()
+    {
+        _store.Dispose();
+        Directory.Delete(_folder, recursive: true);
+        return Task.CompletedTask;
+    }
+
+    private QueuePoller NewPoller()
+    {
+        var scheduler = new Scheduler(_store, new InertBackend(), new RetryPolicy(new RetryOptions(), () => 0.5), new SchedulerOptions(), _time, Guid.NewGuid,
+            new SchedulerMetrics(), NullLogger<Scheduler>.Instance);
+        return new QueuePoller(_store, scheduler, [_source], _time, Guid.NewGuid, NullLogger<QueuePoller>.Instance);
+    }
+
+    [Fact]
+    public async Task RenewLeases_ExtendsEveryUnsettledHandle_AndNoSettledOne_AndASourceErrorDoesNotEscape()
+    {
+        var queue = new StoredQueue
+        {
+            Id = "leased",
+            Template = new TaskDefinition { Id = "leased", Cmd = "true", Container = new ContainerSpec { Docker = new DockerSpec { Image = "busybox" } } },
+            CreatedAt = Start,
+            Block = new QueueBlock { Type = "leasing", Settings = new() { ["leasing"] = JsonSerializer.SerializeToElement(new Dictionary<string, string>()) } },
+        };
+        Assert.True(await _store.CreateQueueAsync(queue));
+        using var poller = NewPoller();
+        await poller.PollAsync(queue);
+
+        await poller.RenewLeasesAsync(_source, queue);
+        Assert.Equal(["h1", "h2", "h3"], Assert.Single(_source.Extended).Order(StringComparer.Ordinal));
+
+        var settled = (await _store.ListAsync(new RunQuery(10, FamilyId: "leased"))).First(r => r.Definition.Env!["HIPPO_DATA"] == "m2");
+        Assert.True(await _store.SettleBatchAsync(settled.MessageKey!, acknowledged: true));
+        await poller.RenewLeasesAsync(_source, queue);
+        Assert.Equal(["h1", "h3"], _source.Extended[1].Order(StringComparer.Ordinal));
+
+        _source.Fail = true;
+        await poller.RenewLeasesAsync(_source, queue);
+        Assert.Equal(3, _source.Extended.Count);
+    }
+
+    private sealed class LeasingSource : IQueueSource, ILeasingSource
+    {
+        private bool _polled;
+
+        public List<IReadOnlyList<string>> Extended { get; } = [];
+
+        public bool Fail { get; set; }
+
+        public QueueType Type { get; } = new("leasing", "leasing", "Fake leasing source", []);
+
+        public IReadOnlyList<string> Validate(IReadOnlyDictionary<string, string> settings) => [];
+
+        public Task<PollResult> PollAsync(StoredQueue queue, IReadOnlyDictionary<string, string> state, int max, DateTimeOffset now, CancellationToken cancellationToken = default)
+        {
+            IReadOnlyList<QueueMessage> messages = _polled ? [] : [new("m1", "h1"), new("m2", "h2"), new("m3", "h3")];
+            _polled = true;
+            return Task.FromResult(new PollResult(messages, new Dictionary<string, string>()));
+        }
+
+        public TimeSpan LeaseRenewal(StoredQueue queue) => TimeSpan.FromSeconds(1);
+
+        public Task ExtendAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default)
+        {
+            Extended.Add(handles);
+            return Fail ? throw new InvalidOperationException("lease service down") : Task.CompletedTask;
+        }
+    }
+}
