@@ -348,29 +348,47 @@ public sealed partial class QueuePoller : IDisposable
         }
     }
 
+    /// <summary>
+    /// Settles the batches at the source with one call for all acknowledgements and one for all releases, then marks
+    /// them together (one commit); if a combined call fails, batch by batch, so one bad batch holds up no other.
+    /// </summary>
     private async Task SettleLockedAsync(StoredQueue? queue, IReadOnlyList<EndedBatch> batches, CancellationToken cancellationToken)
     {
         var source = queue is null ? null : _sources.GetValueOrDefault(queue.Block.Type ?? string.Empty) as IAcknowledgingSource;
-        foreach (var batch in batches)
+        foreach (var outcome in batches.GroupBy(b => b.Succeeded))
         {
-            if (source is not null && batch.Handles.Count > 0)
+            var group = outcome.ToList();
+            if (source is null || await TellSourceAsync(source, queue!, outcome.Key, group.SelectMany(b => b.Handles).ToList(), cancellationToken))
             {
-                try
-                {
-                    // The source first, then the mark: a crash in between settles again, which the sources tolerate.
-                    if (batch.Succeeded)
-                        await source.AckAsync(queue!, batch.Handles, cancellationToken);
-                    else
-                        await source.ReleaseAsync(queue!, batch.Handles, cancellationToken);
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    LogSettleFailed(batch.QueueId, e.Message);
-                    continue;
-                }
+                await Task.WhenAll(group.Select(b => _queues.SettleBatchAsync(b.MessageKey, b.Succeeded, cancellationToken)));
+                continue;
             }
 
-            await _queues.SettleBatchAsync(batch.MessageKey, batch.Succeeded, cancellationToken);
+            foreach (var batch in group)
+            {
+                if (await TellSourceAsync(source, queue!, batch.Succeeded, batch.Handles, cancellationToken))
+                    await _queues.SettleBatchAsync(batch.MessageKey, batch.Succeeded, cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>The source first, then the mark: a crash in between settles again, which the sources tolerate.</summary>
+    private async Task<bool> TellSourceAsync(IAcknowledgingSource source, StoredQueue queue, bool succeeded, IReadOnlyList<string> handles, CancellationToken cancellationToken)
+    {
+        if (handles.Count == 0)
+            return true;
+        try
+        {
+            if (succeeded)
+                await source.AckAsync(queue, handles, cancellationToken);
+            else
+                await source.ReleaseAsync(queue, handles, cancellationToken);
+            return true;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            LogSettleFailed(queue.Id, e.Message);
+            return false;
         }
     }
 

@@ -34,6 +34,9 @@ public sealed class RedisSource : IQueueSource, IAcknowledgingSource, IRecoverin
         return returned
         """;
 
+    /// <summary>Most items one poll moves: large enough that a deep list is recorded in few transactions, small enough that the script holds Redis only for milliseconds.</summary>
+    private const int MaxPerPoll = 5000;
+
     private readonly ConcurrentDictionary<string, Lazy<Task<ConnectionMultiplexer>>> _connections = new(StringComparer.Ordinal);
 
     public QueueType Type { get; } = new("redis", "redis", "Redis list",
@@ -63,7 +66,7 @@ public sealed class RedisSource : IQueueSource, IAcknowledgingSource, IRecoverin
     public async Task<PollResult> PollAsync(StoredQueue queue, IReadOnlyDictionary<string, string> state, int max, DateTimeOffset now, CancellationToken cancellationToken = default)
     {
         var (database, list, processing) = await OpenAsync(queue);
-        var taken = (RedisResult[])(await database.ScriptEvaluateAsync(TakeScript, [list, processing], [Math.Min(max, 1000)]))!;
+        var taken = (RedisResult[])(await database.ScriptEvaluateAsync(TakeScript, [list, processing], [Math.Min(max, MaxPerPoll)]))!;
         var messages = taken.Select(item => new QueueMessage((string)item!, (string)item!)).ToList();
         return new PollResult(messages, new Dictionary<string, string>());
     }
