@@ -123,7 +123,7 @@ public abstract class SqlQueueTests : IAsyncLifetime
 
 public sealed class PostgresQueueTests : SqlQueueTests
 {
-    private static readonly string Url = Environment.GetEnvironmentVariable("LONGSHORE_TEST_POSTGRES") ?? "jdbc:postgresql://longshore:longshore@127.0.0.1:5432/longshore_test";
+    private static readonly string Url = TestServices.PostgresUrl;
 
     private const string SecretVariable = "LONGSHORE_SECRET_PG_TEST";
 
@@ -166,25 +166,17 @@ public sealed class PostgresQueueTests : SqlQueueTests
         Assert.Contains("read-only transaction", error, StringComparison.Ordinal);
     }
 
-    protected override DbConnection Open()
-    {
-        var uri = new Uri(Url[5..]);
-        return new NpgsqlConnection($"Host={uri.Host};Port={uri.Port};Username={uri.UserInfo.Split(':')[0]};Password={uri.UserInfo.Split(':')[1]};Database={uri.AbsolutePath[1..]}");
-    }
+    protected override DbConnection Open() => new NpgsqlConnection(TestServices.Postgres);
 }
 
 public sealed class MariaDbQueueTests : SqlQueueTests
 {
-    private static readonly string Url = Environment.GetEnvironmentVariable("LONGSHORE_TEST_MYSQL") ?? "jdbc:mysql://longshore:longshore@127.0.0.1:3306/longshore_test";
+    private static readonly string Url = TestServices.MySqlUrl;
 
     protected override string ConnString => Url;
 
 
-    protected override DbConnection Open()
-    {
-        var uri = new Uri(Url[5..]);
-        return new MySqlConnection($"Server={uri.Host};Port={uri.Port};User ID={uri.UserInfo.Split(':')[0]};Password={uri.UserInfo.Split(':')[1]};Database={uri.AbsolutePath[1..]}");
-    }
+    protected override DbConnection Open() => new MySqlConnection(TestServices.MySql);
 }
 
 public sealed class SqliteQueueTests : SqlQueueTests

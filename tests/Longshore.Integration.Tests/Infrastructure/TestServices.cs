@@ -10,8 +10,13 @@ public static class TestServices
 
     public static string RedisConfiguration { get; } = Environment.GetEnvironmentVariable("LONGSHORE_TEST_REDIS") ?? "127.0.0.1:6379";
 
+    public static string MySqlUrl { get; } = Environment.GetEnvironmentVariable("LONGSHORE_TEST_MYSQL") ?? "jdbc:mysql://longshore:longshore@127.0.0.1:3306/longshore_test";
+
     /// <summary>An Npgsql connection string for the test database.</summary>
     public static string Postgres => SqlConnectionString.Parse(PostgresUrl, "postgresql").Value!.Native;
+
+    /// <summary>A MySqlConnector connection string for the test database (MariaDB here).</summary>
+    public static string MySql => SqlConnectionString.Parse(MySqlUrl, "mysql").Value!.Native;
 
     public static string UniqueName(string prefix) => $"{prefix}_{Guid.NewGuid():N}"[..(prefix.Length + 17)];
 

@@ -1,6 +1,7 @@
 using System.Data.Common;
 using System.Text;
 using System.Text.Json;
+using Longshore.Integration.Tests.Infrastructure;
 using Microsoft.Data.Sqlite;
 using MySqlConnector;
 using NATS.Client.Core;
@@ -141,28 +142,16 @@ public abstract class SqlQueueAcceptanceTests : QueueAcceptanceTests
 
 public sealed class PostgresQueueAcceptanceTests : SqlQueueAcceptanceTests
 {
-    private static readonly string Url = Environment.GetEnvironmentVariable("LONGSHORE_TEST_POSTGRES") ?? "jdbc:postgresql://longshore:longshore@127.0.0.1:5432/longshore_test";
+    protected override string ConnString => TestServices.PostgresUrl;
 
-    protected override string ConnString => Url;
-
-    protected override DbConnection Open()
-    {
-        var uri = new Uri(Url[5..]);
-        return new NpgsqlConnection($"Host={uri.Host};Port={uri.Port};Username={uri.UserInfo.Split(':')[0]};Password={uri.UserInfo.Split(':')[1]};Database={uri.AbsolutePath[1..]}");
-    }
+    protected override DbConnection Open() => new NpgsqlConnection(TestServices.Postgres);
 }
 
 public sealed class MariaDbQueueAcceptanceTests : SqlQueueAcceptanceTests
 {
-    private static readonly string Url = Environment.GetEnvironmentVariable("LONGSHORE_TEST_MYSQL") ?? "jdbc:mysql://longshore:longshore@127.0.0.1:3306/longshore_test";
+    protected override string ConnString => TestServices.MySqlUrl;
 
-    protected override string ConnString => Url;
-
-    protected override DbConnection Open()
-    {
-        var uri = new Uri(Url[5..]);
-        return new MySqlConnection($"Server={uri.Host};Port={uri.Port};User ID={uri.UserInfo.Split(':')[0]};Password={uri.UserInfo.Split(':')[1]};Database={uri.AbsolutePath[1..]}");
-    }
+    protected override DbConnection Open() => new MySqlConnection(TestServices.MySql);
 }
 
 public sealed class SqliteQueueAcceptanceTests : SqlQueueAcceptanceTests
