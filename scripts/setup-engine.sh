@@ -40,7 +40,9 @@ $SUDO mkdir -p "$SOCK_DIR"
 if ! curl -sf --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; then
   echo "setup-engine: starting podman API service on $SOCK" >&2
   $SUDO rm -f "$SOCK"
-  nohup $SUDO podman system service --time=0 "unix://$SOCK" >"$SOCK_DIR/podman-service.log" 2>&1 &
+  # Started from its own folder: conmon writes an `oom` marker into the service's working directory when a container
+  # is killed for memory, which must not land in whatever checkout ran this script.
+  nohup $SUDO env --chdir="$SOCK_DIR" podman system service --time=0 "unix://$SOCK" </dev/null >"$SOCK_DIR/podman-service.log" 2>&1 &
   for _ in $(seq 1 100); do
     curl -sf --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1 && break
     sleep 0.1
