@@ -1,13 +1,11 @@
 using System.Globalization;
 using System.Text.Json;
 using Longshore.Core.Queues;
-using Longshore.Core.Scheduling;
 using Longshore.Core.Storage;
 using Longshore.Core.Tasks;
 using Longshore.Integration.Tests.Infrastructure;
 using Longshore.Sources.Cron;
 using Longshore.Storage.Sqlite;
-using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Longshore.Integration.Tests.Queues;
@@ -20,24 +18,19 @@ public sealed class CronQueueAcceptanceTests : IAsyncLifetime
 {
     private static readonly DateTimeOffset Start = new(2026, 11, 24, 6, 0, 0, TimeSpan.Zero);
     private readonly FakeTimeProvider _time = new(Start);
-    private readonly string _folder = Directory.CreateTempSubdirectory("longshore-cron-").FullName;
-    private SqliteTaskStore _store = null!;
+    private LocalStore _local = null!;
 
-    public async Task InitializeAsync() => _store = await SqliteTaskStore.OpenAsync(Path.Combine(_folder, "longshore.db"));
+    private SqliteTaskStore Store => _local.Store;
+
+    public async Task InitializeAsync() => _local = await LocalStore.OpenAsync(_time);
 
     public Task DisposeAsync()
     {
-        _store.Dispose();
-        Directory.Delete(_folder, recursive: true);
+        _local.Dispose();
         return Task.CompletedTask;
     }
 
-    private QueuePoller NewPoller()
-    {
-        var scheduler = new Scheduler(_store, new InertBackend(), new RetryPolicy(new RetryOptions(), () => 0.5), new SchedulerOptions(), _time, Guid.NewGuid,
-            new SchedulerMetrics(), NullLogger<Scheduler>.Instance);
-        return new QueuePoller(_store, scheduler, [new CronSource()], _time, Guid.NewGuid, NullLogger<QueuePoller>.Instance);
-    }
+    private QueuePoller NewPoller() => _local.NewPoller(new CronSource());
 
     [Fact]
     public async Task FiveHundredFires_InBatchesOfSeven_Become72Tasks_EachFireOnce_AcrossARestart()
@@ -54,15 +47,15 @@ public sealed class CronQueueAcceptanceTests : IAsyncLifetime
                 Settings = new() { ["cron"] = JsonSerializer.SerializeToElement(new Dictionary<string, string> { ["cronstring"] = "* * * * * *", ["maxbacklog"] = "1000" }) },
             },
         };
-        Assert.True(await _store.CreateQueueAsync(queue));
+        Assert.True(await Store.CreateQueueAsync(queue));
 
         // 500 seconds pass unpolled: 490 missed fires are replayed, 10 are on time.
         _time.Advance(TimeSpan.FromSeconds(500));
-        await NewPoller().PollAsync((await _store.GetQueueAsync("tick"))!);
-        await NewPoller().PollAsync((await _store.GetQueueAsync("tick"))!);
+        await NewPoller().PollAsync((await Store.GetQueueAsync("tick"))!);
+        await NewPoller().PollAsync((await Store.GetQueueAsync("tick"))!);
         var afterRestart = await RunsAsync();
         _time.Advance(TimeSpan.FromSeconds(3));
-        await NewPoller().PollAsync((await _store.GetQueueAsync("tick"))!);
+        await NewPoller().PollAsync((await Store.GetQueueAsync("tick"))!);
         var runs = await RunsAsync();
 
         var batches = afterRestart.Select(r => r.Definition.Env!["HIPPO_DATA"].Split('|')).ToList();
@@ -77,5 +70,5 @@ public sealed class CronQueueAcceptanceTests : IAsyncLifetime
             newest.Definition.Env!["HIPPO_DATA"]);
     }
 
-    private async Task<List<TaskRun>> RunsAsync() => [.. await _store.ListAsync(new RunQuery(1000, FamilyId: "tick"))];
+    private async Task<List<TaskRun>> RunsAsync() => [.. await Store.ListAsync(new RunQuery(1000, FamilyId: "tick"))];
 }

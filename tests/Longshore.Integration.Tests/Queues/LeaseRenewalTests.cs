@@ -1,11 +1,9 @@
 using System.Text.Json;
 using Longshore.Core.Queues;
-using Longshore.Core.Scheduling;
 using Longshore.Core.Storage;
 using Longshore.Core.Tasks;
 using Longshore.Integration.Tests.Infrastructure;
 using Longshore.Storage.Sqlite;
-using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Longshore.Integration.Tests.Queues;
@@ -15,25 +13,20 @@ public sealed class LeaseRenewalTests : IAsyncLifetime
 {
     private static readonly DateTimeOffset Start = new(2026, 11, 24, 6, 0, 0, TimeSpan.Zero);
     private readonly FakeTimeProvider _time = new(Start);
-    private readonly string _folder = Directory.CreateTempSubdirectory("longshore-lease-").FullName;
     private readonly LeasingSource _source = new();
-    private SqliteTaskStore _store = null!;
+    private LocalStore _local = null!;
 
-    public async Task InitializeAsync() => _store = await SqliteTaskStore.OpenAsync(Path.Combine(_folder, "longshore.db"));
+    private SqliteTaskStore Store => _local.Store;
+
+    public async Task InitializeAsync() => _local = await LocalStore.OpenAsync(_time);
 
     public Task DisposeAsync()
     {
-        _store.Dispose();
-        Directory.Delete(_folder, recursive: true);
+        _local.Dispose();
         return Task.CompletedTask;
     }
 
-    private QueuePoller NewPoller()
-    {
-        var scheduler = new Scheduler(_store, new InertBackend(), new RetryPolicy(new RetryOptions(), () => 0.5), new SchedulerOptions(), _time, Guid.NewGuid,
-            new SchedulerMetrics(), NullLogger<Scheduler>.Instance);
-        return new QueuePoller(_store, scheduler, [_source], _time, Guid.NewGuid, NullLogger<QueuePoller>.Instance);
-    }
+    private QueuePoller NewPoller() => _local.NewPoller(_source);
 
     [Fact]
     public async Task RenewLeases_ExtendsEveryUnsettledHandle_AndNoSettledOne_AndASourceErrorDoesNotEscape()
@@ -45,15 +38,15 @@ public sealed class LeaseRenewalTests : IAsyncLifetime
             CreatedAt = Start,
             Block = new QueueBlock { Type = "leasing", Settings = new() { ["leasing"] = JsonSerializer.SerializeToElement(new Dictionary<string, string>()) } },
         };
-        Assert.True(await _store.CreateQueueAsync(queue));
+        Assert.True(await Store.CreateQueueAsync(queue));
         using var poller = NewPoller();
         await poller.PollAsync(queue);
 
         await poller.RenewLeasesAsync(_source, queue);
         Assert.Equal(["h1", "h2", "h3"], Assert.Single(_source.Extended).Order(StringComparer.Ordinal));
 
-        var settled = (await _store.ListAsync(new RunQuery(10, FamilyId: "leased"))).First(r => r.Definition.Env!["HIPPO_DATA"] == "m2");
-        Assert.True(await _store.SettleBatchAsync(settled.MessageKey!, acknowledged: true));
+        var settled = (await Store.ListAsync(new RunQuery(10, FamilyId: "leased"))).First(r => r.Definition.Env!["HIPPO_DATA"] == "m2");
+        Assert.True(await Store.SettleBatchAsync(settled.MessageKey!, acknowledged: true));
         await poller.RenewLeasesAsync(_source, queue);
         Assert.Equal(["h1", "h3"], _source.Extended[1].Order(StringComparer.Ordinal));
 
