@@ -55,7 +55,7 @@ public static partial class LongshoreHost
 
         Directory.CreateDirectory(options.DataDir);
         var location = StoreLocation.Parse(options.Store, options.DataDir).Location!;
-        var store = await location.OpenAsync(options.SqliteSynchronous, cancellationToken);
+        var store = await location.OpenAsync(options.SqliteSynchronous, options.Leader.RenewInterval, cancellationToken);
         var mesos = options.Engine == "mesos";
         var endpoint = mesos
             ? options.Mesos.Masters[0]

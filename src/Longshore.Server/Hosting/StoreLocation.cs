@@ -32,7 +32,11 @@ public sealed record StoreLocation(string Kind, string Value)
     /// <summary>Several instances may share the store (and so elect one scheduler); SQLite is one process's file.</summary>
     public bool Shared => Kind != "sqlite";
 
-    public async Task<IStateStore> OpenAsync(string sqliteSynchronous, CancellationToken cancellationToken)
+    /// <summary>
+    /// Opens the store. <paramref name="stalledTransactionLimit"/> bounds how long a shared store's transaction may wait on
+    /// this instance: one renewal interval, so a frozen leader's locks are gone before its lease can expire.
+    /// </summary>
+    public async Task<IStateStore> OpenAsync(string sqliteSynchronous, TimeSpan stalledTransactionLimit, CancellationToken cancellationToken)
     {
         try
         {
@@ -43,7 +47,7 @@ public sealed record StoreLocation(string Kind, string Value)
                         Directory.CreateDirectory(folder);
                     return await SqliteTaskStore.OpenAsync(Value, sqliteSynchronous, cancellationToken);
                 case "postgres":
-                    return await PostgresStore.OpenAsync(Value, cancellationToken);
+                    return await PostgresStore.OpenAsync(Value, stalledTransactionLimit, cancellationToken);
                 default:
                     return await RedisStore.OpenAsync(Value, cancellationToken);
             }

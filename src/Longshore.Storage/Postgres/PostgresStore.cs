@@ -45,14 +45,35 @@ public sealed class PostgresStore : IStateStore
         return "postgres:" + builder.ConnectionString;
     }
 
-    /// <summary>Connects, brings the schema up to date and reads (or creates) the store's instance id.</summary>
-    public static async Task<PostgresStore> OpenAsync(string connectionString, CancellationToken cancellationToken = default)
+    /// <summary>How long one of this store's transactions may wait on its client when nobody says otherwise.</summary>
+    public static readonly TimeSpan DefaultStalledTransactionLimit = TimeSpan.FromSeconds(3);
+
+    /// <summary>
+    /// The connection string this store's sessions use. Every transaction here is a few statements sent back to back, so
+    /// one that waits on its client for longer than <paramref name="stalledTransactionLimit"/> belongs to a frozen or
+    /// partitioned instance: the server ends that session (<c>idle_in_transaction_session_timeout</c>) and its locks go
+    /// with it. Without that, a leader frozen inside a fenced write keeps its share lock on the lease row and no other
+    /// instance can take over for as long as it stays frozen.
+    /// </summary>
+    public static string SessionConnectionString(string connectionString, TimeSpan stalledTransactionLimit)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
         // Several instances share one server's connection slots (100 by default): keep each instance's pool small unless told otherwise.
         if (!connectionString.Contains("Pool Size", StringComparison.OrdinalIgnoreCase))
             builder.MaxPoolSize = DefaultMaxPoolSize;
-        var store = new PostgresStore(NpgsqlDataSource.Create(builder.ConnectionString), Redact(connectionString));
+        var limit = string.Create(CultureInfo.InvariantCulture, $"-c idle_in_transaction_session_timeout={Math.Max(1, (long)stalledTransactionLimit.TotalMilliseconds)}");
+        builder.Options = string.IsNullOrWhiteSpace(builder.Options) ? limit : builder.Options + " " + limit;
+        return builder.ConnectionString;
+    }
+
+    /// <summary>
+    /// Connects, brings the schema up to date and reads (or creates) the store's instance id. A transaction stalled on this
+    /// client longer than <paramref name="stalledTransactionLimit"/> is ended by the server (see <see cref="SessionConnectionString"/>).
+    /// </summary>
+    public static async Task<PostgresStore> OpenAsync(string connectionString, TimeSpan? stalledTransactionLimit = null, CancellationToken cancellationToken = default)
+    {
+        var session = SessionConnectionString(connectionString, stalledTransactionLimit ?? DefaultStalledTransactionLimit);
+        var store = new PostgresStore(NpgsqlDataSource.Create(session), Redact(connectionString));
         try
         {
             await store.MigrateAsync(cancellationToken);

@@ -1,6 +1,7 @@
 using Longshore.Core.Storage;
 using Longshore.Integration.Tests.Infrastructure;
 using Longshore.Storage.Postgres;
+using Npgsql;
 
 namespace Longshore.Integration.Tests.Storage;
 
@@ -25,5 +26,29 @@ public sealed class PostgresStoreTests : StoreComplianceTests
     {
         Assert.DoesNotContain("longshore_secret", PostgresStore.Redact("Host=127.0.0.1;Username=u;Password=longshore_secret;Database=d"), StringComparison.Ordinal);
         Assert.DoesNotContain("assword", Store.Description, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TakeOver_WhileAFrozenLeaderHoldsTheLeaseRowInAWrite_GoesThroughOnceTheServerEndsThatTransaction()
+    {
+        var limit = TimeSpan.FromSeconds(1);
+        await Store.TryAcquireLeaseAsync("frozen", TimeSpan.FromSeconds(10), T0);
+        // What a leader frozen inside a fenced write leaves behind: a session with the store's settings, in a transaction
+        // holding the share lock on the lease row, that sends nothing more.
+        await using var frozen = new NpgsqlConnection(PostgresStore.SessionConnectionString(_connectionString, limit));
+        await frozen.OpenAsync();
+        await using var transaction = await frozen.BeginTransactionAsync();
+        await using (var share = new NpgsqlCommand("SELECT term FROM leases WHERE name = 'scheduler' FOR SHARE;", frozen, transaction))
+            Assert.Equal(1L, await share.ExecuteScalarAsync());
+
+        await using var successor = await PostgresStore.OpenAsync(_connectionString, limit);
+        // Without the limit this waits on the row lock for as long as the frozen process lives (here: forever).
+        var taken = await successor.TryAcquireLeaseAsync("successor", TimeSpan.FromSeconds(10), T0.AddSeconds(11)).WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal(new Lease("successor", 2, T0.AddSeconds(21)), taken);
+
+        // When it thaws, its transaction is gone: nothing it sends under it can commit.
+        await using var late = new NpgsqlCommand("UPDATE leases SET holder = 'frozen' WHERE name = 'scheduler';", frozen, transaction);
+        await Assert.ThrowsAnyAsync<NpgsqlException>(() => late.ExecuteNonQueryAsync());
+        Assert.Equal(taken, await Store.GetLeaseAsync());
     }
 }

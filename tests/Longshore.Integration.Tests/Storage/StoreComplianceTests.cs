@@ -18,7 +18,7 @@ public abstract class StoreComplianceTests : IAsyncLifetime
     protected virtual int VolumeRuns => 10_000;
 
     private readonly List<IStateStore> _opened = [];
-    private static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    protected static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
     protected IStateStore Store { get; private set; } = null!;
 
