@@ -37,7 +37,11 @@ public sealed partial class Scheduler
     private const int StagingParallelism = 16;
     private const int UpdateLanes = 8;
     private readonly ConcurrentDictionary<string, byte> _killsSent = new(StringComparer.Ordinal);
+
     private volatile bool _leading;
+
+    /// <summary>Runs told to stop whose end has not been applied yet.</summary>
+    internal int KillsInFlight => _killsSent.Count;
 
     /// <summary>Each family's max_concurrent as last seen on a waiting run, to leave full families out of the next read.</summary>
     private readonly Dictionary<string, int> _familyCaps = new(StringComparer.Ordinal);
@@ -293,7 +297,11 @@ public sealed partial class Scheduler
             {
                 // Already ended (a duplicate report, or a race with reconciliation): only make sure nothing is left behind.
                 if (update.State.IsTerminal())
+                {
+                    _killsSent.TryRemove(run.MesosId, out _);
                     Track(_background, ReleaseAsync(run, cancellationToken));
+                }
+
                 return;
             }
 
@@ -332,6 +340,8 @@ public sealed partial class Scheduler
 
             _metrics.Ends.Add(1, new KeyValuePair<string, object?>("state", end.ToWire()));
             LogEnded(run.MesosId, end.ToWire(), update.ExitCode, reason, retry?.MesosId);
+            // An ended run needs no kill any more: forgetting it keeps the set as small as the runs still dying.
+            _killsSent.TryRemove(run.MesosId, out _);
             Track(_background, ReleaseAsync(run, cancellationToken));
             Nudge();
             RunEnded?.Invoke(run, end);

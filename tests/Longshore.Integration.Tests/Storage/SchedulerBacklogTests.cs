@@ -5,7 +5,10 @@ using Longshore.Integration.Tests.Infrastructure;
 
 namespace Longshore.Integration.Tests.Storage;
 
-/// <summary>The scheduler over the real store with a long backlog: a family at its cap must not hide the runs behind it.</summary>
+/// <summary>
+/// The scheduler over the real store, launching into an inert engine: a family at its cap must not hide the runs behind
+/// it, and what it remembers about runs it killed must not outlive them.
+/// </summary>
 public sealed class SchedulerBacklogTests : IAsyncLifetime
 {
     private LocalStore _local = null!;
@@ -37,5 +40,28 @@ public sealed class SchedulerBacklogTests : IAsyncLifetime
 
         var staged = await _local.Store.ListAsync(new RunQuery(100, State: TaskState.Staging, FamilyId: "busy"));
         Assert.Equal(2, staged.Count);
+    }
+
+    [Fact]
+    public async Task KilledRuns_OnceEnded_AreNoLongerRememberedAsDying()
+    {
+        var now = TimeProvider.System.GetUtcNow();
+        var definition = new TaskDefinition { Id = "dying", MaxConcurrent = 20, Cmd = "true", Container = new ContainerSpec { Docker = new DockerSpec { Image = "busybox" } } };
+        var runs = Enumerable.Range(0, 20).Select(_ => TaskRun.CreateFirst(definition, Guid.NewGuid(), now)).ToList();
+        foreach (var run in runs)
+            await _local.Store.InsertAsync(run);
+        var scheduler = _local.NewScheduler(new SchedulerOptions { Capacity = 20 });
+        using var stop = new CancellationTokenSource();
+        var loop = scheduler.RunAsync(stop.Token);
+        await Eventually.WaitUntilAsync(async () => (await _local.Store.ListAsync(new RunQuery(100, State: TaskState.Staging))).Count == runs.Count, TimeSpan.FromSeconds(20));
+
+        foreach (var run in runs)
+            await scheduler.KillAsync(run.MesosId);
+        // The inert engine holds no container, so every kill ends its run at once.
+        await Eventually.WaitUntilAsync(async () => (await _local.Store.ListAsync(new RunQuery(100, State: TaskState.Killed))).Count == runs.Count, TimeSpan.FromSeconds(20));
+        await Eventually.WaitUntilAsync(() => Task.FromResult(scheduler.KillsInFlight == 0), TimeSpan.FromSeconds(5));
+        await stop.CancelAsync();
+        await loop;
+        Assert.Equal(0, scheduler.KillsInFlight);
     }
 }
