@@ -7,6 +7,7 @@ using Longshore.Core.Queues;
 using Longshore.Core.Storage;
 using Longshore.Core.Tasks;
 using Npgsql;
+using Longshore.Storage.Relational;
 using static Longshore.Storage.Relational.RunRows;
 
 namespace Longshore.Storage.Postgres;
@@ -133,21 +134,11 @@ public sealed class PostgresStore : IStateStore
     public Task<IReadOnlyList<TaskRun>> ListActiveAsync(CancellationToken cancellationToken = default) =>
         QueryRunsAsync($"SELECT {RunColumns} FROM runs WHERE state IN ({ActiveStates}) ORDER BY seq;", cancellationToken);
 
-    public async Task<IReadOnlyDictionary<string, int>> CountActiveByFamilyAsync(CancellationToken cancellationToken = default)
-    {
-        var counts = new Dictionary<string, int>(StringComparer.Ordinal);
-        await ReadAsync($"SELECT family_id, COUNT(*)::int FROM runs WHERE state IN ({ActiveStates}) GROUP BY family_id;",
-            reader => counts[reader.GetString(0)] = reader.GetInt32(1), cancellationToken);
-        return counts;
-    }
+    public Task<IReadOnlyDictionary<string, int>> CountActiveByFamilyAsync(CancellationToken cancellationToken = default) =>
+        RunRows.CountActiveByFamilyAsync(ReadAsync, cancellationToken);
 
-    public async Task<IReadOnlyDictionary<TaskState, long>> CountByStateAsync(CancellationToken cancellationToken = default)
-    {
-        var counts = new Dictionary<TaskState, long>();
-        await ReadAsync("SELECT state, COUNT(*) FROM runs GROUP BY state;",
-            reader => counts[TaskStates.Parse(reader.GetString(0))] = reader.GetInt64(1), cancellationToken);
-        return counts;
-    }
+    public Task<IReadOnlyDictionary<TaskState, long>> CountByStateAsync(CancellationToken cancellationToken = default) =>
+        RunRows.CountByStateAsync(ReadAsync, cancellationToken);
 
     public async Task<DateTimeOffset?> NextDueAsync(CancellationToken cancellationToken = default) =>
         await ScalarAsync("SELECT MIN(not_before) FROM runs WHERE state = 'WAITING_ON_OFFERS';", cancellationToken) is long ms

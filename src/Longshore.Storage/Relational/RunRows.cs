@@ -6,6 +6,9 @@ using Longshore.Core.Tasks;
 
 namespace Longshore.Storage.Relational;
 
+/// <summary>How a SQL store reads: runs <paramref name="sql"/> and hands each row to <paramref name="row"/>.</summary>
+internal delegate Task RowReader(string sql, Action<DbDataReader> row, CancellationToken cancellationToken, params (string Name, object? Value)[] parameters);
+
 /// <summary>
 /// Row mapping shared by the SQL stores (SQLite, PostgreSQL): both keep the same columns, times as Unix milliseconds and
 /// definitions as JSON, so a row reads and writes the same way in either. Parameter names are bare; each store adds
@@ -179,5 +182,22 @@ internal static class RunRows
     {
         var ordinal = reader.GetOrdinal(column);
         return reader.IsDBNull(ordinal) ? default : get(ordinal);
+    }
+
+    /// <summary>Active runs per family, the same query on either store.</summary>
+    public static async Task<IReadOnlyDictionary<string, int>> CountActiveByFamilyAsync(RowReader read, CancellationToken cancellationToken)
+    {
+        var counts = new Dictionary<string, int>(StringComparer.Ordinal);
+        await read($"SELECT family_id, COUNT(*) FROM runs WHERE state IN ({InList(TaskStates.Active)}) GROUP BY family_id;",
+            reader => counts[reader.GetString(0)] = checked((int)reader.GetInt64(1)), cancellationToken);
+        return counts;
+    }
+
+    /// <summary>Runs per state, the same query on either store.</summary>
+    public static async Task<IReadOnlyDictionary<TaskState, long>> CountByStateAsync(RowReader read, CancellationToken cancellationToken)
+    {
+        var counts = new Dictionary<TaskState, long>();
+        await read("SELECT state, COUNT(*) FROM runs GROUP BY state;", reader => counts[TaskStates.Parse(reader.GetString(0))] = reader.GetInt64(1), cancellationToken);
+        return counts;
     }
 }
