@@ -7,23 +7,8 @@ using Longshore.Integration.Tests.Infrastructure;
 namespace Longshore.Integration.Tests;
 
 /// <summary>The s3bucket source through the fauxqs emulator with the real AWS SDK, and the real engine.</summary>
-public sealed class S3QueueTests : IAsyncLifetime
+public sealed class S3QueueTests() : EmulatedAwsTests<AmazonS3Client>(AwsEmulator.S3)
 {
-    private AmazonS3Client _s3 = null!;
-    private LongshoreServer _server = null!;
-
-    public async Task InitializeAsync()
-    {
-        _s3 = AwsEmulator.S3();
-        _server = await LongshoreServer.StartAsync("--retry-backoff-base", "0.2");
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _server.DisposeAsync();
-        _s3.Dispose();
-    }
-
     private static string Bucket(string id) => "b-" + id.ToLowerInvariant();
 
     private static Dictionary<string, object> Queue(string id, string cmd, string? earliest = null, string? prefix = null)
@@ -40,27 +25,27 @@ public sealed class S3QueueTests : IAsyncLifetime
     private async Task PutAsync(string id, params string[] keys)
     {
         foreach (var key in keys)
-            await _s3.PutObjectAsync(new PutObjectRequest { BucketName = Bucket(id), Key = key, ContentBody = "body of " + key });
+            await Client.PutObjectAsync(new PutObjectRequest { BucketName = Bucket(id), Key = key, ContentBody = "body of " + key });
     }
 
     [Fact]
     public async Task EachObject_BecomesOneTaskWithItsKey_NewObjectsLater_OldOnesNeverAgain_AlsoAfterAKill()
     {
         var id = Families.New("s3q");
-        await _s3.PutBucketAsync(Bucket(id));
+        await Client.PutBucketAsync(Bucket(id));
         string[] first = ["dir/a b.txt", "q\"uote;$(id)'x'.csv", "plain"];
         await PutAsync(id, first);
-        (await _server.Http.PostAsJsonAsync("/queues/", Queue(id, "printf '%s' $HIPPO_DATA"))).EnsureSuccessStatusCode();
+        (await Server.Http.PostAsJsonAsync("/queues/", Queue(id, "printf '%s' $HIPPO_DATA"))).EnsureSuccessStatusCode();
 
         var runs = await WaitForEndedAsync(id, 3);
-        var outputs = await _server.StdoutsAsync(runs);
+        var outputs = await Server.StdoutsAsync(runs);
         Assert.Equal(first.Order(StringComparer.Ordinal), outputs.Order(StringComparer.Ordinal));
 
         await PutAsync(id, "later-1", "later-2");
         await WaitForEndedAsync(id, 5);
-        await _server.KillHardAsync();
+        await Server.KillHardAsync();
         await PutAsync(id, "while-down");
-        await _server.StartAgainAsync();
+        await Server.StartAgainAsync();
         await WaitForEndedAsync(id, 6);
         await PutAsync(id, "after-restart");
         await WaitForEndedAsync(id, 7);
@@ -70,20 +55,20 @@ public sealed class S3QueueTests : IAsyncLifetime
         Assert.Equal(payloads.Distinct().Count(), payloads.Count);
         Assert.Equal(((string[])[.. first, "later-1", "later-2", "while-down", "after-restart"]).Order(StringComparer.Ordinal), payloads.Order(StringComparer.Ordinal));
         // Nothing is settled at the source: the objects stay.
-        Assert.Equal(7, (await _s3.ListObjectsV2Async(new ListObjectsV2Request { BucketName = Bucket(id) })).S3Objects.Count);
+        Assert.Equal(7, (await Client.ListObjectsV2Async(new ListObjectsV2Request { BucketName = Bucket(id) })).S3Objects.Count);
     }
 
     [Fact]
     public async Task EarliestTimestamp_SkipsOlderObjects_AndPrefixFilters()
     {
         var id = Families.New("s3filter");
-        await _s3.PutBucketAsync(Bucket(id));
+        await Client.PutBucketAsync(Bucket(id));
         await PutAsync(id, "in/old");
         await Task.Delay(1500);
         var earliest = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         await Task.Delay(1500);
         await PutAsync(id, "in/new", "out/new");
-        (await _server.Http.PostAsJsonAsync("/queues/", Queue(id, "true", earliest.ToString(System.Globalization.CultureInfo.InvariantCulture), "in/"))).EnsureSuccessStatusCode();
+        (await Server.Http.PostAsJsonAsync("/queues/", Queue(id, "true", earliest.ToString(System.Globalization.CultureInfo.InvariantCulture), "in/"))).EnsureSuccessStatusCode();
 
         await WaitForEndedAsync(id, 1);
         await PutAsync(id, "in/newer", "out/newer");
@@ -99,11 +84,11 @@ public sealed class S3QueueTests : IAsyncLifetime
     [InlineData("endpoint", "not a url", "queue.s3bucket.endpoint")]
     [InlineData("awssecret", "", "queue.s3bucket.awssecret")]
     public Task InvalidSettings_Are400NamingTheField(string setting, string value, string expected) =>
-        _server.AssertRefusedAsync(Queue(Families.New("s3bad"), "true"), "s3bucket", setting, value, expected);
+        Server.AssertRefusedAsync(Queue(Families.New("s3bad"), "true"), "s3bucket", setting, value, expected);
 
-    private Task<List<JsonElement>> RunsAsync(string id) => _server.RunsAsync(id);
+    private Task<List<JsonElement>> RunsAsync(string id) => Server.RunsAsync(id);
 
-    private Task<List<JsonElement>> WaitForEndedAsync(string id, int count) => _server.WaitForEndedAsync(id, count);
+    private Task<List<JsonElement>> WaitForEndedAsync(string id, int count) => Server.WaitForEndedAsync(id, count);
 
-    private Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan? timeout = null) => _server.WaitUntilAsync(condition, timeout);
+    private Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan? timeout = null) => Server.WaitUntilAsync(condition, timeout);
 }

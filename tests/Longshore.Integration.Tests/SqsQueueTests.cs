@@ -7,25 +7,10 @@ using Longshore.Integration.Tests.Infrastructure;
 namespace Longshore.Integration.Tests;
 
 /// <summary>The sqs source through the fauxqs emulator with the real AWS SDK, and the real engine.</summary>
-public sealed class SqsQueueTests : IAsyncLifetime
+public sealed class SqsQueueTests() : EmulatedAwsTests<AmazonSQSClient>(AwsEmulator.Sqs)
 {
-    private AmazonSQSClient _sqs = null!;
-    private LongshoreServer _server = null!;
-
-    public async Task InitializeAsync()
-    {
-        _sqs = AwsEmulator.Sqs();
-        _server = await LongshoreServer.StartAsync("--retry-backoff-base", "0.2");
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _server.DisposeAsync();
-        _sqs.Dispose();
-    }
-
     private async Task<string> NewQueueAsync(string id) =>
-        (await _sqs.CreateQueueAsync(new CreateQueueRequest { QueueName = "q-" + id })).QueueUrl;
+        (await Client.CreateQueueAsync(new CreateQueueRequest { QueueName = "q-" + id })).QueueUrl;
 
     private static Dictionary<string, object> Queue(string id, string cmd, int batchSize = 1, string status = "ENABLED", int visibility = 30, int wait = 1)
     {
@@ -43,13 +28,13 @@ public sealed class SqsQueueTests : IAsyncLifetime
         var url = await NewQueueAsync(id);
         string[] payloads = ["one", "two \"quoted\"; $(touch /tmp/x) 'single'", "three; rm -rf / `id`"];
         foreach (var payload in payloads)
-            await _sqs.SendMessageAsync(url, payload);
-        (await _server.Http.PostAsJsonAsync("/queues/", Queue(id, "printf '%s' $HIPPO_DATA"))).EnsureSuccessStatusCode();
+            await Client.SendMessageAsync(url, payload);
+        (await Server.Http.PostAsJsonAsync("/queues/", Queue(id, "printf '%s' $HIPPO_DATA"))).EnsureSuccessStatusCode();
 
         var runs = await WaitForEndedAsync(id, 3);
 
         Assert.All(runs, run => Assert.Equal("TASK_FINISHED", run.GetProperty("mesos_state").GetString()));
-        var outputs = await _server.StdoutsAsync(runs);
+        var outputs = await Server.StdoutsAsync(runs);
         Assert.Equal(payloads.Order(StringComparer.Ordinal), outputs.Order(StringComparer.Ordinal));
         // Deleted, not merely hidden: nothing visible and nothing in flight.
         await WaitUntilAsync(async () => await CountAsync(url) == (0, 0));
@@ -60,16 +45,16 @@ public sealed class SqsQueueTests : IAsyncLifetime
     {
         var id = Families.New("sqsfail");
         var url = await NewQueueAsync(id);
-        await _sqs.SendMessageAsync(url, "poison");
+        await Client.SendMessageAsync(url, "poison");
         // A 60 s visibility timeout: a redelivery within it proves the release, not the timeout, brought the message back.
-        (await _server.Http.PostAsJsonAsync("/queues/", Queue(id, "exit 9", visibility: 60))).EnsureSuccessStatusCode();
+        (await Server.Http.PostAsJsonAsync("/queues/", Queue(id, "exit 9", visibility: 60))).EnsureSuccessStatusCode();
 
         await WaitUntilAsync(async () => (await RunsAsync(id)).Count(r => r.GetProperty("mesos_state").GetString() == "TASK_FAILED") >= 2, TimeSpan.FromSeconds(45));
-        await _server.Http.GetAsync($"/queues/{id}/disable/");
+        await Server.Http.GetAsync($"/queues/{id}/disable/");
         await WaitUntilAsync(async () => (await RunsAsync(id)).All(r => TestStates.IsTerminal(r.GetProperty("mesos_state").GetString()!)), TimeSpan.FromSeconds(60));
         await WaitUntilAsync(async () => await CountAsync(url) == (1, 0));
 
-        var received = await _sqs.ReceiveMessageAsync(new ReceiveMessageRequest { QueueUrl = url, WaitTimeSeconds = 1, MessageSystemAttributeNames = ["ApproximateReceiveCount"] });
+        var received = await Client.ReceiveMessageAsync(new ReceiveMessageRequest { QueueUrl = url, WaitTimeSeconds = 1, MessageSystemAttributeNames = ["ApproximateReceiveCount"] });
         Assert.Equal("poison", Assert.Single(received.Messages).Body);
         Assert.True(int.Parse(received.Messages[0].Attributes?.GetValueOrDefault("ApproximateReceiveCount") ?? "0", System.Globalization.CultureInfo.InvariantCulture) >= 3);
         Assert.All(await RunsAsync(id), run => Assert.Equal("poison", run.GetProperty("env").GetProperty("HIPPO_DATA").GetString()));
@@ -80,9 +65,9 @@ public sealed class SqsQueueTests : IAsyncLifetime
     {
         var id = Families.New("sqslong");
         var url = await NewQueueAsync(id);
-        await _sqs.SendMessageAsync(url, "slow");
+        await Client.SendMessageAsync(url, "slow");
         // Visibility 2 s, task 7 s: without renewal the message would reappear and be polled again within the run.
-        (await _server.Http.PostAsJsonAsync("/queues/", Queue(id, "sleep 7", visibility: 2))).EnsureSuccessStatusCode();
+        (await Server.Http.PostAsJsonAsync("/queues/", Queue(id, "sleep 7", visibility: 2))).EnsureSuccessStatusCode();
 
         await WaitUntilAsync(async () => (await RunsAsync(id)).Any(r => r.GetProperty("mesos_state").GetString() == "TASK_RUNNING"));
         await Task.Delay(4000);
@@ -102,13 +87,13 @@ public sealed class SqsQueueTests : IAsyncLifetime
         var id = Families.New("sqsbatch");
         var url = await NewQueueAsync(id);
         foreach (var payload in (string[])["a", "b", "c", "d", "e"])
-            await _sqs.SendMessageAsync(url, payload);
-        (await _server.Http.PostAsJsonAsync("/queues/", Queue(id, "true", batchSize: 3, status: "DISABLED"))).EnsureSuccessStatusCode();
+            await Client.SendMessageAsync(url, payload);
+        (await Server.Http.PostAsJsonAsync("/queues/", Queue(id, "true", batchSize: 3, status: "DISABLED"))).EnsureSuccessStatusCode();
 
-        var queue = JsonDocument.Parse(await _server.Http.GetStringAsync($"/queues/{id}/")).RootElement;
+        var queue = JsonDocument.Parse(await Server.Http.GetStringAsync($"/queues/{id}/")).RootElement;
         Assert.Equal(5, queue.GetProperty("stats").GetProperty("backlog").GetInt64());
         Assert.Equal("***", queue.GetProperty("queue").GetProperty("sqs").GetProperty("awssecret").GetString());
-        await _server.Http.GetAsync($"/queues/{id}/enable/");
+        await Server.Http.GetAsync($"/queues/{id}/enable/");
         var runs = await WaitForEndedAsync(id, 2);
 
         var batches = runs.Select(r => r.GetProperty("env").GetProperty("HIPPO_DATA").GetString()!).ToList();
@@ -116,13 +101,13 @@ public sealed class SqsQueueTests : IAsyncLifetime
         Assert.Equal([2, 3], batches.Select(b => b.Split('|').Length).Order());
         Assert.Equal(["a", "b", "c", "d", "e"], batches.SelectMany(b => b.Split('|')).Order(StringComparer.Ordinal));
         await WaitUntilAsync(async () => await CountAsync(url) == (0, 0));
-        Assert.DoesNotContain(AwsEmulator.Secret, _server.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain(AwsEmulator.Secret, Server.Output, StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task QueueTypes_ShowSqsAndS3Bucket_WithTheirInputs_TheSecretMarked_AndQueueNameRequired()
     {
-        var types = JsonDocument.Parse(await _server.Http.GetStringAsync("/queuetypes/")).RootElement.EnumerateArray().ToList();
+        var types = JsonDocument.Parse(await Server.Http.GetStringAsync("/queuetypes/")).RootElement.EnumerateArray().ToList();
         var sqs = types.Single(t => t.GetProperty("type").GetString() == "sqs");
         var s3 = types.Single(t => t.GetProperty("type").GetString() == "s3bucket");
 
@@ -149,12 +134,12 @@ public sealed class SqsQueueTests : IAsyncLifetime
     [InlineData("awsregion", "US East", "queue.sqs.awsregion")]
     [InlineData("awskey", "", "queue.sqs.awskey")]
     public Task InvalidSettings_Are400NamingTheField(string setting, string value, string expected) =>
-        _server.AssertRefusedAsync(Queue(Families.New("sqsbad"), "true"), "sqs", setting, value, expected);
+        Server.AssertRefusedAsync(Queue(Families.New("sqsbad"), "true"), "sqs", setting, value, expected);
 
     /// <summary>(visible, in flight) messages of the queue.</summary>
     private async Task<(int Visible, int InFlight)> CountAsync(string url)
     {
-        var attributes = await _sqs.GetQueueAttributesAsync(new GetQueueAttributesRequest
+        var attributes = await Client.GetQueueAttributesAsync(new GetQueueAttributesRequest
         {
             QueueUrl = url,
             AttributeNames = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
@@ -162,9 +147,9 @@ public sealed class SqsQueueTests : IAsyncLifetime
         return (attributes.ApproximateNumberOfMessages, attributes.ApproximateNumberOfMessagesNotVisible);
     }
 
-    private Task<List<JsonElement>> RunsAsync(string id) => _server.RunsAsync(id);
+    private Task<List<JsonElement>> RunsAsync(string id) => Server.RunsAsync(id);
 
-    private Task<List<JsonElement>> WaitForEndedAsync(string id, int count) => _server.WaitForEndedAsync(id, count);
+    private Task<List<JsonElement>> WaitForEndedAsync(string id, int count) => Server.WaitForEndedAsync(id, count);
 
-    private Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan? timeout = null) => _server.WaitUntilAsync(condition, timeout);
+    private Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan? timeout = null) => Server.WaitUntilAsync(condition, timeout);
 }
