@@ -135,6 +135,9 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
             ["LONGSHORE_MESOS_ID"] = run.MesosId,
             ["LONGSHORE_ATTEMPT"] = run.Attempt.ToString(CultureInfo.InvariantCulture),
         };
+        var ports = FreeHostPorts(definition.Ports);
+        TaskPorts.AddVariables(env, ports);
+        var bridge = definition.Container!.Docker!.Network != "HOST";
         var memoryBytes = (long)(definition.Mem * 1024 * 1024);
         return new CreateContainerParameters
         {
@@ -143,6 +146,7 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
             Entrypoint = definition.Cmd is null ? null! : ["/bin/sh", "-c"],
             Cmd = definition.Cmd is null ? null! : [definition.Cmd],
             Env = env.Select(pair => $"{pair.Key}={pair.Value}").ToList(),
+            ExposedPorts = bridge && ports.Length > 0 ? ports.ToDictionary(port => PortKey(port), _ => new EmptyStruct()) : null!,
             Labels = new Dictionary<string, string>
             {
                 [RunLabel] = run.MesosId,
@@ -157,12 +161,44 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
                 MemorySwap = memoryBytes,
                 CPUPeriod = 100_000,
                 CPUQuota = (long)Math.Round(definition.Cpus * 100_000),
-                NetworkMode = definition.Container!.Docker!.Network == "HOST" ? "host" : "bridge",
+                NetworkMode = bridge ? "bridge" : "host",
+                // On the bridge each port is published to the same number inside, so $PORT0 means the same on both sides.
+                PortBindings = bridge && ports.Length > 0
+                    ? ports.ToDictionary(port => PortKey(port), port => (IList<PortBinding>)[new PortBinding { HostPort = port.ToString(CultureInfo.InvariantCulture) }])
+                    : null!,
                 Binds = (definition.Container.Volumes ?? []).Select(v => $"{v.HostPath}:{v.ContainerPath}:{v.Mode.ToLowerInvariant()}").ToList(),
                 Privileged = false,
                 SecurityOpt = ["no-new-privileges"],
             },
         };
+    }
+
+    private static string PortKey(int port) => port.ToString(CultureInfo.InvariantCulture) + "/tcp";
+
+    /// <summary>
+    /// Host ports nobody listens on now, as the kernel hands them out for a listener on port 0. A port is only promised,
+    /// not held, until the task binds it; the kernel picks at random from its ephemeral range, so two tasks are unlikely
+    /// to be given the same one.
+    /// </summary>
+    private static int[] FreeHostPorts(int count)
+    {
+        var listeners = new List<TcpListener>();
+        try
+        {
+            for (var i = 0; i < count; i++)
+            {
+                var listener = new TcpListener(IPAddress.Any, 0);
+                listener.Start();
+                listeners.Add(listener);
+            }
+
+            return listeners.Select(listener => ((IPEndPoint)listener.LocalEndpoint).Port).ToArray();
+        }
+        finally
+        {
+            foreach (var listener in listeners)
+                listener.Stop();
+        }
     }
 
     private async Task PullAsync(string image, CancellationToken cancellationToken)

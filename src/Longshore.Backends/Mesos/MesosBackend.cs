@@ -498,7 +498,10 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
                 var agents = _offers.Values.GroupBy(o => o.AgentId, StringComparer.Ordinal).Select(g =>
                 {
                     var first = g.First();
-                    return new AgentOffer(first.AgentId, first.Hostname, g.Select(o => o.Id).ToArray(), g.Sum(o => o.Cpus), g.Sum(o => o.Mem), first.Attributes);
+                    return new AgentOffer(first.AgentId, first.Hostname, g.Select(o => o.Id).ToArray(), g.Sum(o => o.Cpus), g.Sum(o => o.Mem), first.Attributes)
+                    {
+                        Ports = g.SelectMany(o => o.Ports).ToArray(),
+                    };
                 }).ToArray();
                 var pending = _pending.Values.OrderBy(p => p.Seq).Select(p => p.Run).ToArray();
                 var placements = _tasks.Values.Select(t =>
@@ -535,7 +538,7 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
 
     private async Task AcceptAsync(string frameworkId, AgentLaunch launch, CancellationToken cancellationToken)
     {
-        var call = MesosCalls.Accept(frameworkId, launch.Agent.OfferIds, launch.Runs.Select(run => MesosCalls.TaskInfo(run, launch.Agent.AgentId)), _options.RefuseSeconds);
+        var call = MesosCalls.Accept(frameworkId, launch.Agent.OfferIds, launch.Runs.Select(run => MesosCalls.TaskInfo(run, launch.Agent.AgentId, launch.Ports.GetValueOrDefault(run.MesosId) ?? [])), _options.RefuseSeconds);
         Exception? failure = null;
         var ambiguous = false;
         try

@@ -99,8 +99,10 @@ public static class MesosCalls
     /// <summary>
     /// The TaskInfo of a run: task id = run id, a DOCKER container (or a Mesos-containerizer command task when the
     /// definition has no image), <c>sh -c cmd</c>, env with the run's variables, scalar resources, labels naming the run.
+    /// Host <paramref name="ports"/> picked from the offer are taken as a <c>ports</c> ranges resource, given to the task
+    /// as <c>PORT0</c>… and, on the BRIDGE network, mapped to the same port in the container.
     /// </summary>
-    public static JsonObject TaskInfo(TaskRun run, string agentId)
+    public static JsonObject TaskInfo(TaskRun run, string agentId, IReadOnlyList<int> ports)
     {
         var definition = run.Definition;
         var env = new Dictionary<string, string>(definition.Env ?? [], StringComparer.Ordinal)
@@ -108,6 +110,7 @@ public static class MesosCalls
             ["LONGSHORE_MESOS_ID"] = run.MesosId,
             ["LONGSHORE_ATTEMPT"] = run.Attempt.ToString(CultureInfo.InvariantCulture),
         };
+        TaskPorts.AddVariables(env, ports);
         var variables = new JsonArray();
         foreach (var (name, value) in env.OrderBy(pair => pair.Key, StringComparer.Ordinal))
             variables.Add(new JsonObject { ["name"] = name, ["value"] = value });
@@ -120,7 +123,7 @@ public static class MesosCalls
             ["name"] = run.MesosId,
             ["task_id"] = Id(run.MesosId),
             ["agent_id"] = Id(agentId),
-            ["resources"] = new JsonArray(Scalar("cpus", definition.Cpus), Scalar("mem", definition.Mem)),
+            ["resources"] = Resources(definition, ports),
             ["command"] = command,
             ["labels"] = new JsonObject
             {
@@ -144,15 +147,27 @@ public static class MesosCalls
                 });
             }
 
+            var bridge = container.Docker.Network != "HOST";
+            var docker = new JsonObject
+            {
+                ["image"] = image,
+                ["network"] = bridge ? "BRIDGE" : "HOST",
+                ["force_pull_image"] = container.Docker.ForcePullImage,
+            };
+            if (bridge && ports.Count > 0)
+            {
+                docker["port_mappings"] = new JsonArray([.. ports.Select(port => (JsonNode)new JsonObject
+                {
+                    ["host_port"] = port,
+                    ["container_port"] = port,
+                    ["protocol"] = "tcp",
+                })]);
+            }
+
             task["container"] = new JsonObject
             {
                 ["type"] = "DOCKER",
-                ["docker"] = new JsonObject
-                {
-                    ["image"] = image,
-                    ["network"] = container.Docker.Network == "HOST" ? "HOST" : "BRIDGE",
-                    ["force_pull_image"] = container.Docker.ForcePullImage,
-                },
+                ["docker"] = docker,
                 ["volumes"] = volumes,
             };
         }
@@ -168,6 +183,18 @@ public static class MesosCalls
     private static JsonArray Ids(IEnumerable<string> values) => new([.. values.Select(v => (JsonNode)Id(v))]);
 
     private static JsonObject Capability(string type) => new() { ["type"] = type };
+
+    private static JsonArray Resources(TaskDefinition definition, IReadOnlyList<int> ports)
+    {
+        var resources = new JsonArray(Scalar("cpus", definition.Cpus), Scalar("mem", definition.Mem));
+        if (ports.Count > 0)
+        {
+            var ranges = new JsonArray([.. ports.Order().Select(port => (JsonNode)new JsonObject { ["begin"] = port, ["end"] = port })]);
+            resources.Add(new JsonObject { ["name"] = "ports", ["type"] = "RANGES", ["ranges"] = new JsonObject { ["range"] = ranges } });
+        }
+
+        return resources;
+    }
 
     private static JsonObject Scalar(string name, double value) =>
         new() { ["name"] = name, ["type"] = "SCALAR", ["scalar"] = new JsonObject { ["value"] = value } };

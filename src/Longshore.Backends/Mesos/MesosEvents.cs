@@ -1,3 +1,4 @@
+using Longshore.Core.Placement;
 using System.Globalization;
 using System.Text.Json;
 
@@ -49,13 +50,16 @@ public sealed record FailureEvent(string? AgentId) : MesosEvent("FAILURE");
 
 public sealed record OtherEvent(string EventType) : MesosEvent(EventType);
 
-/// <summary>An offer: its unreserved scalar resources and its agent's attributes as text.</summary>
+/// <summary>An offer: its unreserved cpus, mem and ports, and its agent's attributes as text.</summary>
 public sealed record MesosOffer(string Id, string AgentId, string Hostname, Uri? AgentUrl, double Cpus, double Mem,
     IReadOnlyDictionary<string, string> Attributes)
 {
+    public IReadOnlyList<PortRange> Ports { get; init; } = [];
+
     public static MesosOffer Parse(JsonElement offer)
     {
         double cpus = 0, mem = 0;
+        var ports = new List<PortRange>();
         if (offer.TryGetProperty("resources", out var resources))
         {
             foreach (var resource in resources.EnumerateArray())
@@ -65,6 +69,14 @@ public sealed record MesosOffer(string Id, string AgentId, string Hostname, Uri?
                     continue;
                 if (resource.TryGetProperty("reservation", out _))
                     continue;
+                if (resource.GetProperty("name").GetString() == "ports" && resource.TryGetProperty("ranges", out var ranges)
+                    && ranges.TryGetProperty("range", out var range))
+                {
+                    foreach (var span in range.EnumerateArray())
+                        ports.Add(new PortRange(span.GetProperty("begin").GetInt32(), span.GetProperty("end").GetInt32()));
+                    continue;
+                }
+
                 if (!resource.TryGetProperty("scalar", out var scalar))
                     continue;
                 switch (resource.GetProperty("name").GetString())
@@ -97,7 +109,7 @@ public sealed record MesosOffer(string Id, string AgentId, string Hostname, Uri?
             offer.TryGetProperty("url", out var url) ? AgentUri(url) : null,
             cpus,
             mem,
-            attributes);
+            attributes) { Ports = ports };
     }
 
     private static string? AttributeText(JsonElement attribute) => attribute.GetProperty("type").GetString() switch

@@ -5,25 +5,36 @@ namespace Longshore.Core.Placement;
 /// <summary>Resources one agent offers now (all of its outstanding offers summed), with its attributes as text.</summary>
 /// <param name="OfferIds">Every offer of the agent; one ACCEPT may take them all, since they share the agent.</param>
 public sealed record AgentOffer(string AgentId, string Hostname, IReadOnlyList<string> OfferIds, double Cpus, double Mem,
-    IReadOnlyDictionary<string, string> Attributes);
+    IReadOnlyDictionary<string, string> Attributes)
+{
+    /// <summary>The host ports offered, as inclusive ranges.</summary>
+    public IReadOnlyList<PortRange> Ports { get; init; } = [];
+}
+
+/// <summary>Host ports <paramref name="Begin"/> to <paramref name="End"/>, both included (Mesos' <c>Value.Range</c>).</summary>
+public readonly record struct PortRange(int Begin, int End);
 
 /// <summary>An active run of a family, where it is placed: the input of UNIQUE, MAX_PER, GROUP_BY and CLUSTER.</summary>
 public sealed record RunPlacement(string FamilyId, string Hostname, IReadOnlyDictionary<string, string> Attributes);
 
 /// <summary>The runs to launch on one agent in one ACCEPT.</summary>
-public sealed record AgentLaunch(AgentOffer Agent, IReadOnlyList<TaskRun> Runs);
+public sealed record AgentLaunch(AgentOffer Agent, IReadOnlyList<TaskRun> Runs)
+{
+    /// <summary>The host ports picked for each run that asked for any, by run id.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<int>> Ports { get; init; } = new Dictionary<string, IReadOnlyList<int>>();
+}
 
 /// <summary>What to do with one round of offers: launches per agent, and the offers no run fits (to decline).</summary>
 public sealed record OfferPlan(IReadOnlyList<AgentLaunch> Launches, IReadOnlyList<AgentOffer> Unused);
 
 /// <summary>
-/// Matches pending runs with offers: resources (cpus, mem) and Marathon constraints over agent attributes and
-/// <c>hostname</c>. Pure: the same offers, runs and placements always give the same plan.
+/// Matches pending runs with offers: resources (cpus, mem, a number of host ports) and Marathon constraints over agent
+/// attributes and <c>hostname</c>. Pure: the same offers, runs and placements always give the same plan.
 /// </summary>
 /// <remarks>
 /// Runs are taken in the order given (oldest first) and packed first-fit: a run goes to the first agent, in offer order,
 /// that still fits it. Runs of the same shape (family, resources, constraints) share a cursor over the agents, because
-/// an agent that cannot take one of them cannot take the next either within a round (resources only shrink, and
+/// an agent that cannot take one of them cannot take the next either within a round (resources and ports only shrink, and
 /// UNIQUE / MAX_PER / CLUSTER counts only grow), so a round costs O(pending + shapes × agents).
 /// GROUP_BY spreads a family over the values of an attribute: each run goes to the least-used value among those that
 /// have an agent fitting it in this round.
@@ -40,10 +51,10 @@ public static class OfferMatcher
         var shapes = new Dictionary<ShapeKey, Shape>();
         foreach (var run in pending)
         {
-            var key = new ShapeKey(run.FamilyId, run.Definition.Cpus, run.Definition.Mem, run.Definition.Constraints);
+            var key = new ShapeKey(run.FamilyId, run.Definition.Cpus, run.Definition.Mem, run.Definition.Ports, run.Definition.Constraints);
             if (!shapes.TryGetValue(key, out var shape))
             {
-                shape = new Shape(run.FamilyId, run.Definition.Cpus, run.Definition.Mem, Constraint.Parse(run.Definition.Constraints), agents);
+                shape = new Shape(run.FamilyId, new Need(run.Definition.Cpus, run.Definition.Mem, run.Definition.Ports), Constraint.Parse(run.Definition.Constraints), agents);
                 shapes.Add(key, shape);
             }
 
@@ -61,7 +72,7 @@ public static class OfferMatcher
         foreach (var agent in agents)
         {
             if (agent.Runs.Count > 0)
-                launches.Add(new AgentLaunch(agent.Offer, agent.Runs));
+                launches.Add(new AgentLaunch(agent.Offer, agent.Runs) { Ports = agent.Ports });
             else
                 unused.Add(agent.Offer);
         }
@@ -73,8 +84,15 @@ public static class OfferMatcher
     public static string? AttributeOf(string hostname, IReadOnlyDictionary<string, string> attributes, string name) =>
         name == "hostname" ? hostname : attributes.TryGetValue(name, out var value) ? value : null;
 
+    /// <summary>What one run of a shape takes from an agent.</summary>
+    private readonly record struct Need(double Cpus, double Mem, int Ports);
+
     private sealed class AgentState(AgentOffer offer)
     {
+        // Free port ranges, lowest first; taken from the front so a run gets the lowest free ports.
+        private readonly List<PortRange> _freePorts = offer.Ports.Where(r => r.End >= r.Begin).OrderBy(r => r.Begin).ToList();
+        private long _freePortCount = offer.Ports.Where(r => r.End >= r.Begin).Sum(r => (long)r.End - r.Begin + 1);
+
         public AgentOffer Offer { get; } = offer;
 
         public double Cpus { get; private set; } = offer.Cpus;
@@ -83,23 +101,45 @@ public static class OfferMatcher
 
         public List<TaskRun> Runs { get; } = [];
 
+        public Dictionary<string, IReadOnlyList<int>> Ports { get; } = new(StringComparer.Ordinal);
+
         // Mesos sums scalars as fixed point with three decimals: compare the same way so 0.1 + 0.2 fits in 0.3.
-        public bool Fits(double cpus, double mem) => Cpus - cpus > -0.0005 && Mem - mem > -0.0005;
+        public bool Fits(Need need) => Cpus - need.Cpus > -0.0005 && Mem - need.Mem > -0.0005 && _freePortCount >= need.Ports;
 
         public void Take(TaskRun run)
         {
             Cpus -= run.Definition.Cpus;
             Mem -= run.Definition.Mem;
             Runs.Add(run);
+            if (run.Definition.Ports > 0)
+                Ports[run.MesosId] = TakePorts(run.Definition.Ports);
+        }
+
+        private int[] TakePorts(int count)
+        {
+            var taken = new int[count];
+            for (var i = 0; i < count; i++)
+            {
+                var first = _freePorts[0];
+                taken[i] = first.Begin;
+                if (first.Begin == first.End)
+                    _freePorts.RemoveAt(0);
+                else
+                    _freePorts[0] = first with { Begin = first.Begin + 1 };
+            }
+
+            _freePortCount -= count;
+            return taken;
         }
     }
 
-    private readonly record struct ShapeKey(string FamilyId, double Cpus, double Mem, List<List<string>>? Constraints)
+    private readonly record struct ShapeKey(string FamilyId, double Cpus, double Mem, int Ports, List<List<string>>? Constraints)
     {
         public bool Equals(ShapeKey other) =>
-            FamilyId == other.FamilyId && Cpus.Equals(other.Cpus) && Mem.Equals(other.Mem) && SameConstraints(Constraints, other.Constraints);
+            FamilyId == other.FamilyId && Cpus.Equals(other.Cpus) && Mem.Equals(other.Mem) && Ports == other.Ports
+            && SameConstraints(Constraints, other.Constraints);
 
-        public override int GetHashCode() => HashCode.Combine(FamilyId, Cpus, Mem, Constraints?.Count ?? 0);
+        public override int GetHashCode() => HashCode.Combine(FamilyId, Cpus, Mem, Ports, Constraints?.Count ?? 0);
 
         private static bool SameConstraints(List<List<string>>? a, List<List<string>>? b)
         {
@@ -121,18 +161,16 @@ public static class OfferMatcher
     private sealed class Shape
     {
         private readonly string _familyId;
-        private readonly double _cpus;
-        private readonly double _mem;
+        private readonly Need _need;
         private readonly Constraint[] _constraints;
         private readonly Constraint? _groupBy;
         private readonly Dictionary<string, ValueCursor>? _groups;
         private int _cursor;
 
-        public Shape(string familyId, double cpus, double mem, Constraint[] constraints, AgentState[] agents)
+        public Shape(string familyId, Need need, Constraint[] constraints, AgentState[] agents)
         {
             _familyId = familyId;
-            _cpus = cpus;
-            _mem = mem;
+            _need = need;
             _groupBy = constraints.FirstOrDefault(c => c.Operator == ConstraintOperator.GroupBy);
             _constraints = constraints.Where(c => c.Operator != ConstraintOperator.GroupBy).ToArray();
             if (_groupBy is not null)
@@ -193,7 +231,7 @@ public static class OfferMatcher
 
         private bool Accepts(AgentState agent, PlacementCounts counts)
         {
-            if (!agent.Fits(_cpus, _mem))
+            if (!agent.Fits(_need))
                 return false;
             foreach (var constraint in _constraints)
             {

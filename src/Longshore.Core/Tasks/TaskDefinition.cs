@@ -19,6 +19,13 @@ public sealed record TaskDefinition
     /// <summary>CPU share as a number of cores (0.01..12). Default 1.</summary>
     public double Cpus { get; init; } = 1;
 
+    /// <summary>
+    /// Host ports the task needs (0..16). The engine picks them (on Mesos, from the agent's offered <c>ports</c>) and gives
+    /// them to the task as <c>PORT0</c>, <c>PORT1</c>, … (and <c>PORT</c>, <c>PORTS</c>); on the BRIDGE network each is
+    /// also published to the same port number inside the container. Default 0.
+    /// </summary>
+    public int Ports { get; init; }
+
     /// <summary>Shell command, run as <c>sh -c cmd</c>; absent runs the image's own command.</summary>
     public string? Cmd { get; init; }
 

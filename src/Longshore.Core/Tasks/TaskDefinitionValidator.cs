@@ -36,6 +36,7 @@ public static partial class TaskDefinitionValidator
         Range(errors, "task_retries", definition.TaskRetries, 0, 100, null);
         Range(errors, "system_retries", definition.SystemRetries, 0, 100, null);
         Range(errors, "max_concurrent", definition.MaxConcurrent, 1, 10000, null);
+        Range(errors, "ports", definition.Ports, 0, TaskPorts.Max, null);
         if (definition.Cmd is { } cmd)
         {
             if (cmd.Length > MaxCmdLength)

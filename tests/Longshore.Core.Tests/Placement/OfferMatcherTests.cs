@@ -10,7 +10,7 @@ public sealed class OfferMatcherTests
     private static AgentOffer Agent(string name, double cpus = 4, double mem = 4096, params (string Key, string Value)[] attributes) =>
         new($"A-{name}", name, [$"O-{name}"], cpus, mem, attributes.ToDictionary(a => a.Key, a => a.Value));
 
-    private static TaskRun Run(string family, double cpus = 1, double mem = 128, string[][]? constraints = null)
+    private static TaskRun Run(string family, double cpus = 1, double mem = 128, string[][]? constraints = null, int ports = 0)
     {
         var n = Interlocked.Increment(ref _next);
         return new TaskRun
@@ -22,6 +22,7 @@ public sealed class OfferMatcherTests
                 Id = family,
                 Cpus = cpus,
                 Mem = mem,
+                Ports = ports,
                 Constraints = constraints is null ? null : [.. constraints.Select(c => c.ToList())],
             },
         };
@@ -209,4 +210,40 @@ public sealed class OfferMatcherTests
 
         Assert.Equal(["O1", "O2"], Assert.Single(plan.Launches).Agent.OfferIds);
     }
+
+    [Fact]
+    public void Plan_RunsAskingForPorts_GetDistinctLowestFreePortsFromTheOfferedRanges()
+    {
+        var agent = Agent("a") with { Ports = [new PortRange(31005, 31006), new PortRange(31000, 31001)] };
+        var first = Run("web", ports: 3);
+        var second = Run("web", ports: 1);
+
+        var launch = Assert.Single(OfferMatcher.Plan([agent], [first, second], []).Launches);
+
+        Assert.Equal([31000, 31001, 31005], launch.Ports[first.MesosId]);
+        Assert.Equal([31006], launch.Ports[second.MesosId]);
+    }
+
+    [Fact]
+    public void Plan_PortsRunOutOnAnAgent_TheNextRunGoesWhereThereAreEnough()
+    {
+        var narrow = Agent("narrow") with { Ports = [new PortRange(31000, 31002)] };
+        var wide = Agent("wide") with { Ports = [new PortRange(40000, 40100)] };
+        var none = Agent("none");
+        var runs = Runs(0, "x").Concat([Run("web", ports: 2), Run("web", ports: 2), Run("plain")]).ToArray();
+
+        var plan = OfferMatcher.Plan([none, narrow, wide], runs, []);
+
+        var placed = Placed(plan);
+        Assert.Equal("narrow", placed[runs[0].MesosId]);
+        Assert.Equal("wide", placed[runs[1].MesosId]);
+        // A run without ports needs none: the first agent takes it, and nothing is picked for it.
+        Assert.Equal("none", placed[runs[2].MesosId]);
+        Assert.Equal([40000, 40001], plan.Launches.Single(l => l.Agent.Hostname == "wide").Ports[runs[1].MesosId]);
+        Assert.Empty(plan.Launches.Single(l => l.Agent.Hostname == "none").Ports);
+    }
+
+    [Fact]
+    public void Plan_NoAgentOffersEnoughPorts_PlacesNothing() =>
+        Assert.Empty(OfferMatcher.Plan([Agent("a") with { Ports = [new PortRange(31000, 31000)] }], [Run("web", ports: 2)], []).Launches);
 }

@@ -23,6 +23,7 @@ public sealed class TaskDefinitionValidatorTests
         "task_retries" => Valid with { TaskRetries = checked((int)value) },
         "system_retries" => Valid with { SystemRetries = checked((int)value) },
         "max_concurrent" => Valid with { MaxConcurrent = checked((int)value) },
+        "ports" => Valid with { Ports = checked((int)value) },
         _ => throw new ArgumentOutOfRangeException(nameof(field), field, "no such numeric field"),
     };
 
@@ -39,6 +40,7 @@ public sealed class TaskDefinitionValidatorTests
         Assert.Equal(0, definition.TaskRetries);
         Assert.Equal(2, definition.SystemRetries);
         Assert.Equal(10, definition.MaxConcurrent);
+        Assert.Equal(0, definition.Ports);
         Assert.Equal("DOCKER", definition.Container!.Type);
         Assert.Equal("BRIDGE", definition.Container.Docker!.Network);
         Assert.False(definition.Container.Docker.ForcePullImage);
@@ -56,6 +58,8 @@ public sealed class TaskDefinitionValidatorTests
     [InlineData("system_retries", 100)]
     [InlineData("max_concurrent", 1)]
     [InlineData("max_concurrent", 10000)]
+    [InlineData("ports", 0)]
+    [InlineData("ports", 16)]
     public void Validate_NumberOnTheEdgeOfItsRange_IsAccepted(string field, double value) =>
         Assert.Empty(Errors(WithNumber(field, value)));
 
@@ -74,6 +78,8 @@ public sealed class TaskDefinitionValidatorTests
     [InlineData("system_retries", 101)]
     [InlineData("max_concurrent", 0)]
     [InlineData("max_concurrent", 10001)]
+    [InlineData("ports", -1)]
+    [InlineData("ports", 17)]
     public void Validate_NumberJustOutsideItsRange_NamesTheField(string field, double value) =>
         Assert.StartsWith(field + ": must be between ", SingleError(WithNumber(field, value)), StringComparison.Ordinal);
 

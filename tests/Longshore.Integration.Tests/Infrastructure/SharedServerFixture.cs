@@ -51,7 +51,8 @@ public static class Families
 public static class Tasks
 {
     public static object Definition(string id, string cmd, double mem = 32, double cpus = 0.5, int taskRetries = 0, int systemRetries = 2,
-        int maxConcurrent = 10, string network = "BRIDGE", object[]? volumes = null, string? image = null, Dictionary<string, string>? env = null) => new Dictionary<string, object?>
+        int maxConcurrent = 10, string network = "BRIDGE", object[]? volumes = null, string? image = null, Dictionary<string, string>? env = null,
+        int ports = 0) => new Dictionary<string, object?>
     {
         ["id"] = id,
         ["container"] = new Dictionary<string, object?>
@@ -67,5 +68,6 @@ public static class Tasks
         ["system_retries"] = systemRetries,
         ["max_concurrent"] = maxConcurrent,
         ["env"] = env ?? [],
+        ["ports"] = ports,
     };
 }

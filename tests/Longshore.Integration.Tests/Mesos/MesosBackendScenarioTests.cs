@@ -327,4 +327,38 @@ public sealed class MesosBackendScenarioTests : IAsyncLifetime
         Assert.Equal($"output of {run.MesosId}\n", string.Concat(chunks));
         Assert.Equal(TaskState.Killed, (await _harness.WaitForStateAsync(run.MesosId, TaskState.Killed, Wait)).State);
     }
+
+    [Fact]
+    public async Task Ports_RunsOnOneAgent_EachTakesFreeOfferedPortsAsAResourceWithItsVariablesAndBridgeMappings()
+    {
+        _master.AddAgent("agent-1");
+        var runs = new List<TaskRun>();
+        // One at a time: the second is placed from a later offer, which no longer holds the first one's ports.
+        foreach (var family in new[] { "web", "api" })
+        {
+            var run = await _harness.SubmitAsync(family, "sleep 600", ports: 2);
+            await _harness.WaitForStateAsync(run.MesosId, TaskState.Running, Wait);
+            runs.Add(run);
+        }
+
+        var held = new List<int>();
+        foreach (var run in runs)
+        {
+            var task = _master.FindTask(run.MesosId)!;
+            Assert.Equal(2, task.Ports.Length);
+            Assert.All(task.Ports, port => Assert.InRange(port, 31000, 32000));
+            var env = task.Json.GetProperty("command").GetProperty("environment").GetProperty("variables").EnumerateArray()
+                .ToDictionary(v => v.GetProperty("name").GetString()!, v => v.GetProperty("value").GetString());
+            Assert.Equal($"{task.Ports[0]}", env["PORT0"]);
+            Assert.Equal($"{task.Ports[1]}", env["PORT1"]);
+            Assert.Equal($"{task.Ports[0]}", env["PORT"]);
+            Assert.Equal($"{task.Ports[0]},{task.Ports[1]}", env["PORTS"]);
+            var mappings = task.Json.GetProperty("container").GetProperty("docker").GetProperty("port_mappings").EnumerateArray()
+                .Select(m => (m.GetProperty("host_port").GetInt32(), m.GetProperty("container_port").GetInt32(), m.GetProperty("protocol").GetString())).ToList();
+            Assert.Equal(task.Ports.Select(port => (port, port, (string?)"tcp")), mappings);
+            held.AddRange(task.Ports);
+        }
+
+        Assert.Equal(4, held.Distinct().Count());
+    }
 }

@@ -82,11 +82,12 @@ public sealed class MesosHarness : IAsyncDisposable
     }
 
     public async Task<TaskRun> SubmitAsync(string family, string cmd, double cpus = 0.5, double mem = 64, List<List<string>>? constraints = null,
-        int taskRetries = 0, int systemRetries = 2)
+        int taskRetries = 0, int systemRetries = 2, int ports = 0)
     {
         var definition = new TaskDefinition
         {
             Id = family,
+            Ports = ports,
             Cpus = cpus,
             Mem = mem,
             Cmd = cmd,

@@ -44,6 +44,21 @@ public sealed class RealMesosMasterTests
     }
 
     [RealMesosMasterFact]
+    public async Task Run_WithPorts_GetsTwoDistinctOfferedPortsInItsEnvironment()
+    {
+        await using var harness = await StartAsync();
+
+        var run = await harness.SubmitAsync("real-ports", "echo \"ports=$PORT0,$PORT1 all=$PORTS\"", cpus: 0.1, mem: 32, ports: 2);
+
+        await harness.WaitForStateAsync(run.MesosId, TaskState.Finished, Wait);
+        var stdout = (await harness.Store.GetLogsAsync(run.MesosId))?.Stdout ?? "";
+        var match = System.Text.RegularExpressions.Regex.Match(stdout, @"ports=(\d+),(\d+) all=(\d+,\d+)");
+        Assert.True(match.Success, "output: " + stdout);
+        Assert.NotEqual(match.Groups[1].Value, match.Groups[2].Value);
+        Assert.Equal($"{match.Groups[1].Value},{match.Groups[2].Value}", match.Groups[3].Value);
+    }
+
+    [RealMesosMasterFact]
     public async Task Run_Exit3_FailsWithTheExitCode()
     {
         await using var harness = await StartAsync();

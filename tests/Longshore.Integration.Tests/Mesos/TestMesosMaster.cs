@@ -490,15 +490,15 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
         foreach (var json in tasks)
         {
             var taskId = json.GetProperty("task_id").GetProperty("value").GetString()!;
-            var (cpus, mem) = Resources(json);
-            var task = new TaskInfo(taskId, agent.Id, json, json.TryGetProperty("container", out _) ? "Container" : "Command") { Cpus = cpus, Mem = mem };
+            var (cpus, mem, ports) = Resources(json);
+            var task = new TaskInfo(taskId, agent.Id, json, json.TryGetProperty("container", out _) ? "Container" : "Command") { Cpus = cpus, Mem = mem, Ports = ports };
             if (framework.Tasks.ContainsKey(taskId))
             {
                 framework.Send(Update(task, "TASK_ERROR", "SOURCE_MASTER", "REASON_TASK_INVALID", $"Task has duplicate ID: {taskId}", uuid: null));
                 continue;
             }
 
-            if (agent.FreeCpus(framework) + 0.0005 < cpus || agent.FreeMem(framework) + 0.0005 < mem)
+            if (agent.FreeCpus(framework) + 0.0005 < cpus || agent.FreeMem(framework) + 0.0005 < mem || !ports.All(agent.FreePorts(framework).Contains))
             {
                 framework.Send(Update(task, "TASK_ERROR", "SOURCE_MASTER", "REASON_TASK_INVALID", "Task uses more resources than available", uuid: null));
                 continue;
@@ -521,11 +521,19 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
     [GeneratedRegex(@"exit (\d+)")]
     private static partial Regex ExitPattern();
 
-    private static (double Cpus, double Mem) Resources(JsonElement task)
+    private static (double Cpus, double Mem, int[] Ports) Resources(JsonElement task)
     {
         double cpus = 0, mem = 0;
+        var ports = new List<int>();
         foreach (var r in task.GetProperty("resources").EnumerateArray())
         {
+            if (r.GetProperty("type").GetString() == "RANGES")
+            {
+                foreach (var range in r.GetProperty("ranges").GetProperty("range").EnumerateArray())
+                    ports.AddRange(Enumerable.Range(range.GetProperty("begin").GetInt32(), range.GetProperty("end").GetInt32() - range.GetProperty("begin").GetInt32() + 1));
+                continue;
+            }
+
             var value = r.GetProperty("scalar").GetProperty("value").GetDouble();
             if (r.GetProperty("name").GetString() == "cpus")
                 cpus += value;
@@ -533,7 +541,7 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
                 mem += value;
         }
 
-        return (cpus, mem);
+        return (cpus, mem, [.. ports]);
     }
 
     private void Kill(Framework framework, JsonElement kill)
@@ -708,7 +716,7 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
                 ["resources"] = new JsonArray(
                     Resource("cpus", cpus),
                     Resource("mem", mem),
-                    new JsonObject { ["name"] = "ports", ["type"] = "RANGES", ["ranges"] = new JsonObject { ["range"] = new JsonArray(new JsonObject { ["begin"] = 31000, ["end"] = 32000 }) }, ["role"] = "*", ["allocation_info"] = new JsonObject { ["role"] = "*" } }),
+                    new JsonObject { ["name"] = "ports", ["type"] = "RANGES", ["ranges"] = new JsonObject { ["range"] = PortRanges(agent.FreePorts(framework)) }, ["role"] = "*", ["allocation_info"] = new JsonObject { ["role"] = "*" } }),
                 ["allocation_info"] = new JsonObject { ["role"] = "*" },
             };
             if (attributes.Count > 0)
@@ -718,6 +726,29 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
 
         if (offers.Count > 0)
             framework.Send(new JsonObject { ["type"] = "OFFERS", ["offers"] = new JsonObject { ["offers"] = offers } }.ToJsonString());
+    }
+
+    /// <summary>Free ports as the master offers them: the agent's range (31000-32000 by default) less what its tasks hold.</summary>
+    private static JsonArray PortRanges(SortedSet<int> free)
+    {
+        var ranges = new JsonArray();
+        int? begin = null, end = null;
+        foreach (var port in free)
+        {
+            if (begin is not null && port == end + 1)
+            {
+                end = port;
+                continue;
+            }
+
+            if (begin is not null)
+                ranges.Add(new JsonObject { ["begin"] = begin, ["end"] = end });
+            begin = end = port;
+        }
+
+        if (begin is not null)
+            ranges.Add(new JsonObject { ["begin"] = begin, ["end"] = end });
+        return ranges;
     }
 
     private static JsonObject Resource(string name, double value) => new()
@@ -824,6 +855,13 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
         internal double FreeCpus(Framework framework) => Cpus - framework.Tasks.Values.Where(t => t.AgentId == Id && !IsTerminal(t.State)).Sum(t => t.Cpus);
 
         internal double FreeMem(Framework framework) => Mem - framework.Tasks.Values.Where(t => t.AgentId == Id && !IsTerminal(t.State)).Sum(t => t.Mem);
+
+        internal SortedSet<int> FreePorts(Framework framework)
+        {
+            var free = new SortedSet<int>(Enumerable.Range(31000, 1001));
+            free.ExceptWith(framework.Tasks.Values.Where(t => t.AgentId == Id && !IsTerminal(t.State)).SelectMany(t => t.Ports));
+            return free;
+        }
     }
 
     public sealed class TaskInfo(string id, string agentId, JsonElement json, string kind)
@@ -843,6 +881,8 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
         public double Cpus { get; init; }
 
         public double Mem { get; init; }
+
+        public int[] Ports { get; init; } = [];
 
         internal DateTimeOffset? EndsAt { get; set; }
 

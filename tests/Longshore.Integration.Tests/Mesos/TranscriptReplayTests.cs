@@ -141,7 +141,7 @@ public sealed class TranscriptReplayTests
             },
         };
 
-        using var ours = JsonDocument.Parse(MesosCalls.Accept("fw", ["offer"], [MesosCalls.TaskInfo(run, "agent")], 5).ToJsonString());
+        using var ours = JsonDocument.Parse(MesosCalls.Accept("fw", ["offer"], [MesosCalls.TaskInfo(run, "agent", [])], 5).ToJsonString());
 
         var recordedTask = sent.RootElement.GetProperty("accept").GetProperty("operations")[0].GetProperty("launch").GetProperty("task_infos")[0];
         var ourTask = ours.RootElement.GetProperty("accept").GetProperty("operations")[0].GetProperty("launch").GetProperty("task_infos")[0];
