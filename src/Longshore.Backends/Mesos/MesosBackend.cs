@@ -16,7 +16,7 @@ namespace Longshore.Backends.Mesos;
 /// fits it (<see cref="OfferMatcher"/>); the launch completes once the master accepted the ACCEPT that carries it.
 /// Every status update goes to <see cref="Updates"/> and is acknowledged after the scheduler applied it.
 /// </summary>
-public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, IDeferredLaunch, IAsyncDisposable
+public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, IDeferredLaunch, ILeaderBoundBackend, IAsyncDisposable
 {
     private static readonly TimeSpan SubscribeWait = TimeSpan.FromSeconds(10);
 
@@ -44,17 +44,21 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
     private int _reviveQueued;
     private volatile bool _reconciledOnce;
 
+    private readonly IFrameworkIdKeeper _frameworkIds;
     private volatile string? _frameworkId;
     private TaskCompletionSource _subscribed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task? _loop;
+    private CancellationTokenSource? _session;
 
-    public MesosBackend(MesosBackendOptions options, TimeProvider time, ILogger<MesosBackend> logger, HttpMessageHandler? handler = null)
+    /// <param name="frameworkIds">Where the framework id is kept; by default the options' <c>FrameworkIdFile</c>.</param>
+    public MesosBackend(MesosBackendOptions options, TimeProvider time, ILogger<MesosBackend> logger, HttpMessageHandler? handler = null,
+        IFrameworkIdKeeper? frameworkIds = null)
     {
         _options = options;
         _time = time;
         _logger = logger;
         _connection = new MesosConnection(options, handler);
-        _frameworkId = ReadFrameworkId();
+        _frameworkIds = frameworkIds ?? new FileFrameworkIdKeeper(options.FrameworkIdFile);
     }
 
     public string Name => "mesos";
@@ -74,16 +78,61 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
         }
     }
 
-    /// <summary>Starts subscribing (idempotent); every other member starts it too.</summary>
+    /// <summary>
+    /// Starts subscribing (idempotent). The scheduler's calls (launch, kill, reconcile) start it, so only the instance
+    /// that leads subscribes: a second subscriber with the same framework id would take the framework over.
+    /// </summary>
     public void Start()
     {
         lock (_gate)
-            _loop ??= Task.Run(() => RunAsync(_stopping.Token), CancellationToken.None);
+        {
+            if (_loop is not null)
+                return;
+            _session = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+            var session = _session.Token;
+            _loop = Task.Run(() => RunAsync(session), CancellationToken.None);
+        }
     }
 
+    /// <summary>
+    /// Leadership ended: closes the subscription (without TEARDOWN, so the framework and its tasks live on for the next
+    /// leader) and forgets what this instance tracked. A later <see cref="Start"/> subscribes afresh, reading the
+    /// framework id again since the next leader may have been given a new one.
+    /// </summary>
+    public async Task StepDownAsync()
+    {
+        Task? loop;
+        CancellationTokenSource? session;
+        lock (_gate)
+        {
+            (loop, session) = (_loop, _session);
+            (_loop, _session) = (null, null);
+        }
+
+        if (session is null)
+            return;
+        await session.CancelAsync();
+        await loop!.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        session.Dispose();
+        lock (_gate)
+        {
+            foreach (var pending in _pending.Values.Concat(_inFlight.Values))
+                pending.Launched.TrySetCanceled();
+            _pending.Clear();
+            _inFlight.Clear();
+            _tasks.Clear();
+            _lastActive = null;
+            _suppressed = false;
+        }
+
+        _reconciledOnce = false;
+        _frameworkId = null;
+        LogSteppedDown();
+    }
+
+    /// <summary>Asks each master for its version: a probe, not a subscription (any instance may answer health checks).</summary>
     public async Task CheckAvailableAsync(CancellationToken cancellationToken = default)
     {
-        Start();
         var failures = new List<string>();
         foreach (var master in _options.Masters)
         {
@@ -321,6 +370,7 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
         {
             try
             {
+                _frameworkId ??= await _frameworkIds.LoadAsync(cancellationToken);
                 if (await StreamAsync(cancellationToken))
                     backoff = TimeSpan.FromMilliseconds(500);
             }
@@ -405,7 +455,11 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
                 case ErrorEvent error:
                     LogMasterError(error.Message);
                     if (error.Message.Contains("removed", StringComparison.OrdinalIgnoreCase))
-                        ForgetFrameworkId();
+                    {
+                        _frameworkId = null;
+                        await _frameworkIds.SaveAsync(null, cancellationToken);
+                    }
+
                     break;
             }
         }
@@ -416,7 +470,7 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
         var known = _frameworkId;
         _frameworkId = subscribed.FrameworkId;
         if (known != subscribed.FrameworkId)
-            WriteFrameworkId(subscribed.FrameworkId);
+            await _frameworkIds.SaveAsync(subscribed.FrameworkId, cancellationToken);
         List<(string, string?)> tasks;
         bool pending;
         lock (_gate)
@@ -754,30 +808,6 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
             ? int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture)
             : null;
 
-    private string? ReadFrameworkId()
-    {
-        if (_options.FrameworkIdFile is not { } file || !File.Exists(file))
-            return null;
-        var id = File.ReadAllText(file).Trim();
-        return id.Length == 0 ? null : id;
-    }
-
-    private void WriteFrameworkId(string id)
-    {
-        if (_options.FrameworkIdFile is not { } file)
-            return;
-        var temporary = file + ".tmp";
-        File.WriteAllText(temporary, id);
-        File.Move(temporary, file, overwrite: true);
-    }
-
-    private void ForgetFrameworkId()
-    {
-        _frameworkId = null;
-        if (_options.FrameworkIdFile is { } file)
-            File.Delete(file);
-    }
-
     private static readonly IReadOnlyDictionary<string, string> EmptyAttributes = new Dictionary<string, string>();
 
     private sealed class Pending(TaskRun run, long seq)
@@ -792,6 +822,9 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
     private sealed record Tracked(string FamilyId, string? AgentId, string? Hostname);
 
     private sealed record AgentInfo(string Id, string Hostname, Uri? Url, IReadOnlyDictionary<string, string> Attributes);
+
+    [LoggerMessage(2120, LogLevel.Information, "Closed the Mesos subscription: this instance no longer schedules")]
+    private partial void LogSteppedDown();
 
     [LoggerMessage(2101, LogLevel.Information, "Subscribed to Mesos as framework {FrameworkId} at {Master} (heartbeat every {Seconds} s)")]
     private partial void LogSubscribed(string frameworkId, string master, double seconds);

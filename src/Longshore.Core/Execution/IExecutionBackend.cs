@@ -106,3 +106,12 @@ public interface ITaskExec
     /// <summary>Runs <paramref name="command"/> in the run's container and returns its exit code and output.</summary>
     Task<(int ExitCode, string Output)> ExecAsync(TaskRun run, IReadOnlyList<string> command, CancellationToken cancellationToken = default);
 }
+
+/// <summary>
+/// An engine connection only the leading instance may hold (Mesos: one subscribed scheduler per framework). The
+/// scheduler lets go of it when its leadership ends, so the next leader can take it.
+/// </summary>
+public interface ILeaderBoundBackend
+{
+    Task StepDownAsync();
+}

@@ -130,6 +130,8 @@ public sealed partial class Scheduler
         await Task.WhenAll(_launching.Values.Concat(_background.Keys)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         await updates.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         _leading = false;
+        if (_backend is ILeaderBoundBackend bound)
+            await bound.StepDownAsync();
         if (fenced is not null)
         {
             LogFenced(fenced.Term, fenced.StoredTerm);

@@ -71,8 +71,9 @@ public static partial class LongshoreHost
         {
             // The framework id lives next to the store, so a restart resubscribes as the same framework and finds its tasks.
             services.AddSingleton(options.Mesos with { FrameworkIdFile = options.Mesos.FrameworkIdFile ?? Path.Combine(options.DataDir, "mesos-framework-id") });
+            // With a shared store every leader must subscribe as the same framework: its id is kept in the store, not beside one instance.
             services.AddSingleton<MesosBackend>(sp => new MesosBackend(sp.GetRequiredService<MesosBackendOptions>(), sp.GetRequiredService<TimeProvider>(),
-                sp.GetRequiredService<ILogger<MesosBackend>>()));
+                sp.GetRequiredService<ILogger<MesosBackend>>(), frameworkIds: location.Shared ? new StoredFrameworkIdKeeper(store) : null));
             services.AddSingleton<IExecutionBackend>(sp => sp.GetRequiredService<MesosBackend>());
         }
         else

@@ -321,6 +321,12 @@ public sealed partial class RedisStore
         return values[0].IsNull ? null : new Lease((string)values[0]!, (long)values[1], DateTimeOffset.FromUnixTimeMilliseconds((long)values[2]));
     }
 
+    public async Task<string?> GetSettingAsync(string key, CancellationToken cancellationToken = default) =>
+        await _db.HashGetAsync(_keys.Meta, SettingKey(key)) is { IsNull: false } value ? (string)value! : null;
+
+    public async Task SetSettingAsync(string key, string? value, CancellationToken cancellationToken = default) =>
+        await TryCommitAsync(tx => _ = value is null ? tx.HashDeleteAsync(_keys.Meta, SettingKey(key)) : tx.HashSetAsync(_keys.Meta, SettingKey(key), value));
+
     public async Task ReleaseLeaseAsync(string holder, long term, CancellationToken cancellationToken = default) =>
         await TryCommitAsync(tx =>
         {

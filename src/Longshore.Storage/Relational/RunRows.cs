@@ -200,4 +200,7 @@ internal static class RunRows
         await read("SELECT state, COUNT(*) FROM runs GROUP BY state;", reader => counts[TaskStates.Parse(reader.GetString(0))] = reader.GetInt64(1), cancellationToken);
         return counts;
     }
+
+    /// <summary>Where a shared setting is kept in a store's metadata, apart from the store's own entries.</summary>
+    public static string SettingKey(string key) => "setting:" + key;
 }

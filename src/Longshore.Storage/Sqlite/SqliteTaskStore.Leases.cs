@@ -4,9 +4,25 @@ using static Longshore.Storage.Relational.RunRows;
 
 namespace Longshore.Storage.Sqlite;
 
-/// <summary>The scheduler lease: read and decided inside the single writer's transaction, so every change is atomic.</summary>
-public sealed partial class SqliteTaskStore : ILeaseStore
+/// <summary>
+/// The scheduler lease: read and decided inside the single writer's transaction, so every change is atomic. Shared
+/// settings live beside the store's own metadata, under a <c>setting:</c> key.
+/// </summary>
+public sealed partial class SqliteTaskStore : ILeaseStore, ISettingStore
 {
+    public async Task<string?> GetSettingAsync(string key, CancellationToken cancellationToken = default)
+    {
+        string? value = null;
+        await ReadAsync("SELECT value FROM meta WHERE key = $key;", reader => value = reader.GetString(0), cancellationToken, ("$key", SettingKey(key)));
+        return value;
+    }
+
+    public async Task SetSettingAsync(string key, string? value, CancellationToken cancellationToken = default) =>
+        await WriteAsync(async (connection, transaction) => value is null
+            ? await ExecuteAsync(connection, transaction, "DELETE FROM meta WHERE key = $key;", cancellationToken, ("key", SettingKey(key)))
+            : await ExecuteAsync(connection, transaction, "INSERT INTO meta (key, value) VALUES ($key, $value) ON CONFLICT (key) DO UPDATE SET value = excluded.value;",
+                cancellationToken, ("key", SettingKey(key)), ("value", value)), cancellationToken);
+
     public async Task<Lease> TryAcquireLeaseAsync(string holder, TimeSpan duration, DateTimeOffset now, bool takeOver = false, CancellationToken cancellationToken = default) =>
         await WriteAsync(async (connection, transaction) =>
         {

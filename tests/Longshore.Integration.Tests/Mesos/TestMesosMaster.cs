@@ -92,6 +92,16 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
         }
     }
 
+    /// <summary>Every framework the master has registered, in no order.</summary>
+    public IReadOnlyList<string> FrameworkIds
+    {
+        get
+        {
+            lock (_gate)
+                return _frameworks.Keys.ToArray();
+        }
+    }
+
     public TaskInfo? FindTask(string taskId)
     {
         lock (_gate)

@@ -280,6 +280,32 @@ public abstract class StoreComplianceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Settings_SetReplacedAndRemoved_SeenByAnotherClient_AndFencedLikeEveryWrite()
+    {
+        const string key = "mesos.framework_id";
+        var other = await OpenAnotherAsync();
+        Assert.Null(await Store.GetSettingAsync(key));
+        await Store.SetSettingAsync(key, "fw-1");
+        Assert.Equal("fw-1", await other.GetSettingAsync(key));
+        await other.SetSettingAsync(key, "fw-2");
+        Assert.Equal("fw-2", await Store.GetSettingAsync(key));
+        // Settings are apart from the store's own metadata.
+        Assert.Null(await Store.GetSettingAsync("instance_id"));
+
+        var old = await Store.TryAcquireLeaseAsync("old", TimeSpan.FromSeconds(10), T0);
+        await other.TryAcquireLeaseAsync("new", TimeSpan.FromSeconds(10), T0.AddSeconds(11));
+        await Task.Run(async () =>
+        {
+            Fencing.Enter(old.Term);
+            await Assert.ThrowsAsync<StaleTermException>(() => Store.SetSettingAsync(key, "from-a-deposed-leader"));
+        });
+        Assert.Equal("fw-2", await other.GetSettingAsync(key));
+
+        await Store.SetSettingAsync(key, null);
+        Assert.Null(await other.GetSettingAsync(key));
+    }
+
+    [Fact]
     public async Task TryAcquireLeaseAsync_ManyCandidatesAtOnce_OneLeader()
     {
         var other = await OpenAnotherAsync();

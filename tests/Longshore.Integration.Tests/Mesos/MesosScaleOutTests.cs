@@ -1,0 +1,97 @@
+using System.Diagnostics;
+using System.Globalization;
+using Longshore.Integration.Tests.Infrastructure;
+
+namespace Longshore.Integration.Tests.Mesos;
+
+/// <summary>
+/// Two real servers with <c>--engine mesos</c> on one PostgreSQL store against the test master: only the leader holds
+/// the framework's subscription, and the next leader subscribes as the same framework and adopts its running tasks.
+/// </summary>
+public sealed class MesosScaleOutTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
+    private readonly string _schema = TestServices.UniqueName("mesosscale");
+    private readonly List<LongshoreServer> _servers = [];
+    private TestMesosMaster _master = null!;
+
+    public async Task InitializeAsync()
+    {
+        _master = TestMesosMaster.Start();
+        _master.HeartbeatSeconds = 1;
+        _master.AddAgent("agent-1", cpus: 8);
+        var store = "postgres:" + await TestServices.CreatePostgresSchemaAsync(_schema);
+        for (var i = 0; i < 2; i++)
+        {
+            _servers.Add(await LongshoreServer.StartAsync("--engine", "mesos", "--mesos-master", _master.Uri.ToString(), "--mesos-refuse-seconds", "1",
+                "--store", store, "--leader-lease", 3.ToString(CultureInfo.InvariantCulture), "--reconcile-interval", "2"));
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var server in _servers)
+            await server.DisposeAsync();
+        await _master.DisposeAsync();
+        await TestServices.DropPostgresSchemaAsync(_schema);
+    }
+
+    [Fact]
+    public async Task LeaderKilled_TheNextLeaderSubscribesAsTheSameFramework_AndAdoptsItsRunningTasks()
+    {
+        var leader = await LeaderAsync(Wait);
+        var follower = _servers.Single(s => s != leader);
+        var ids = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            ids.Add(await follower.PostTaskAsync(new
+            {
+                id = "adopted",
+                cmd = "sleep 600",
+                mem = 64,
+                cpus = 0.5,
+                max_concurrent = 10,
+                container = new { type = "DOCKER", docker = new { image = "localhost/busybox:latest" } },
+            }));
+        }
+
+        foreach (var id in ids)
+            await follower.WaitForStateAsync(id, state => state == "TASK_RUNNING", Wait);
+        // The follower answered the API (and health checks) all along without subscribing: one framework, one subscription.
+        var framework = Assert.Single(_master.FrameworkIds);
+        Assert.Equal(1, _master.CallCount("SUBSCRIBE"));
+
+        await leader.KillHardAsync();
+        var next = await LeaderAsync(Wait);
+        Assert.Same(follower, next);
+        await Eventually.WaitUntilAsync(() => Task.FromResult(_master.CallCount("SUBSCRIBE") == 2), Wait, () => next.Output);
+        var resubscribe = _master.Calls.Where(c => c.Type == "SUBSCRIBE").Last().Body;
+        Assert.Equal(framework, resubscribe.GetProperty("framework_id").GetProperty("value").GetString());
+        Assert.Equal(framework, Assert.Single(_master.FrameworkIds));
+
+        // Adopted, not relaunched: the master's tasks end, and each run ends with them; nothing was launched again.
+        await Eventually.WaitUntilAsync(() => Task.FromResult(_master.CallCount("RECONCILE") >= 1), Wait, () => next.Output);
+        foreach (var id in ids)
+            _master.Finish(id, "TASK_FINISHED", "done");
+        foreach (var id in ids)
+            Assert.Equal("TASK_FINISHED", (await next.WaitForStateAsync(id, state => state == "TASK_FINISHED", Wait)).GetProperty("mesos_state").GetString());
+        Assert.Equal(ids.Order(), _master.Launches.Order());
+    }
+
+    private async Task<LongshoreServer> LeaderAsync(TimeSpan timeout)
+    {
+        var watch = Stopwatch.StartNew();
+        while (watch.Elapsed < timeout)
+        {
+            foreach (var server in _servers)
+            {
+                if (await server.HealthAsync() is { } health && health.GetProperty("leader").GetBoolean())
+                    return server;
+            }
+
+            await Task.Delay(100);
+        }
+
+        throw new TimeoutException("no instance leads:\n" + string.Join("\n---\n", _servers.Select(s => s.Output)));
+    }
+}
