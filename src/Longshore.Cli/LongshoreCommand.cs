@@ -96,6 +96,11 @@ public static class LongshoreCommand
         var engine = new Option<string>("--engine") { Description = "Execution engine: docker (local Docker-compatible engine) or mesos", DefaultValueFactory = _ => defaults.Engine };
         var mesosMaster = new Option<string?>("--mesos-master") { Description = "Mesos master address(es), ','-separated, e.g. http://m1:5050,http://m2:5050 (zk:// is not supported)" };
         var mesosRole = new Option<string>("--mesos-role") { Description = "Role the framework subscribes with", DefaultValueFactory = _ => defaults.Mesos.Role };
+        var mesosFramework = new Option<string>("--mesos-framework-name")
+        {
+            Description = "Framework name shown by the master; give each Longshore deployment on one cluster its own",
+            DefaultValueFactory = _ => defaults.Mesos.FrameworkName,
+        };
         var mesosPrincipal = new Option<string?>("--mesos-principal") { Description = "Principal for HTTP basic authentication with the master" };
         var mesosSecretFile = new Option<string?>("--mesos-secret-file") { Description = "File holding the principal's secret (also LONGSHORE_MESOS_SECRET); never logged" };
         var mesosFailover = new Option<double>("--mesos-failover-timeout") { Description = "Seconds the master keeps the framework's tasks while Longshore is away", DefaultValueFactory = _ => defaults.Mesos.FailoverTimeout.TotalSeconds };
@@ -104,7 +109,7 @@ public static class LongshoreCommand
         var command = new Command("server", "Run the API, the scheduler and the engine backend (local engine or Mesos).")
         {
             urls, data, dockerHost, allowHostPath, capacity, killGrace, backoffBase, backoffCap, reconcile, logCap, store, leaderLease, synchronous, jobBackoffBase, jobBackoffCap, tokensFile, secretsKey, secretsDir,
-            engine, mesosMaster, mesosRole, mesosPrincipal, mesosSecretFile, mesosFailover, mesosRefuse,
+            engine, mesosMaster, mesosRole, mesosFramework, mesosPrincipal, mesosSecretFile, mesosFailover, mesosRefuse,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -135,6 +140,7 @@ public static class LongshoreCommand
                 {
                     Masters = MesosMasters(result.GetValue(mesosMaster)),
                     Role = result.GetValue(mesosRole)!,
+                    FrameworkName = result.GetValue(mesosFramework)!,
                     Principal = result.GetValue(mesosPrincipal),
                     Secret = MesosSecret(result.GetValue(mesosSecretFile)),
                     SecretFile = result.GetValue(mesosSecretFile),

@@ -16,7 +16,8 @@ public sealed class MesosServerTests
         await using var master = TestMesosMaster.Start();
         master.HeartbeatSeconds = 1;
         master.AddAgent("agent-1");
-        await using var server = await LongshoreServer.StartAsync("--engine", "mesos", "--mesos-master", master.Uri.ToString(), "--mesos-refuse-seconds", "1");
+        await using var server = await LongshoreServer.StartAsync("--engine", "mesos", "--mesos-master", master.Uri.ToString(), "--mesos-refuse-seconds", "1",
+            "--mesos-framework-name", "longshore-nightly");
 
         using var created = await server.Http.PostAsJsonAsync("/tasks/", new
         {
@@ -38,6 +39,8 @@ public sealed class MesosServerTests
 
         Assert.Equal("agent-1", run.GetProperty("mesos_agent").GetString());
         Assert.Contains(mesosId, master.Launches);
+        var subscribe = master.Calls.First(c => c.Type == "SUBSCRIBE").Body.GetProperty("subscribe").GetProperty("framework_info");
+        Assert.Equal("longshore-nightly", subscribe.GetProperty("name").GetString());
         var health = await server.Http.GetFromJsonAsync<JsonElement>("/healthz");
         Assert.Equal("mesos", health.GetProperty("engine").GetProperty("name").GetString());
         Assert.True(File.Exists(Path.Combine(server.DataDir, "mesos-framework-id")));
@@ -51,12 +54,13 @@ public sealed class MesosServerTests
     {
         var data = Directory.CreateTempSubdirectory("longshore-mesos-opts-").FullName;
 
-        var (exit, _, stderr) = await CliProcess.RunAsync(["server", "--data", data, "--engine", "mesos", "--mesos-role", "a b",
+        var (exit, _, stderr) = await CliProcess.RunAsync(["server", "--data", data, "--engine", "mesos", "--mesos-role", "a b", "--mesos-framework-name", " ",
             "--mesos-failover-timeout", "0", "--mesos-refuse-seconds", "-1", "--mesos-secret-file", "/nonexistent/secret"]);
 
         Assert.Equal(2, exit);
         Assert.Contains("mesos-master:", stderr, StringComparison.Ordinal);
         Assert.Contains("mesos-role:", stderr, StringComparison.Ordinal);
+        Assert.Contains("mesos-framework-name: must not be empty", stderr, StringComparison.Ordinal);
         Assert.Contains("mesos-failover-timeout:", stderr, StringComparison.Ordinal);
         Assert.Contains("mesos-refuse-seconds:", stderr, StringComparison.Ordinal);
         Assert.Contains("mesos-secret-file:", stderr, StringComparison.Ordinal);
