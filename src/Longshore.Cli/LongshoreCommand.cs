@@ -95,7 +95,11 @@ public static class LongshoreCommand
 
         var engine = new Option<string>("--engine") { Description = "Execution engine: docker (local Docker-compatible engine) or mesos", DefaultValueFactory = _ => defaults.Engine };
         var mesosMaster = new Option<string?>("--mesos-master") { Description = "Mesos master address(es), ','-separated, e.g. http://m1:5050,http://m2:5050 (zk:// is not supported)" };
-        var mesosRole = new Option<string>("--mesos-role") { Description = "Role the framework subscribes with", DefaultValueFactory = _ => defaults.Mesos.Role };
+        var mesosRole = new Option<string>("--mesos-role")
+        {
+            Description = "Role(s) the framework subscribes with, ','-separated",
+            DefaultValueFactory = _ => string.Join(',', defaults.Mesos.Roles),
+        };
         var mesosFramework = new Option<string>("--mesos-framework-name")
         {
             Description = "Framework name shown by the master; give each Longshore deployment on one cluster its own",
@@ -139,7 +143,7 @@ public static class LongshoreCommand
                 Mesos = new MesosBackendOptions
                 {
                     Masters = MesosMasters(result.GetValue(mesosMaster)),
-                    Role = result.GetValue(mesosRole)!,
+                    Roles = result.GetValue(mesosRole)!.Split(',', StringSplitOptions.TrimEntries),
                     FrameworkName = result.GetValue(mesosFramework)!,
                     Principal = result.GetValue(mesosPrincipal),
                     Secret = MesosSecret(result.GetValue(mesosSecretFile)),

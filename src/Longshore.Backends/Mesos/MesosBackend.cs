@@ -549,12 +549,14 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
             {
                 if (_offers.Count == 0)
                     return;
-                var agents = _offers.Values.GroupBy(o => o.AgentId, StringComparer.Ordinal).Select(g =>
+                // One ACCEPT takes offers of one agent, and a task's resources come from one role: group by both.
+                var agents = _offers.Values.GroupBy(o => (o.AgentId, o.Role)).Select(g =>
                 {
                     var first = g.First();
                     return new AgentOffer(first.AgentId, first.Hostname, g.Select(o => o.Id).ToArray(), g.Sum(o => o.Cpus), g.Sum(o => o.Mem), first.Attributes)
                     {
                         Ports = g.SelectMany(o => o.Ports).ToArray(),
+                        Role = first.Role,
                     };
                 }).ToArray();
                 var pending = _pending.Values.OrderBy(p => p.Seq).Select(p => p.Run).ToArray();
@@ -592,7 +594,8 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
 
     private async Task AcceptAsync(string frameworkId, AgentLaunch launch, CancellationToken cancellationToken)
     {
-        var call = MesosCalls.Accept(frameworkId, launch.Agent.OfferIds, launch.Runs.Select(run => MesosCalls.TaskInfo(run, launch.Agent.AgentId, launch.Ports.GetValueOrDefault(run.MesosId) ?? [])), _options.RefuseSeconds);
+        var call = MesosCalls.Accept(frameworkId, launch.Agent.OfferIds, launch.Runs.Select(run =>
+            MesosCalls.TaskInfo(run, launch.Agent.AgentId, launch.Ports.GetValueOrDefault(run.MesosId) ?? [], _options.Roles.Count > 1 ? launch.Agent.Role : null)), _options.RefuseSeconds);
         Exception? failure = null;
         var ambiguous = false;
         try
@@ -735,7 +738,7 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
         {
             lock (_gate)
                 _suppressed = false;
-            await CallQuietlyAsync("REVIVE", MesosCalls.Revive(frameworkId, _options.Role), cancellationToken);
+            await CallQuietlyAsync("REVIVE", MesosCalls.Revive(frameworkId, _options.Roles), cancellationToken);
         }
         finally
         {
@@ -757,7 +760,7 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
                 _suppressed = true;
             }
 
-            await CallQuietlyAsync("SUPPRESS", MesosCalls.Suppress(_frameworkId!, _options.Role), cancellationToken);
+            await CallQuietlyAsync("SUPPRESS", MesosCalls.Suppress(_frameworkId!, _options.Roles), cancellationToken);
         }
         finally
         {

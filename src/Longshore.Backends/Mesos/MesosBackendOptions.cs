@@ -11,8 +11,11 @@ public sealed record MesosBackendOptions
 
     public string FrameworkName { get; init; } = "longshore";
 
-    /// <summary>Role the framework subscribes with. Default <c>*</c>.</summary>
-    public string Role { get; init; } = "*";
+    /// <summary>
+    /// Roles the framework subscribes with (MULTI_ROLE). Default <c>*</c>. Offers come per role; a task takes its
+    /// resources from one offer's role.
+    /// </summary>
+    public IReadOnlyList<string> Roles { get; init; } = ["*"];
 
     /// <summary>User tasks run as on the agents. Default <c>root</c>.</summary>
     public string User { get; init; } = "root";
@@ -53,8 +56,16 @@ public sealed record MesosBackendOptions
                 errors.Add($"mesos-master: '{master}' must be an http:// or https:// address such as http://mesos-master:5050 (zk:// is not supported)");
         }
 
-        if (string.IsNullOrWhiteSpace(Role) || Role.Contains(' ', StringComparison.Ordinal))
-            errors.Add($"mesos-role: must be a role name without spaces such as * or batch, got '{Role}'");
+        if (Roles.Count == 0)
+            errors.Add("mesos-role: at least one role is required, e.g. * or batch");
+        foreach (var role in Roles)
+        {
+            if (string.IsNullOrWhiteSpace(role) || role.Any(char.IsWhiteSpace))
+                errors.Add($"mesos-role: each role must be a name without spaces such as * or batch, got '{role}'");
+        }
+
+        if (Roles.Distinct(StringComparer.Ordinal).Count() != Roles.Count)
+            errors.Add($"mesos-role: a role is listed twice in '{string.Join(',', Roles)}'");
         if (string.IsNullOrWhiteSpace(FrameworkName))
             errors.Add("mesos-framework-name: must not be empty");
         if (FailoverTimeout <= TimeSpan.Zero || FailoverTimeout > TimeSpan.FromDays(365))
@@ -72,7 +83,7 @@ public sealed record MesosBackendOptions
 
     private bool PrintMembers(StringBuilder builder)
     {
-        builder.Append(CultureInfo.InvariantCulture, $"Masters = [{string.Join(", ", Masters)}], FrameworkName = {FrameworkName}, Role = {Role}, Principal = {Principal}, ");
+        builder.Append(CultureInfo.InvariantCulture, $"Masters = [{string.Join(", ", Masters)}], FrameworkName = {FrameworkName}, Roles = [{string.Join(", ", Roles)}], Principal = {Principal}, ");
         builder.Append(CultureInfo.InvariantCulture, $"Secret = {(Secret is null ? "none" : "***")}, FailoverTimeout = {FailoverTimeout}, RefuseSeconds = {RefuseSeconds}");
         return true;
     }

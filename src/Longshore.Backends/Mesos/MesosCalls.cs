@@ -17,7 +17,7 @@ public static class MesosCalls
         {
             ["user"] = options.User,
             ["name"] = options.FrameworkName,
-            ["roles"] = new JsonArray(options.Role),
+            ["roles"] = RoleList(options.Roles),
             ["checkpoint"] = true,
             ["failover_timeout"] = options.FailoverTimeout.TotalSeconds,
             // Not PARTITION_AWARE on purpose: a lost agent's tasks then end TASK_LOST (and are retried) instead of
@@ -90,19 +90,23 @@ public static class MesosCalls
         return Call(frameworkId, "RECONCILE", "reconcile", new JsonObject { ["tasks"] = list });
     }
 
-    public static JsonObject Suppress(string frameworkId, string role) =>
-        Call(frameworkId, "SUPPRESS", "suppress", new JsonObject { ["roles"] = new JsonArray(role) });
+    public static JsonObject Suppress(string frameworkId, IReadOnlyList<string> roles) =>
+        Call(frameworkId, "SUPPRESS", "suppress", new JsonObject { ["roles"] = RoleList(roles) });
 
-    public static JsonObject Revive(string frameworkId, string role) =>
-        Call(frameworkId, "REVIVE", "revive", new JsonObject { ["roles"] = new JsonArray(role) });
+    public static JsonObject Revive(string frameworkId, IReadOnlyList<string> roles) =>
+        Call(frameworkId, "REVIVE", "revive", new JsonObject { ["roles"] = RoleList(roles) });
+
+    private static JsonArray RoleList(IReadOnlyList<string> roles) => new([.. roles.Select(role => (JsonNode)JsonValue.Create(role))]);
 
     /// <summary>
     /// The TaskInfo of a run: task id = run id, a DOCKER container (or a Mesos-containerizer command task when the
     /// definition has no image), <c>sh -c cmd</c>, env with the run's variables, scalar resources, labels naming the run.
     /// Host <paramref name="ports"/> picked from the offer are taken as a <c>ports</c> ranges resource, given to the task
-    /// as <c>PORT0</c>… and, on the BRIDGE network, mapped to the same port in the container.
+    /// as <c>PORT0</c>… and, on the BRIDGE network, mapped to the same port in the container. The master fills each
+    /// resource's <c>allocation_info</c> in from the accepted offers, as the recorded launches show; with several roles
+    /// every resource also names its offers' role (<paramref name="role"/>) so the task is plainly allocated to one.
     /// </summary>
-    public static JsonObject TaskInfo(TaskRun run, string agentId, IReadOnlyList<int> ports)
+    public static JsonObject TaskInfo(TaskRun run, string agentId, IReadOnlyList<int> ports, string? role = null)
     {
         var definition = run.Definition;
         var env = new Dictionary<string, string>(definition.Env ?? [], StringComparer.Ordinal)
@@ -123,7 +127,7 @@ public static class MesosCalls
             ["name"] = run.MesosId,
             ["task_id"] = Id(run.MesosId),
             ["agent_id"] = Id(agentId),
-            ["resources"] = Resources(definition, ports),
+            ["resources"] = Resources(definition, ports, role),
             ["command"] = command,
             ["labels"] = new JsonObject
             {
@@ -184,13 +188,19 @@ public static class MesosCalls
 
     private static JsonObject Capability(string type) => new() { ["type"] = type };
 
-    private static JsonArray Resources(TaskDefinition definition, IReadOnlyList<int> ports)
+    private static JsonArray Resources(TaskDefinition definition, IReadOnlyList<int> ports, string? role)
     {
         var resources = new JsonArray(Scalar("cpus", definition.Cpus), Scalar("mem", definition.Mem));
         if (ports.Count > 0)
         {
             var ranges = new JsonArray([.. ports.Order().Select(port => (JsonNode)new JsonObject { ["begin"] = port, ["end"] = port })]);
             resources.Add(new JsonObject { ["name"] = "ports", ["type"] = "RANGES", ["ranges"] = new JsonObject { ["range"] = ranges } });
+        }
+
+        if (role is not null)
+        {
+            foreach (var resource in resources)
+                resource!["allocation_info"] = new JsonObject { ["role"] = role };
         }
 
         return resources;

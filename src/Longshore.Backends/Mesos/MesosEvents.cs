@@ -56,6 +56,9 @@ public sealed record MesosOffer(string Id, string AgentId, string Hostname, Uri?
 {
     public IReadOnlyList<PortRange> Ports { get; init; } = [];
 
+    /// <summary>The role the offer is allocated to (<c>allocation_info.role</c>), when the master says.</summary>
+    public string? Role { get; init; }
+
     public static MesosOffer Parse(JsonElement offer)
     {
         double cpus = 0, mem = 0;
@@ -109,7 +112,11 @@ public sealed record MesosOffer(string Id, string AgentId, string Hostname, Uri?
             offer.TryGetProperty("url", out var url) ? AgentUri(url) : null,
             cpus,
             mem,
-            attributes) { Ports = ports };
+            attributes)
+        {
+            Ports = ports,
+            Role = offer.TryGetProperty("allocation_info", out var allocation) && allocation.TryGetProperty("role", out var role) ? role.GetString() : null,
+        };
     }
 
     private static string? AttributeText(JsonElement attribute) => attribute.GetProperty("type").GetString() switch

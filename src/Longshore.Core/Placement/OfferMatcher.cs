@@ -9,6 +9,9 @@ public sealed record AgentOffer(string AgentId, string Hostname, IReadOnlyList<s
 {
     /// <summary>The host ports offered, as inclusive ranges.</summary>
     public IReadOnlyList<PortRange> Ports { get; init; } = [];
+
+    /// <summary>The role these offers are allocated to; a framework with several roles gets one group per agent and role.</summary>
+    public string? Role { get; init; }
 }
 
 /// <summary>Host ports <paramref name="Begin"/> to <paramref name="End"/>, both included (Mesos' <c>Value.Range</c>).</summary>

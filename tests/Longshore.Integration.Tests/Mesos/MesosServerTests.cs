@@ -77,6 +77,18 @@ public sealed class MesosServerTests
     }
 
     [Fact]
+    public void Validate_RolesListedTwiceOrBlank_NamesTheSetting()
+    {
+        var twice = new MesosBackendOptions { Masters = [new Uri("http://m:5050")], Roles = ["batch", "batch"] }.Validate();
+        var blank = new MesosBackendOptions { Masters = [new Uri("http://m:5050")], Roles = ["batch", ""] }.Validate();
+        var fine = new MesosBackendOptions { Masters = [new Uri("http://m:5050")], Roles = ["batch", "web"] }.Validate();
+
+        Assert.Equal("mesos-role: a role is listed twice in 'batch,batch'", Assert.Single(twice));
+        Assert.Equal("mesos-role: each role must be a name without spaces such as * or batch, got ''", Assert.Single(blank));
+        Assert.Empty(fine);
+    }
+
+    [Fact]
     public void ToString_WithSecret_NeverShowsIt()
     {
         var options = new MesosBackendOptions { Masters = [new Uri("http://m:5050")], Principal = "longshore", Secret = "s3cr3t-value" };

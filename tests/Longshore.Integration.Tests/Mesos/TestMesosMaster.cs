@@ -73,11 +73,21 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
     /// <summary>Every task id a LAUNCH asked for, in order, with duplicates.</summary>
     public ConcurrentQueue<string> Launches { get; } = new();
 
+    /// <summary>The role of every offer an ACCEPT took, by offer id.</summary>
+    public ConcurrentDictionary<string, string> AcceptedOfferRoles { get; } = new(StringComparer.Ordinal);
+
     public static TestMesosMaster Start(Uri? leader = null) => new(leader);
 
-    public Agent AddAgent(string hostname, double cpus = 4, double mem = 4096, params (string Key, string Value)[] attributes)
+    public Agent AddAgent(string hostname, double cpus = 4, double mem = 4096, params (string Key, string Value)[] attributes) =>
+        AddAgent(hostname, cpus, mem, roles: null, attributes);
+
+    /// <param name="roles">
+    /// The roles the allocator gives this agent's free resources to, split evenly, one offer per role (each offer and
+    /// resource carrying <c>allocation_info.role</c>); null gives them all to the framework's first role.
+    /// </param>
+    public Agent AddAgent(string hostname, double cpus, double mem, string[]? roles, params (string Key, string Value)[] attributes)
     {
-        var agent = new Agent($"{_masterId}-S{Agents.Count}", hostname, cpus, mem, attributes.ToDictionary(a => a.Key, a => a.Value));
+        var agent = new Agent($"{_masterId}-S{Agents.Count}", hostname, cpus, mem, attributes.ToDictionary(a => a.Key, a => a.Value)) { Roles = roles };
         lock (_gate)
             Agents.Add(agent);
         return agent;
@@ -419,6 +429,10 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
             {
                 var id = requested ?? $"{_masterId}-{_frameworkCount++:D4}";
                 framework = new Framework(id, info.GetProperty("name").GetString()!);
+                if (info.TryGetProperty("roles", out var roles))
+                    framework.Roles.AddRange(roles.EnumerateArray().Select(r => r.GetString()!));
+                if (framework.Roles.Count == 0)
+                    framework.Roles.Add("*");
                 _frameworks[id] = framework;
             }
 
@@ -495,6 +509,11 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
 
         foreach (var offer in offers)
             framework.Offers.Remove(offer!);
+        // Mesos fills in each resource's allocation_info from the accepted offers, and a task's resources must all be
+        // allocated to one role: offers of several roles in one ACCEPT leave a task without a single role.
+        var offerRoles = offers.Select(o => o!.Role).Distinct().ToArray();
+        foreach (var offer in offers)
+            AcceptedOfferRoles[offer!.Id] = offer.Role;
         var agent = Agents.First(a => a.Id == offers[0]!.AgentId);
         framework.Refused[agent.Id] = DateTimeOffset.UtcNow + Refuse(accept);
         foreach (var json in tasks)
@@ -502,6 +521,15 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
             var taskId = json.GetProperty("task_id").GetProperty("value").GetString()!;
             var (cpus, mem, ports) = Resources(json);
             var task = new TaskInfo(taskId, agent.Id, json, json.TryGetProperty("container", out _) ? "Container" : "Command") { Cpus = cpus, Mem = mem, Ports = ports };
+            var taskRoles = json.GetProperty("resources").EnumerateArray()
+                .Select(r => r.TryGetProperty("allocation_info", out var a) ? a.GetProperty("role").GetString() : offerRoles.Length == 1 ? offerRoles[0] : null)
+                .Distinct().ToArray();
+            if (taskRoles.Length != 1 || !offerRoles.Contains(taskRoles[0]))
+            {
+                framework.Send(Update(task, "TASK_ERROR", "SOURCE_MASTER", "REASON_TASK_INVALID", "Task resources are not allocated to a single role of its offers", uuid: null));
+                continue;
+            }
+
             if (framework.Tasks.ContainsKey(taskId))
             {
                 framework.Send(Update(task, "TASK_ERROR", "SOURCE_MASTER", "REASON_TASK_INVALID", $"Task has duplicate ID: {taskId}", uuid: null));
@@ -706,36 +734,53 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
             var mem = agent.FreeMem(framework);
             if (cpus < 0.01 || mem < 1)
                 continue;
-            var offer = new Offer($"{_masterId}-O{_offerCount++}", agent.Id);
-            framework.Offers.Add(offer);
-            var attributes = new JsonArray();
-            foreach (var (name, value) in agent.Attributes)
-                attributes.Add(new JsonObject { ["name"] = name, ["type"] = "TEXT", ["text"] = new JsonObject { ["value"] = value } });
-            var json = new JsonObject
+            var roles = agent.Roles ?? [framework.Roles.FirstOrDefault() ?? "*"];
+            foreach (var role in roles.Where(framework.Roles.Contains))
             {
-                ["id"] = new JsonObject { ["value"] = offer.Id },
-                ["framework_id"] = new JsonObject { ["value"] = framework.Id },
-                ["agent_id"] = new JsonObject { ["value"] = agent.Id },
-                ["hostname"] = agent.Hostname,
-                ["url"] = new JsonObject
-                {
-                    ["scheme"] = "http",
-                    ["address"] = new JsonObject { ["hostname"] = "127.0.0.1", ["ip"] = "127.0.0.1", ["port"] = Port },
-                    ["path"] = "/slave(1)",
-                },
-                ["resources"] = new JsonArray(
-                    Resource("cpus", cpus),
-                    Resource("mem", mem),
-                    new JsonObject { ["name"] = "ports", ["type"] = "RANGES", ["ranges"] = new JsonObject { ["range"] = PortRanges(agent.FreePorts(framework)) }, ["role"] = "*", ["allocation_info"] = new JsonObject { ["role"] = "*" } }),
-                ["allocation_info"] = new JsonObject { ["role"] = "*" },
-            };
-            if (attributes.Count > 0)
-                json["attributes"] = attributes;
-            offers.Add(json);
+                var offer = new Offer($"{_masterId}-O{_offerCount++}", agent.Id, role);
+                framework.Offers.Add(offer);
+                offers.Add(OfferJson(framework, agent, offer, cpus / roles.Length, mem / roles.Length));
+            }
         }
 
         if (offers.Count > 0)
             framework.Send(new JsonObject { ["type"] = "OFFERS", ["offers"] = new JsonObject { ["offers"] = offers } }.ToJsonString());
+    }
+
+    /// <summary>One offer as the master sends it, allocated to the offer's role. Ports go with the agent's first role only.</summary>
+    private JsonObject OfferJson(Framework framework, Agent agent, Offer offer, double cpus, double mem)
+    {
+        var attributes = new JsonArray();
+        foreach (var (name, value) in agent.Attributes)
+            attributes.Add(new JsonObject { ["name"] = name, ["type"] = "TEXT", ["text"] = new JsonObject { ["value"] = value } });
+        var resources = new JsonArray(Resource("cpus", cpus, offer.Role), Resource("mem", mem, offer.Role));
+        if (agent.Roles is null || agent.Roles[0] == offer.Role)
+        {
+            resources.Add(new JsonObject
+            {
+                ["name"] = "ports", ["type"] = "RANGES", ["ranges"] = new JsonObject { ["range"] = PortRanges(agent.FreePorts(framework)) }, ["role"] = "*",
+                ["allocation_info"] = new JsonObject { ["role"] = offer.Role },
+            });
+        }
+
+        var json = new JsonObject
+        {
+            ["id"] = new JsonObject { ["value"] = offer.Id },
+            ["framework_id"] = new JsonObject { ["value"] = framework.Id },
+            ["agent_id"] = new JsonObject { ["value"] = agent.Id },
+            ["hostname"] = agent.Hostname,
+            ["url"] = new JsonObject
+            {
+                ["scheme"] = "http",
+                ["address"] = new JsonObject { ["hostname"] = "127.0.0.1", ["ip"] = "127.0.0.1", ["port"] = Port },
+                ["path"] = "/slave(1)",
+            },
+            ["resources"] = resources,
+            ["allocation_info"] = new JsonObject { ["role"] = offer.Role },
+        };
+        if (attributes.Count > 0)
+            json["attributes"] = attributes;
+        return json;
     }
 
     /// <summary>Free ports as the master offers them: the agent's range (31000-32000 by default) less what its tasks hold.</summary>
@@ -761,13 +806,13 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
         return ranges;
     }
 
-    private static JsonObject Resource(string name, double value) => new()
+    private static JsonObject Resource(string name, double value, string role) => new()
     {
         ["name"] = name,
         ["type"] = "SCALAR",
         ["scalar"] = new JsonObject { ["value"] = Math.Round(value, 3) },
         ["role"] = "*",
-        ["allocation_info"] = new JsonObject { ["role"] = "*" },
+        ["allocation_info"] = new JsonObject { ["role"] = role },
     };
 
     private async Task FilesReadAsync(HttpRequest request, NetworkStream stream)
@@ -858,6 +903,8 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
 
         public Dictionary<string, string> Attributes { get; } = attributes;
 
+        public string[]? Roles { get; init; }
+
         public bool Alive { get; set; } = true;
 
         internal Dictionary<string, string> Sandboxes { get; } = new(StringComparer.Ordinal);
@@ -907,13 +954,15 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
 
     internal sealed record Queued(string Uuid, string Json, string Key);
 
-    internal sealed record Offer(string Id, string AgentId);
+    internal sealed record Offer(string Id, string AgentId, string Role);
 
     internal sealed class Framework(string id, string name)
     {
         public string Id { get; } = id;
 
         public string Name { get; } = name;
+
+        public List<string> Roles { get; } = [];
 
         public EventStream? Stream { get; set; }
 
