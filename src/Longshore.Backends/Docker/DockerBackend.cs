@@ -359,6 +359,11 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
             {
                 // The launch stopped between create and start (a crash, a change of leader): the container never ran, so
                 // starting it now completes that one launch. Waiting on it instead would report a run that never ran as exit 0.
+                // A young one is left for the next reconciliation: the start may be on its way, and a container that ran
+                // and exited meanwhile would run again if started now.
+                var created = container.Created.Kind == DateTimeKind.Local ? container.Created.ToUniversalTime() : DateTime.SpecifyKind(container.Created, DateTimeKind.Utc);
+                if (_time.GetUtcNow() - new DateTimeOffset(created) < _options.AbandonedCreateAge)
+                    continue;
                 try
                 {
                     await _client.Containers.StartContainerAsync(container.ID, new ContainerStartParameters(), cancellationToken);

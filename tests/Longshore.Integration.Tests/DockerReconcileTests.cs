@@ -1,0 +1,68 @@
+using Docker.DotNet.Models;
+using Longshore.Backends.Docker;
+using Longshore.Core.Tasks;
+using Longshore.Integration.Tests.Infrastructure;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+using ContainerSpec = Longshore.Core.Tasks.ContainerSpec;
+using TaskState = Longshore.Core.Tasks.TaskState;
+
+namespace Longshore.Integration.Tests;
+
+/// <summary>The local engine's reconciliation against real podman, for containers a launch left created but not started.</summary>
+public sealed class DockerReconcileTests : IAsyncLifetime
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("longshore-reconcile-").FullName;
+    private readonly string _instance = "reconcile-" + Guid.NewGuid().ToString("N")[..8];
+    private readonly Docker.DotNet.DockerClient _client = TestEngine.CreateClient();
+    private string? _containerId;
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        if (_containerId is not null)
+            await _client.Containers.RemoveContainerAsync(_containerId, new ContainerRemoveParameters { Force = true });
+        _client.Dispose();
+        Directory.Delete(_folder, recursive: true);
+    }
+
+    [Fact]
+    public async Task CreatedNeverStarted_YoungIsLeftForItsOwnStart_AbandonedIsStartedOnce()
+    {
+        var run = TaskRun.CreateFirst(new TaskDefinition
+        {
+            Id = "created",
+            Cmd = "echo ran >> /shared/runs",
+            Container = new ContainerSpec { Docker = new DockerSpec { Image = TestEngine.Image } },
+        }, Guid.NewGuid(), DateTimeOffset.UtcNow) with { State = TaskState.Staging };
+        // What a leader killed between create and start leaves: the run's container, created with its labels, never started.
+        _containerId = (await _client.Containers.CreateContainerAsync(new CreateContainerParameters
+        {
+            Name = DockerBackend.ContainerName(run.MesosId),
+            Image = TestEngine.Image,
+            Entrypoint = ["/bin/sh", "-c"],
+            Cmd = [run.Definition.Cmd!],
+            Labels = new Dictionary<string, string> { [DockerBackend.RunLabel] = run.MesosId, [DockerBackend.FamilyLabel] = run.FamilyId, [DockerBackend.InstanceLabel] = _instance },
+            HostConfig = new HostConfig { Binds = [$"{_folder}:/shared:rw"] },
+        })).ID;
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        using var backend = new DockerBackend(new DockerBackendOptions { Endpoint = new Uri(TestEngine.Endpoint), InstanceId = _instance }, time,
+            NullLogger<DockerBackend>.Instance);
+
+        // Young: its creator's start may still be on its way, so it is neither started nor given up.
+        var young = await backend.ReconcileAsync([run]);
+        Assert.Empty(young.GoneMesosIds);
+        Assert.Equal(0, young.OrphansRemoved);
+        Assert.Equal("created", (await _client.Containers.InspectContainerAsync(_containerId)).State?.Status);
+
+        // Old enough to be abandoned: started, once, and reported running.
+        time.Advance(TimeSpan.FromSeconds(16));
+        var old = await backend.ReconcileAsync([run]);
+        Assert.Empty(old.GoneMesosIds);
+        var running = await backend.Updates.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal((run.MesosId, TaskState.Running), (running.MesosId, running.State));
+        await Eventually.WaitUntilAsync(() => Task.FromResult(File.Exists(Path.Combine(_folder, "runs"))), TimeSpan.FromSeconds(20));
+        Assert.Equal(["ran"], await File.ReadAllLinesAsync(Path.Combine(_folder, "runs")));
+    }
+}
