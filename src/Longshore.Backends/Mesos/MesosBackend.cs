@@ -247,10 +247,45 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
 
     public async Task<TaskLogs?> ReadLogsAsync(TaskRun run, CancellationToken cancellationToken = default)
     {
-        var agentUrl = AgentUrlOf(run);
-        if (agentUrl is null || _frameworkId is not { } frameworkId)
+        var (agentUrl, frameworkId) = await LocateAsync(run, cancellationToken);
+        if (agentUrl is null || frameworkId is null)
             return null;
         return await ReadSandboxAsync(agentUrl, frameworkId, run.MesosId, cancellationToken);
+    }
+
+    /// <summary>
+    /// Where a run's sandbox is. The leader knows from its subscription; an instance that does not lead (and so is not
+    /// subscribed) asks the masters' <c>/master/slaves</c> for the agent of the run's host and reads the framework id
+    /// from where the leader keeps it.
+    /// </summary>
+    private async Task<(Uri? Agent, string? FrameworkId)> LocateAsync(TaskRun run, CancellationToken cancellationToken)
+    {
+        var agent = AgentUrlOf(run);
+        var frameworkId = _frameworkId;
+        if ((agent is not null && frameworkId is not null) || run.Agent is null)
+            return (agent, frameworkId);
+        frameworkId ??= await _frameworkIds.LoadAsync(cancellationToken);
+        agent ??= await AgentFromMastersAsync(run.Agent, cancellationToken);
+        return (agent, frameworkId);
+    }
+
+    private async Task<Uri?> AgentFromMastersAsync(string hostname, CancellationToken cancellationToken)
+    {
+        // A master that does not lead answers 307: try the next.
+        foreach (var master in _options.Masters)
+        {
+            try
+            {
+                var (status, body) = await _connection.GetAsync(new Uri(new Uri(master.GetLeftPart(UriPartial.Authority) + "/"), "master/slaves"), cancellationToken);
+                if (status == HttpStatusCode.OK)
+                    return MesosAgents.UrlOf(JsonDocument.Parse(body).RootElement, hostname);
+            }
+            catch (HttpRequestException)
+            {
+            }
+        }
+
+        return null;
     }
 
     private async Task<TaskLogs?> ReadSandboxAsync(Uri agentUrl, string frameworkId, string taskId, CancellationToken cancellationToken)
@@ -267,7 +302,16 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
     public IAsyncEnumerable<string>? FollowLogs(TaskRun run, CancellationToken cancellationToken = default)
     {
         var agentUrl = AgentUrlOf(run);
-        return agentUrl is null || _frameworkId is not { } frameworkId ? null : FollowAsync(agentUrl, frameworkId, run.MesosId, cancellationToken);
+        if (agentUrl is not null && _frameworkId is { } frameworkId)
+            return FollowAsync(agentUrl, frameworkId, run.MesosId, cancellationToken);
+        // Not subscribed (an instance that does not lead) sees no end to wait for: the output so far, then the end.
+        return run.Agent is null ? null : OutputSoFarAsync(run, cancellationToken);
+    }
+
+    private async IAsyncEnumerable<string> OutputSoFarAsync(TaskRun run, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        if (await ReadLogsAsync(run, cancellationToken) is { Stdout.Length: > 0 } logs)
+            yield return logs.Stdout;
     }
 
     private async IAsyncEnumerable<string> FollowAsync(Uri agentUrl, string frameworkId, string taskId, [EnumeratorCancellation] CancellationToken cancellationToken)

@@ -111,13 +111,8 @@ public sealed class MesosConnection : IDisposable
     }
 
     /// <summary>GET on any configured master (health probes).</summary>
-    public async Task<HttpStatusCode> ProbeAsync(Uri master, string path, CancellationToken cancellationToken)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(Root(master), path));
-        Authorize(request);
-        using var response = await _http.SendAsync(request, cancellationToken);
-        return response.StatusCode;
-    }
+    public async Task<HttpStatusCode> ProbeAsync(Uri master, string path, CancellationToken cancellationToken) =>
+        (await GetAsync(new Uri(Root(master), path), cancellationToken)).Status;
 
     /// <summary>GET on an agent (the files API), with the framework's credentials.</summary>
     public async Task<(HttpStatusCode Status, string Body)> GetAsync(Uri uri, CancellationToken cancellationToken)

@@ -159,3 +159,24 @@ public sealed record MesosTaskStatus(string TaskId, string State, string? Source
     private static string? Optional(JsonElement element, string name) =>
         element.TryGetProperty(name, out var value) ? value.GetString() : null;
 }
+
+/// <summary>The master's <c>/master/slaves</c> answer.</summary>
+public static class MesosAgents
+{
+    /// <summary>
+    /// The files API address of the agent on <paramref name="hostname"/>: from its <c>pid</c>
+    /// (<c>slave(1)@10.0.0.5:5051</c>), which is how the master reaches it.
+    /// </summary>
+    public static Uri? UrlOf(JsonElement slaves, string hostname)
+    {
+        foreach (var slave in slaves.GetProperty("slaves").EnumerateArray())
+        {
+            if (slave.GetProperty("hostname").GetString() != hostname || slave.GetProperty("pid").GetString() is not { } pid)
+                continue;
+            var at = pid.LastIndexOf('@');
+            return at >= 0 && Uri.TryCreate("http://" + pid[(at + 1)..] + "/", UriKind.Absolute, out var uri) ? uri : null;
+        }
+
+        return null;
+    }
+}

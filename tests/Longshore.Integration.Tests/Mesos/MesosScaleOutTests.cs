@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json;
 using Longshore.Integration.Tests.Infrastructure;
 
 namespace Longshore.Integration.Tests.Mesos;
@@ -57,6 +58,11 @@ public sealed class MesosScaleOutTests : IAsyncLifetime
 
         foreach (var id in ids)
             await follower.WaitForStateAsync(id, state => state == "TASK_RUNNING", Wait);
+        // A follower serves a running task's output too: it asks the master where the agent is, and reads the framework id
+        // from the store.
+        var logs = JsonDocument.Parse(await follower.Http.GetStringAsync($"/tasks/{ids[0]}/logs/")).RootElement;
+        Assert.Equal($"output of {ids[0]}\n", logs.GetProperty("stdout").GetString());
+        Assert.Equal($"output of {ids[1]}\n", await follower.Http.GetStringAsync($"/tasks/{ids[1]}/logs/?follow=true"));
         // The follower answered the API (and health checks) all along without subscribing: one framework, and only the
         // leader ever logged a subscription.
         var framework = Assert.Single(_master.FrameworkIds);

@@ -231,6 +231,10 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
             case "/files/read":
                 await FilesReadAsync(request, stream);
                 return false;
+            case "/master/slaves":
+                // The recorded shape, cut to the fields a client reads: every agent serves its files API here.
+                await WriteAsync(stream, 200, "OK", [("Content-Type", "application/json")], SlavesJson());
+                return false;
             case "/api/v1/scheduler":
                 break;
             default:
@@ -781,6 +785,29 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
         if (attributes.Count > 0)
             json["attributes"] = attributes;
         return json;
+    }
+
+    private string SlavesJson()
+    {
+        var slaves = new JsonArray();
+        lock (_gate)
+        {
+            foreach (var agent in Agents.Where(a => a.Alive))
+            {
+                slaves.Add(new JsonObject
+                {
+                    ["id"] = agent.Id,
+                    ["hostname"] = agent.Hostname,
+                    ["port"] = Port,
+                    ["attributes"] = new JsonObject(),
+                    ["pid"] = $"slave(1)@127.0.0.1:{Port}",
+                    ["active"] = true,
+                    ["version"] = "1.12.0",
+                });
+            }
+        }
+
+        return new JsonObject { ["slaves"] = slaves, ["recovered_slaves"] = new JsonArray() }.ToJsonString();
     }
 
     /// <summary>Free ports as the master offers them: the agent's range (31000-32000 by default) less what its tasks hold.</summary>

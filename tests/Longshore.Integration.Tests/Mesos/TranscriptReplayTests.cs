@@ -161,4 +161,15 @@ public sealed class TranscriptReplayTests
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
             base.ReadAsync(buffer[..Math.Min(1, buffer.Length)], cancellationToken);
     }
+
+    [Fact]
+    public void MasterSlaves_RecordedAnswer_GivesTheAgentsFilesApiAddressFromItsPid()
+    {
+        var answer = Transcripts.Entries("00-master-endpoints")
+            .Single(e => e.GetProperty("kind").GetString() == "response" && e.GetProperty("label").GetString() == "GET /master/slaves");
+        using var slaves = JsonDocument.Parse(answer.GetProperty("body").GetString()!);
+
+        Assert.Equal(new Uri("http://127.0.0.1:5051/"), MesosAgents.UrlOf(slaves.RootElement, "127.0.0.1"));
+        Assert.Null(MesosAgents.UrlOf(slaves.RootElement, "elsewhere"));
+    }
 }
