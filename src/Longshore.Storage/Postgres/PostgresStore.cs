@@ -6,8 +6,8 @@ using Longshore.Core.Jobs;
 using Longshore.Core.Queues;
 using Longshore.Core.Storage;
 using Longshore.Core.Tasks;
-using Npgsql;
 using Longshore.Storage.Relational;
+using Npgsql;
 using static Longshore.Storage.Relational.RunRows;
 
 namespace Longshore.Storage.Postgres;
@@ -443,18 +443,14 @@ public sealed class PostgresStore : IStateStore
             "UPDATE leases SET expires_at = 0 WHERE name = 'scheduler' AND holder = @holder AND term = @term;",
             [("holder", holder), ("term", term)]).ExecuteNonQueryAsync(cancellationToken), cancellationToken, fenced: false);
 
-    public async Task<string?> GetSettingAsync(string key, CancellationToken cancellationToken = default)
-    {
-        string? value = null;
-        await ReadAsync("SELECT value FROM meta WHERE key = @key;", reader => value = reader.GetString(0), cancellationToken, ("key", SettingKey(key)));
-        return value;
-    }
+    public Task<string?> GetSettingAsync(string key, CancellationToken cancellationToken = default) =>
+        RunRows.GetSettingAsync(ReadAsync, '@', key, cancellationToken);
 
-    public async Task SetSettingAsync(string key, string? value, CancellationToken cancellationToken = default) =>
-        await WriteAsync(async (connection, transaction) => await (value is null
-            ? Command(connection, transaction, "DELETE FROM meta WHERE key = @key;", [("key", SettingKey(key))])
-            : Command(connection, transaction, "INSERT INTO meta (key, value) VALUES (@key, @value) ON CONFLICT (key) DO UPDATE SET value = excluded.value;",
-                [("key", SettingKey(key)), ("value", value)])).ExecuteNonQueryAsync(cancellationToken), cancellationToken);
+    public async Task SetSettingAsync(string key, string? value, CancellationToken cancellationToken = default)
+    {
+        var (sql, parameters) = SetSettingSql('@', key, value);
+        await WriteAsync((connection, transaction) => Command(connection, transaction, sql, parameters).ExecuteNonQueryAsync(cancellationToken), cancellationToken);
+    }
 
     public ValueTask DisposeAsync() => _dataSource.DisposeAsync();
 

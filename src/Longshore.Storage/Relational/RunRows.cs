@@ -201,6 +201,23 @@ internal static class RunRows
         return counts;
     }
 
+    /// <summary>A shared setting (see <see cref="SettingKey"/>), the same query on either store.</summary>
+    public static async Task<string?> GetSettingAsync(RowReader read, char prefix, string key, CancellationToken cancellationToken)
+    {
+        string? value = null;
+        await read($"SELECT value FROM meta WHERE key = {prefix}key;", reader => value = reader.GetString(0), cancellationToken, SettingParameters(key, null));
+        return value;
+    }
+
+    /// <summary>The write of <see cref="GetSettingAsync"/>'s value, with its parameters: a null value removes the setting.</summary>
+    public static (string Sql, (string Name, object? Value)[] Parameters) SetSettingSql(char prefix, string key, string? value) => value is null
+        ? ($"DELETE FROM meta WHERE key = {prefix}key;", SettingParameters(key, null))
+        : ($"INSERT INTO meta (key, value) VALUES ({prefix}key, {prefix}value) ON CONFLICT (key) DO UPDATE SET value = excluded.value;",
+            SettingParameters(key, value));
+
     /// <summary>Where a shared setting is kept in a store's metadata, apart from the store's own entries.</summary>
     public static string SettingKey(string key) => "setting:" + key;
+
+    private static (string Name, object? Value)[] SettingParameters(string key, string? value) =>
+        value is null ? [("key", SettingKey(key))] : [("key", SettingKey(key)), ("value", value)];
 }

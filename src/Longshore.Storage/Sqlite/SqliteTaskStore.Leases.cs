@@ -1,4 +1,5 @@
 using Longshore.Core.Storage;
+using Longshore.Storage.Relational;
 using Microsoft.Data.Sqlite;
 using static Longshore.Storage.Relational.RunRows;
 
@@ -10,18 +11,14 @@ namespace Longshore.Storage.Sqlite;
 /// </summary>
 public sealed partial class SqliteTaskStore : ILeaseStore, ISettingStore
 {
-    public async Task<string?> GetSettingAsync(string key, CancellationToken cancellationToken = default)
-    {
-        string? value = null;
-        await ReadAsync("SELECT value FROM meta WHERE key = $key;", reader => value = reader.GetString(0), cancellationToken, ("$key", SettingKey(key)));
-        return value;
-    }
+    public Task<string?> GetSettingAsync(string key, CancellationToken cancellationToken = default) =>
+        RunRows.GetSettingAsync(ReadAsync, '$', key, cancellationToken);
 
-    public async Task SetSettingAsync(string key, string? value, CancellationToken cancellationToken = default) =>
-        await WriteAsync(async (connection, transaction) => value is null
-            ? await ExecuteAsync(connection, transaction, "DELETE FROM meta WHERE key = $key;", cancellationToken, ("key", SettingKey(key)))
-            : await ExecuteAsync(connection, transaction, "INSERT INTO meta (key, value) VALUES ($key, $value) ON CONFLICT (key) DO UPDATE SET value = excluded.value;",
-                cancellationToken, ("key", SettingKey(key)), ("value", value)), cancellationToken);
+    public async Task SetSettingAsync(string key, string? value, CancellationToken cancellationToken = default)
+    {
+        var (sql, parameters) = SetSettingSql('$', key, value);
+        await WriteAsync((connection, transaction) => ExecuteAsync(connection, transaction, sql, cancellationToken, parameters), cancellationToken);
+    }
 
     public async Task<Lease> TryAcquireLeaseAsync(string holder, TimeSpan duration, DateTimeOffset now, bool takeOver = false, CancellationToken cancellationToken = default) =>
         await WriteAsync(async (connection, transaction) =>
