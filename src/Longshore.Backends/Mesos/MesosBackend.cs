@@ -138,7 +138,7 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
         {
             try
             {
-                var status = await _connection.ProbeAsync(master, "version", cancellationToken);
+                var (status, _) = await _connection.GetFromMasterAsync(master, "version", cancellationToken);
                 if (status == HttpStatusCode.OK)
                     return;
                 failures.Add($"{master}: {(int)status}");
@@ -276,7 +276,7 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
         {
             try
             {
-                var (status, body) = await _connection.GetAsync(new Uri(new Uri(master.GetLeftPart(UriPartial.Authority) + "/"), "master/slaves"), cancellationToken);
+                var (status, body) = await _connection.GetFromMasterAsync(master, "master/slaves", cancellationToken);
                 if (status == HttpStatusCode.OK)
                     return MesosAgents.UrlOf(JsonDocument.Parse(body).RootElement, hostname);
             }

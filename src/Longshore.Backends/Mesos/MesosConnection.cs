@@ -110,9 +110,9 @@ public sealed class MesosConnection : IDisposable
         throw new MesosCallException(response.StatusCode, await response.Content.ReadAsStringAsync(timeout.Token));
     }
 
-    /// <summary>GET on any configured master (health probes).</summary>
-    public async Task<HttpStatusCode> ProbeAsync(Uri master, string path, CancellationToken cancellationToken) =>
-        (await GetAsync(new Uri(Root(master), path), cancellationToken)).Status;
+    /// <summary>GET on any configured master (health probes, <c>/master/slaves</c>), with the framework's credentials.</summary>
+    public Task<(HttpStatusCode Status, string Body)> GetFromMasterAsync(Uri master, string path, CancellationToken cancellationToken) =>
+        GetAsync(new Uri(Root(master), path), cancellationToken);
 
     /// <summary>GET on an agent (the files API), with the framework's credentials.</summary>
     public async Task<(HttpStatusCode Status, string Body)> GetAsync(Uri uri, CancellationToken cancellationToken)

@@ -1,6 +1,6 @@
-using Longshore.Core.Placement;
 using System.Globalization;
 using System.Text.Json;
+using Longshore.Core.Placement;
 
 namespace Longshore.Backends.Mesos;
 
