@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
@@ -77,11 +78,9 @@ public sealed partial class TaskPortsTests(SharedServerFixture fixture) : IClass
     [Fact]
     public async Task TooManyPorts_Refused400NamingTheField()
     {
-        var response = await _server.Http.PostAsync("/tasks/", JsonContent(Tasks.Definition(Families.New("ports"), "true", ports: 17)));
+        using var response = await _server.Http.PostAsJsonAsync("/tasks/", Tasks.Definition(Families.New("ports"), "true", ports: 17));
 
         Assert.Equal(System.Net.HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Contains("ports: must be between 0 and 16, got 17", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
-
-    private static StringContent JsonContent(object body) => new(JsonSerializer.Serialize(body), Encoding.UTF8, "application/json");
 }
