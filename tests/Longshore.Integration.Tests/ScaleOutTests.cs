@@ -47,22 +47,8 @@ public abstract partial class ScaleOutTests : IAsyncLifetime
         return server;
     }
 
-    private async Task<(LongshoreServer Leader, long Term)> WaitForLeaderAsync(TimeSpan timeout, long afterTerm = 0)
-    {
-        var watch = Stopwatch.StartNew();
-        while (watch.Elapsed < timeout)
-        {
-            foreach (var server in _servers)
-            {
-                if (await server.HealthAsync() is { } health && health.GetProperty("leader").GetBoolean() && health.GetProperty("term").GetInt64() > afterTerm)
-                    return (server, health.GetProperty("term").GetInt64());
-            }
-
-            await Task.Delay(100);
-        }
-
-        throw new TimeoutException($"no instance led a term above {afterTerm} within {timeout}:\n" + string.Join("\n---\n", _servers.Select(s => s.Output)));
-    }
+    private Task<(LongshoreServer Leader, long Term)> WaitForLeaderAsync(TimeSpan timeout, long afterTerm = 0) =>
+        Leaders.WaitAsync(_servers, timeout, afterTerm);
 
     private Dictionary<string, object?> Volume() => new() { ["hostPath"] = _shared, ["containerPath"] = "/shared", ["mode"] = "RW" };
 

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Longshore.Integration.Tests.Infrastructure;
@@ -87,20 +86,5 @@ public sealed class MesosScaleOutTests : IAsyncLifetime
         Assert.Equal(ids.Order(), _master.Launches.Order());
     }
 
-    private async Task<LongshoreServer> LeaderAsync(TimeSpan timeout)
-    {
-        var watch = Stopwatch.StartNew();
-        while (watch.Elapsed < timeout)
-        {
-            foreach (var server in _servers)
-            {
-                if (await server.HealthAsync() is { } health && health.GetProperty("leader").GetBoolean())
-                    return server;
-            }
-
-            await Task.Delay(100);
-        }
-
-        throw new TimeoutException("no instance leads:\n" + string.Join("\n---\n", _servers.Select(s => s.Output)));
-    }
+    private async Task<LongshoreServer> LeaderAsync(TimeSpan timeout) => (await Leaders.WaitAsync(_servers, timeout)).Leader;
 }
