@@ -22,11 +22,14 @@ public static class MetricsApi
         var byState = factory.CreateGauge("longshore_tasks", "Runs in the store, by state.", "state");
         var leader = factory.CreateGauge("longshore_leader", "1 while this instance holds the scheduler lease, else 0.");
         var term = factory.CreateGauge("longshore_leader_term", "The scheduler lease term this instance leads under, or last saw.");
+        var clockOffset = factory.CreateGauge("longshore_store_clock_offset_seconds", "How far the store server's clock is ahead of this machine's (negative: behind).");
+        var clock = app.Services.GetRequiredService<StoreClock>();
         var election = app.Services.GetRequiredService<LeaderElection>();
         var store = app.Services.GetRequiredService<ITaskStore>();
         registry.AddBeforeCollectCallback(async cancellationToken =>
         {
             leader.Set(election.IsLeader ? 1 : 0);
+            clockOffset.Set(clock.Offset.TotalSeconds);
             term.Set(election.Term ?? election.LastSeen?.Term ?? 0);
             var counts = await store.CountByStateAsync(cancellationToken);
             foreach (var name in TaskStates.WireNames)

@@ -61,8 +61,15 @@ public static partial class LongshoreHost
             ? options.Mesos.Masters[0]
             : await DockerEndpoint.ResolveAsync(options.DockerHost, Environment.GetEnvironmentVariable, cancellationToken);
 
+        // Times stored and judged across instances (leases, due times, de-duplication windows) are on the store server's
+        // clock; the engines keep the machine's, against which they compare what the engine reports.
+        var clock = new StoreClock(TimeProvider.System, store);
+        var clockOffset = await clock.SyncAsync(cancellationToken);
+
         var services = builder.Services;
-        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<TimeProvider>(clock);
+        services.AddSingleton(clock);
+        services.AddHostedService<StoreClockService>();
         services.AddSingleton(options);
         services.AddSingleton(store);
         services.AddSingleton<ITaskStore>(store);
@@ -72,14 +79,14 @@ public static partial class LongshoreHost
             // The framework id lives next to the store, so a restart resubscribes as the same framework and finds its tasks.
             services.AddSingleton(options.Mesos with { FrameworkIdFile = options.Mesos.FrameworkIdFile ?? Path.Combine(options.DataDir, "mesos-framework-id") });
             // With a shared store every leader must subscribe as the same framework: its id is kept in the store, not beside one instance.
-            services.AddSingleton<MesosBackend>(sp => new MesosBackend(sp.GetRequiredService<MesosBackendOptions>(), sp.GetRequiredService<TimeProvider>(),
+            services.AddSingleton<MesosBackend>(sp => new MesosBackend(sp.GetRequiredService<MesosBackendOptions>(), TimeProvider.System,
                 sp.GetRequiredService<ILogger<MesosBackend>>(), frameworkIds: location.Shared ? new StoredFrameworkIdKeeper(store) : null));
             services.AddSingleton<IExecutionBackend>(sp => sp.GetRequiredService<MesosBackend>());
         }
         else
         {
             services.AddSingleton(new DockerBackendOptions { Endpoint = endpoint, InstanceId = store.InstanceId, LogCapBytes = options.LogCapBytes });
-            services.AddSingleton<DockerBackend>();
+            services.AddSingleton(sp => new DockerBackend(sp.GetRequiredService<DockerBackendOptions>(), TimeProvider.System, sp.GetRequiredService<ILogger<DockerBackend>>()));
             services.AddSingleton<IExecutionBackend>(sp => sp.GetRequiredService<DockerBackend>());
         }
         services.AddSingleton(new TaskLimits { AllowedHostPaths = options.AllowedHostPaths });
@@ -139,6 +146,7 @@ public static partial class LongshoreHost
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Longshore");
         LogStarting(logger, options.Urls, store.Description, mesos ? $"mesos ({string.Join(", ", options.Mesos.Masters)})" : endpoint.ToString(), options.Scheduler.Capacity);
+        StoreClockService.ReportOffset(logger, clockOffset);
         if (tokens.Enabled)
             LogTokens(logger, tokens.Count);
         else

@@ -190,6 +190,9 @@ public sealed class PostgresStore : IStateStore
     /// The next transaction id the server will hand out: it moves with every write transaction of every instance (and of
     /// anything else in the database, which only costs a spare refresh), without a write of its own.
     /// </remarks>
+    public async Task<DateTimeOffset> GetServerTimeAsync(CancellationToken cancellationToken = default) =>
+        new((DateTime)(await ScalarAsync("SELECT clock_timestamp();", cancellationToken))!);
+
     public async Task<long> ChangeMarkAsync(CancellationToken cancellationToken = default) =>
         (long)(await ScalarAsync("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint;", cancellationToken))!;
 

@@ -75,6 +75,13 @@ public sealed partial class RedisStore : IStateStore
 
     public async ValueTask DisposeAsync() => await _redis.DisposeAsync();
 
+    public async Task<DateTimeOffset> GetServerTimeAsync(CancellationToken cancellationToken = default)
+    {
+        // TIME answers [unix seconds, microseconds].
+        var time = (RedisResult[])(await _db.ExecuteAsync("TIME"))!;
+        return DateTimeOffset.FromUnixTimeSeconds((long)time[0]).AddTicks((long)time[1] * 10);
+    }
+
     public async Task InsertAsync(TaskRun run, CancellationToken cancellationToken = default)
     {
         var seq = await _db.StringIncrementAsync(_keys.Seq);

@@ -16,7 +16,7 @@ namespace Longshore.Integration.Tests.Queues;
 /// </summary>
 public sealed class CronQueueAcceptanceTests : IAsyncLifetime
 {
-    private static readonly DateTimeOffset Start = new(2026, 11, 24, 6, 0, 0, TimeSpan.Zero);
+    private static readonly DateTimeOffset Start = TestClock.Now(TimeSpan.FromMinutes(1));
     private readonly FakeTimeProvider _time = new(Start);
     private LocalStore _local = null!;
 
