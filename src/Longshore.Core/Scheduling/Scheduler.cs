@@ -309,7 +309,9 @@ public sealed partial class Scheduler
 
             if (!update.State.IsTerminal())
             {
-                if (update.State == run.State || !TaskStates.CanTransition(run.State, update.State))
+                // The same state with news (a pod the cluster cannot place yet says why): the reason is kept, the state stays.
+                var news = update.State == run.State && update.Reason is not null && update.Reason != run.Reason;
+                if (!news && (update.State == run.State || !TaskStates.CanTransition(run.State, update.State)))
                     return;
                 var moved = await _store.TryTransitionAsync(new RunTransition(run.MesosId, [run.State], update.State, update.At)
                 {
