@@ -42,7 +42,7 @@ public static class PodStates
         {
             return killedByUs
                 ? new PodReport(TaskState.Killed, terminated?.ExitCode, "killed on request: the pod was deleted") { Node = node }
-                : new PodReport(TaskState.Lost, null, "the pod was deleted by someone else while the run was active") { Node = node };
+                : new PodReport(TaskState.Lost, null, "the pod vanished: deleted by someone else while the run was active") { Node = node };
         }
 
         switch (status?.Phase)
