@@ -37,6 +37,35 @@ public static class TestCluster
         await client.CoreV1.DeleteNamespaceAsync(name, gracePeriodSeconds: 0);
     }
 
+    /// <summary>A kubeconfig that authenticates as a service account with its token (the secret Kubernetes 1.20 mints for it).</summary>
+    public static async Task<string> ServiceAccountKubeconfigAsync(string ns, string account)
+    {
+        using var client = CreateClient();
+        string? token = null;
+        await Eventually.WaitUntilAsync(async () =>
+        {
+            var secret = (await client.CoreV1.ListNamespacedSecretAsync(ns)).Items.FirstOrDefault(s => s.Type == "kubernetes.io/service-account-token"
+                && s.Metadata.Annotations?["kubernetes.io/service-account.name"] == account);
+            token = secret is null ? null : System.Text.Encoding.UTF8.GetString(secret.Data["token"]);
+            return token is not null;
+        }, TimeSpan.FromSeconds(30));
+        var admin = (await KubernetesClientConfiguration.LoadKubeConfigAsync(Kubeconfig!)).Clusters.First().ClusterEndpoint;
+        return $$"""
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: test
+              cluster: {server: "{{admin.Server}}", certificate-authority-data: "{{admin.CertificateAuthorityData}}"}
+            users:
+            - name: {{account}}
+              user: {token: "{{token}}"}
+            contexts:
+            - name: test
+              context: {cluster: test, user: {{account}}}
+            current-context: test
+            """;
+    }
+
     /// <summary>Pods in the namespace carrying the label.</summary>
     public static async Task<IList<V1Pod>> PodsAsync(string ns, string label, string value)
     {
