@@ -98,6 +98,7 @@ public sealed class KubernetesServerFixture : IAsyncLifetime
     {
         if (TestCluster.Kubeconfig is null)
             return;
+        await TestCluster.LabelNodesAsync();
         Namespace = await TestCluster.CreateNamespaceAsync("ls-test");
         Engine = new KubernetesProbe(Namespace);
         Server = await LongshoreServer.StartAsync([.. SharedServerFixture.QuickArguments, .. Arguments(Namespace)]);

@@ -31,6 +31,17 @@ public static class TestCluster
         return name;
     }
 
+    /// <summary>
+    /// Labels every node <c>cluster=local</c>: a job's <c>cluster</c> is a placement constraint on that node label, and the
+    /// test jobs say <c>local</c> (a real cluster labels its nodes the same way).
+    /// </summary>
+    public static async Task LabelNodesAsync()
+    {
+        using var client = CreateClient();
+        foreach (var node in (await client.CoreV1.ListNodeAsync()).Items)
+            await client.CoreV1.PatchNodeAsync(new V1Patch("""{"metadata":{"labels":{"cluster":"local"}}}""", V1Patch.PatchType.MergePatch), node.Metadata.Name);
+    }
+
     public static async Task DeleteNamespaceAsync(string name)
     {
         using var client = CreateClient();

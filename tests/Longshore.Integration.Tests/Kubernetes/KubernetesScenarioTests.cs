@@ -205,7 +205,7 @@ public sealed class KubernetesRestartTests
         try
         {
             for (var i = 0; i < 2; i++)
-                servers.Add(await LongshoreServer.StartAsync([.. KubernetesServerFixture.Arguments(ns), "--store", store, "--leader-lease", "3", "--reconcile-interval", "2"]));
+                servers.Add(await LongshoreServer.StartAsync([.. KubernetesServerFixture.Arguments(ns), "--store", store, "--reconcile-interval", "2"]));
             var (leader, _) = await Leaders.WaitAsync(servers, Wait);
             var follower = servers.Single(s => s != leader);
             var family = Families.New("kadopt");
