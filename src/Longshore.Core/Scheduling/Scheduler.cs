@@ -309,8 +309,10 @@ public sealed partial class Scheduler
 
             if (!update.State.IsTerminal())
             {
-                // The same state with news (a pod the cluster cannot place yet says why): the reason is kept, the state stays.
-                var news = update.State == run.State && update.Reason is not null && update.Reason != run.Reason;
+                // A run still waiting to start, with news of why (a pod the cluster cannot place yet, an image still pulling):
+                // the reason is kept, the state stays.
+                var news = update.State == run.State && run.State is TaskState.Staging or TaskState.Starting
+                    && update.Reason is not null && update.Reason != run.Reason;
                 if (!news && (update.State == run.State || !TaskStates.CanTransition(run.State, update.State)))
                     return;
                 var moved = await _store.TryTransitionAsync(new RunTransition(run.MesosId, [run.State], update.State, update.At)

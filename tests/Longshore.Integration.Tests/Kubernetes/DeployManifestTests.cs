@@ -15,13 +15,15 @@ public sealed class DeployManifestTests
     [KubernetesFact]
     public async Task Kustomization_PassesAServerSideDryRun_ForEveryObject()
     {
-        var overlay = Overlay("ls-dryrun-" + Guid.NewGuid().ToString("N")[..8], replicas: 2);
+        // A server-side dry run checks each object against the namespace it would go to, so that one must exist.
+        var ns = await TestCluster.CreateNamespaceAsync("ls-dryrun");
+        var overlay = Overlay(ns, replicas: 2);
         try
         {
             var (exit, output) = await KubectlAsync("apply", "-k", overlay, "--dry-run=server");
 
             Assert.True(exit == 0, output);
-            foreach (var created in (string[])["namespace/", "serviceaccount/longshore", "role.rbac.authorization.k8s.io/longshore",
+            foreach (var created in (string[])[$"namespace/{ns}", "serviceaccount/longshore", "role.rbac.authorization.k8s.io/longshore",
                 "rolebinding.rbac.authorization.k8s.io/longshore", "service/longshore", "deployment.apps/longshore"])
                 Assert.Contains(created, output, StringComparison.Ordinal);
             Assert.Contains("(server dry run)", output, StringComparison.Ordinal);
@@ -29,6 +31,7 @@ public sealed class DeployManifestTests
         finally
         {
             Directory.Delete(overlay, recursive: true);
+            await TestCluster.DeleteNamespaceAsync(ns);
         }
     }
 

@@ -106,6 +106,17 @@ public sealed class KubernetesScenarioTests(KubernetesServerFixture fixture)
     }
 
     [KubernetesFact]
+    public async Task CliTaskRunWait_FollowsThePodsOutput_AndExitsWithItsExitCode()
+    {
+        var (exit, stdout, stderr) = await CliProcess.RunAsync(["task", "run", TestEngine.Image, "--id", Families.New("kcli"), "--mem", "32", "--wait",
+            "--server", $"http://127.0.0.1:{_server.Port}", "--", "echo from-a-pod; exit 7"]);
+
+        Assert.Equal(7, exit);
+        Assert.Contains("from-a-pod", stdout, StringComparison.Ordinal);
+        Assert.Contains("TASK_FAILED", stderr, StringComparison.Ordinal);
+    }
+
+    [KubernetesFact]
     public async Task JobOfThreeReplicas_StaysAtThreeAfterAPodIsDeleted_AndAFailingExecHealthCheckReplacesOne()
     {
         var id = Families.New("kjob");
@@ -132,7 +143,7 @@ public sealed class KubernetesScenarioTests(KubernetesServerFixture fixture)
         var hc = Families.New("khealth");
         await _server.CreateAsync(Jobs.Job(hc, Jobs.Group("hc", 1, "touch /tmp/healthy; sleep 4; rm /tmp/healthy; sleep 600", check)));
         string? first = null;
-        await Eventually.WaitUntilAsync(async () => (first = (await _server.RunsAsync($"{hc}-hc-test")).LastOrDefault().GetProperty("mesos_id").GetString()) is not null, Wait);
+        await Eventually.WaitUntilAsync(async () => (first = (await _server.RunsAsync($"{hc}-hc-test")).Select(r => r.GetProperty("mesos_id").GetString()).LastOrDefault()) is not null, Wait);
         var ended = await _server.WaitForEndAsync(first!, Wait);
 
         Assert.Equal("TASK_KILLED", ended.GetProperty("mesos_state").GetString());
