@@ -20,10 +20,10 @@ public sealed class DeployManifestTests
         var overlay = Overlay(ns, replicas: 2);
         try
         {
-            var (exit, output) = await KubectlAsync("apply", "-k", overlay, "--dry-run=server");
+            var (exit, output) = await KubectlAsync("apply", "-f", await RenderAsync(overlay), "--dry-run=server");
 
             Assert.True(exit == 0, output);
-            foreach (var created in (string[])[$"namespace/{ns}", "serviceaccount/longshore", "role.rbac.authorization.k8s.io/longshore",
+            foreach (var created in (string[])["serviceaccount/longshore", "role.rbac.authorization.k8s.io/longshore",
                 "rolebinding.rbac.authorization.k8s.io/longshore", "service/longshore", "deployment.apps/longshore"])
                 Assert.Contains(created, output, StringComparison.Ordinal);
             Assert.Contains("(server dry run)", output, StringComparison.Ordinal);
@@ -38,12 +38,12 @@ public sealed class DeployManifestTests
     [KubernetesFact]
     public async Task ManifestsRole_IsEnoughForLongshore_RunningATaskWithTheServiceAccountToken()
     {
-        var ns = "ls-rbac-" + Guid.NewGuid().ToString("N")[..8];
+        var ns = await TestCluster.CreateNamespaceAsync("ls-rbac");
         var overlay = Overlay(ns, replicas: 0);
         var kubeconfig = Path.Combine(Path.GetTempPath(), $"kubeconfig-{Guid.NewGuid():N}");
         try
         {
-            var (exit, output) = await KubectlAsync("apply", "-k", overlay);
+            var (exit, output) = await KubectlAsync("apply", "-f", await RenderAsync(overlay));
             Assert.True(exit == 0, output);
             await File.WriteAllTextAsync(kubeconfig, await TestCluster.ServiceAccountKubeconfigAsync(ns, "longshore"));
 
@@ -62,20 +62,42 @@ public sealed class DeployManifestTests
         }
     }
 
-    /// <summary>The shipped kustomization as a base, moved to namespace <paramref name="ns"/> (a folder of its own; delete it after).</summary>
-    public static string Overlay(string ns, int replicas, string extra = "")
+    /// <summary>
+    /// The shipped kustomization as a base, moved to namespace <paramref name="ns"/> (a folder of its own; delete it after).
+    /// Written for kustomize 2.0 too (Debian's kubectl 1.20): <c>bases</c> and a strategic merge patch.
+    /// </summary>
+    public static string Overlay(string ns, int replicas)
     {
         var folder = Directory.CreateTempSubdirectory("longshore-overlay-").FullName;
         File.CreateSymbolicLink(Path.Combine(folder, "base"), Manifests);
+        File.WriteAllText(Path.Combine(folder, "replicas.yaml"), $$"""
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata: {name: longshore}
+            spec: {replicas: {{replicas}}}
+            """);
         File.WriteAllText(Path.Combine(folder, "kustomization.yaml"), $"""
             apiVersion: kustomize.config.k8s.io/v1beta1
             kind: Kustomization
             namespace: {ns}
-            resources: [base]
-            replicas: [{"{"}name: longshore, count: {replicas}{"}"}]
-            {extra}
+            bases: [base]
+            patchesStrategicMerge: [replicas.yaml]
             """);
         return folder;
+    }
+
+    /// <summary>
+    /// The overlay rendered by kubectl's kustomize, without its Namespace object (kustomize versions differ on renaming it;
+    /// the test's namespace exists already), written to a file for <c>kubectl apply -f</c>.
+    /// </summary>
+    public static async Task<string> RenderAsync(string overlay)
+    {
+        var (exit, output) = await KubectlAsync("kustomize", overlay);
+        Assert.True(exit == 0, output);
+        var documents = output.Split("\n---\n").Where(doc => !doc.Contains("\nkind: Namespace\n", StringComparison.Ordinal) && !doc.StartsWith("kind: Namespace\n", StringComparison.Ordinal));
+        var file = Path.Combine(overlay, "rendered.yaml");
+        await File.WriteAllTextAsync(file, string.Join("\n---\n", documents));
+        return file;
     }
 
     public static async Task<(int ExitCode, string Output)> KubectlAsync(params string[] args)
