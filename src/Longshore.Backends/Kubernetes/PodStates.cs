@@ -41,7 +41,7 @@ public static class PodStates
         if (deleted && !(status?.Phase is "Succeeded" or "Failed"))
         {
             return killedByUs
-                ? new PodReport(TaskState.Killed, terminated?.ExitCode, "killed on request: the pod was deleted") { Node = node }
+                ? new PodReport(TaskState.Killed, terminated?.ExitCode, "the pod was deleted") { Node = node }
                 : new PodReport(TaskState.Lost, null, "the pod vanished: deleted by someone else while the run was active") { Node = node };
         }
 
@@ -99,7 +99,7 @@ public static class PodStates
     {
         var status = pod.Status!;
         if (killedByUs)
-            return new PodReport(TaskState.Killed, terminated?.ExitCode, $"killed on request (exit status {terminated?.ExitCode.ToString(CultureInfo.InvariantCulture) ?? "unknown"})");
+            return new PodReport(TaskState.Killed, terminated?.ExitCode, $"the pod was deleted (exit status {terminated?.ExitCode.ToString(CultureInfo.InvariantCulture) ?? "unknown"})");
         if (status.Reason is { } podReason && SystemPodReasons.Contains(podReason))
             return new PodReport(TaskState.Lost, terminated?.ExitCode, $"{(podReason == "Evicted" ? "evicted by the kubelet" : podReason)}: {status.Message}".TrimEnd(' ', ':'));
         if (terminated is null)
