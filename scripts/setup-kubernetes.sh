@@ -261,6 +261,8 @@ control_plane() {
 
 node() {
   local c=$RUN_DIR/containerd
+  # Address leases of a runtime that is gone (the machine restarted, the processes were ended) would only use up the range.
+  running containerd || rm -rf "$RUN_DIR/cni/ipam"
   mkdir -p "$c/root" "$c/state" "$c/opt" "$RUN_DIR/cni/net.d" "$RUN_DIR/cni/ipam"
   if ip route show | grep -v " dev $CNI_BRIDGE " | grep -q "^${POD_CIDR%.*}\."; then
     log "POD_CIDR $POD_CIDR overlaps an existing route"; ip route show >&2; exit 1
