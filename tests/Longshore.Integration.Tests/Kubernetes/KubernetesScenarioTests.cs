@@ -281,3 +281,21 @@ public sealed class KubernetesRestartTests
         }
     }
 }
+
+/// <summary>The Kubernetes settings' checks, without a cluster.</summary>
+public sealed class KubernetesOptionsTests
+{
+    [Fact]
+    public void Validate_BadKubernetesSettings_NamesEachSetting()
+    {
+        var errors = new Longshore.Server.Hosting.LongshoreServerOptions
+        {
+            Engine = "kubernetes",
+            Kubernetes = new KubernetesBackendOptions { Namespace = "Not_A_Label", Kubeconfig = "/nonexistent/kubeconfig", ServiceAccount = "Bad Account", ImagePullGrace = TimeSpan.FromSeconds(-1) },
+        }.Validate();
+        var fine = new Longshore.Server.Hosting.LongshoreServerOptions { Engine = "kubernetes", Kubernetes = new KubernetesBackendOptions { Namespace = "batch", ServiceAccount = "tasks" } }.Validate();
+
+        Assert.Equal(["kube-namespace:", "kube-service-account:", "kubeconfig:", "kube-image-pull-grace:"], errors.Select(e => e[..(e.IndexOf(':', StringComparison.Ordinal) + 1)]));
+        Assert.Empty(fine);
+    }
+}
