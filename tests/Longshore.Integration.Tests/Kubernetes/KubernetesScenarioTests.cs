@@ -211,18 +211,24 @@ public sealed class KubernetesRestartTests
     {
         var ns = await TestCluster.CreateNamespaceAsync("ls-scale");
         var schema = TestServices.UniqueName("k8sscale");
+        var shared = Directory.CreateTempSubdirectory("longshore-k8s-adopt-").FullName;
         var store = "postgres:" + await TestServices.CreatePostgresSchemaAsync(schema);
         var servers = new List<LongshoreServer>();
         try
         {
             for (var i = 0; i < 2; i++)
-                servers.Add(await LongshoreServer.StartAsync([.. KubernetesServerFixture.Arguments(ns), "--store", store, "--reconcile-interval", "2"]));
+                servers.Add(await LongshoreServer.StartAsync([.. KubernetesServerFixture.Arguments(ns), "--store", store, "--reconcile-interval", "2", "--allow-host-path", shared]));
             var (leader, _) = await Leaders.WaitAsync(servers, Wait);
             var follower = servers.Single(s => s != leader);
             var family = Families.New("kadopt");
             var ids = new List<string>();
             for (var i = 0; i < 3; i++)
-                ids.Add(await follower.PostTaskAsync(Tasks.Definition(family, "echo started; sleep 12; echo finished", cpus: 0.1)));
+            {
+                // Each start appends to a host file (the pods run on this machine's kubelet): how often each run really started.
+                ids.Add(await follower.PostTaskAsync(Tasks.Definition(family, "echo $MESOS_TASK_ID >> /shared/starts; echo started; sleep 12; echo finished", cpus: 0.1,
+                    volumes: [new Dictionary<string, string> { ["hostPath"] = shared, ["containerPath"] = "/shared", ["mode"] = "RW" }])));
+            }
+
             foreach (var id in ids)
                 await follower.WaitForStateAsync(id, state => state == "TASK_RUNNING", Wait);
             var podsBefore = (await TestCluster.PodsAsync(ns, PodSpecs.FamilyLabel, PodSpecs.LabelValue(family))).Select(p => p.Metadata.Uid).Order().ToList();
@@ -238,7 +244,7 @@ public sealed class KubernetesRestartTests
             foreach (var id in ids)
                 Assert.Equal("started\nfinished\n", JsonDocument.Parse(await next.Http.GetStringAsync($"/tasks/{id}/logs/")).RootElement.GetProperty("stdout").GetString());
             Assert.Equal(3, podsBefore.Count);
-            Assert.Contains("Reconciled 3 active runs: 0 gone", next.Output, StringComparison.Ordinal);
+            Assert.Equal(ids.Order(), (await File.ReadAllLinesAsync(Path.Combine(shared, "starts"))).Where(line => line.Length > 0).Order());
             Assert.Equal(3, (await next.RunsAsync(family)).Count);
         }
         finally
