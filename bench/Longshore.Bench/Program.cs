@@ -5,7 +5,7 @@ using Longshore.Bench;
 var options = BenchOptions.Parse(args);
 if (options is null)
 {
-    Console.Error.WriteLine("usage: Longshore.Bench [launch] [creates] [memory] [queue] [match] [throughput] [volume] [--launch N] [--concurrency C] [--creates N] [--stored N] [--messages N] [--latency N] [--tasks N] [--volume N] [--stores sqlite,postgres,redis]");
+    Console.Error.WriteLine("usage: Longshore.Bench [launch] [creates] [memory] [queue] [match] [throughput] [volume] [kubernetes] [--launch N] [--concurrency C] [--creates N] [--stored N] [--messages N] [--latency N] [--tasks N] [--volume N] [--stores sqlite,postgres,redis]");
     return 2;
 }
 
@@ -23,6 +23,15 @@ if (options.Scenarios.Contains("match"))
     results.AddRange(MatchBench.Run());
 if (options.Scenarios.Contains("throughput"))
     results.AddRange(await StoreBench.RunThroughputAsync(options.Tasks));
+if (options.Scenarios.Contains("kubernetes"))
+{
+    var kubeconfig = Environment.GetEnvironmentVariable("LONGSHORE_TEST_KUBECONFIG") ?? Environment.GetEnvironmentVariable("KUBECONFIG");
+    if (kubeconfig is null)
+        Console.Error.WriteLine("kubernetes: set LONGSHORE_TEST_KUBECONFIG (scripts/setup-kubernetes.sh prints it) to run it");
+    else
+        results.AddRange(await KubernetesBench.RunAsync(kubeconfig, options.Launch, options.Concurrency));
+}
+
 if (options.Scenarios.Contains("volume"))
     results.AddRange(await StoreBench.RunVolumeAsync(options.Volume, options.Stores));
 
@@ -53,7 +62,7 @@ namespace Longshore.Bench
             {
                 switch (args[i])
                 {
-                    case "launch" or "creates" or "memory" or "queue" or "match" or "throughput" or "volume":
+                    case "launch" or "creates" or "memory" or "queue" or "match" or "throughput" or "volume" or "kubernetes":
                         scenarios.Add(args[i]);
                         break;
                     case "--launch" when i + 1 < args.Length:
