@@ -39,26 +39,31 @@ public sealed class MesosAccessTests : IAsyncLifetime
         "--mesos-master", _master.Uri.ToString(), "--mesos-principal", "longshore", "--mesos-secret-file", secretFile, "--mesos-role", role, .. more,
     ];
 
+    /// <summary>Runs <c>longshore server</c>, which must stop with exit code 2 and one line naming <paramref name="setting"/>; returns it.</summary>
+    public static async Task<string> RefusedStartAsync(string[] args, string setting)
+    {
+        var (exit, _, stderr) = await CliProcess.RunAsync(args);
+
+        Assert.True(exit == 2, $"exit {exit}: {stderr}");
+        var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith($"longshore server: {setting}: ", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("not-the-secret", stderr, StringComparison.Ordinal);
+        return line;
+    }
+
     [Fact]
     public async Task Start_WrongSecret_ExitsTwoWithOneLineNamingTheSecretAndNeverItsValue()
     {
-        var (exit, _, stderr) = await CliProcess.RunAsync(Args(_wrongFile, "batch"));
+        var line = await RefusedStartAsync(Args(_wrongFile, "batch"), "mesos-secret");
 
-        Assert.Equal(2, exit);
-        var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
-        Assert.StartsWith("longshore server: mesos-secret: ", line, StringComparison.Ordinal);
         Assert.Contains("'longshore' (401 Unauthorized)", line, StringComparison.Ordinal);
-        Assert.DoesNotContain("not-the-secret", stderr, StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task Start_RoleTheAclsRefuse_ExitsTwoWithOneLineNamingTheRole()
     {
-        var (exit, _, stderr) = await CliProcess.RunAsync(Args(_secretFile, "batch,forbidden"));
+        var line = await RefusedStartAsync(Args(_secretFile, "batch,forbidden"), "mesos-role");
 
-        Assert.Equal(2, exit);
-        var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
-        Assert.StartsWith("longshore server: mesos-role: ", line, StringComparison.Ordinal);
         Assert.Contains("Not authorized to register framework  with roles { forbidden }", line, StringComparison.Ordinal);
         Assert.Empty(_master.FrameworkIds);
     }
@@ -70,10 +75,8 @@ public sealed class MesosAccessTests : IAsyncLifetime
         var store = "postgres:" + await TestServices.CreatePostgresSchemaAsync(schema);
         try
         {
-            var (exit, _, stderr) = await CliProcess.RunAsync(Args(_wrongFile, "batch", "--store", store));
+            await RefusedStartAsync(Args(_wrongFile, "batch", "--store", store), "mesos-secret");
 
-            Assert.Equal(2, exit);
-            Assert.StartsWith("longshore server: mesos-secret: ", stderr, StringComparison.Ordinal);
             // Several instances share the framework: a start-up check must not subscribe, or it would take it over.
             Assert.Equal(0, _master.CallCount("SUBSCRIBE"));
             Assert.NotEmpty(_master.Authorizations);

@@ -141,27 +141,20 @@ public sealed class RealMesosMasterTests
         var wrong = Path.GetTempFileName();
         await File.WriteAllTextAsync(wrong, "not-the-secret\n");
 
-        var (exit, _, stderr) = await CliProcess.RunAsync(["server", "--data", Directory.CreateTempSubdirectory("longshore-mesos-auth-").FullName,
+        var line = await MesosAccessTests.RefusedStartAsync(["server", "--data", Directory.CreateTempSubdirectory("longshore-mesos-auth-").FullName,
             "--urls", "http://127.0.0.1:0", "--engine", "mesos", "--mesos-master", RealMesos.Master!.ToString(),
-            "--mesos-principal", RealMesos.Principal!, "--mesos-secret-file", wrong]);
+            "--mesos-principal", RealMesos.Principal!, "--mesos-secret-file", wrong], "mesos-secret");
 
-        Assert.Equal(2, exit);
-        var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
-        Assert.StartsWith("longshore server: mesos-secret: ", line, StringComparison.Ordinal);
         Assert.Contains("401", line, StringComparison.Ordinal);
-        Assert.DoesNotContain("not-the-secret", stderr, StringComparison.Ordinal);
     }
 
     [RealMesosAuthFact]
     public async Task Server_RoleTheAclsRefuse_StopsAtStartWithOneLineNamingTheRole()
     {
-        var (exit, _, stderr) = await CliProcess.RunAsync(["server", "--data", Directory.CreateTempSubdirectory("longshore-mesos-auth-").FullName,
+        var line = await MesosAccessTests.RefusedStartAsync(["server", "--data", Directory.CreateTempSubdirectory("longshore-mesos-auth-").FullName,
             "--urls", "http://127.0.0.1:0", "--engine", "mesos", "--mesos-master", RealMesos.Master!.ToString(), "--mesos-role", "forbidden",
-            "--mesos-principal", RealMesos.Principal!, "--mesos-secret-file", RealMesos.SecretFile!]);
+            "--mesos-principal", RealMesos.Principal!, "--mesos-secret-file", RealMesos.SecretFile!], "mesos-role");
 
-        Assert.Equal(2, exit);
-        var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
-        Assert.StartsWith("longshore server: mesos-role: ", line, StringComparison.Ordinal);
         Assert.Contains("forbidden", line, StringComparison.Ordinal);
     }
 }

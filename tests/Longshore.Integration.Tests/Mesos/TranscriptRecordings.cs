@@ -45,6 +45,24 @@ public sealed class TranscriptRecordings
         return MesosCalls.Subscribe(options, frameworkId).ToJsonString();
     }
 
+    /// <summary>Acknowledges every agent update of the task (master-made ones carry no uuid) until one of <paramref name="last"/> states.</summary>
+    private static async Task AcknowledgeUntilAsync(TranscriptRecorder recorder, Uri master, TranscriptRecorder.RecordedStream stream, string frameworkId,
+        string agentId, string taskId, string? authorization, params string[] last)
+    {
+        while (true)
+        {
+            var status = (await stream.NextAsync("UPDATE", Wait)).GetProperty("update").GetProperty("status");
+            if (status.TryGetProperty("uuid", out var uuid))
+            {
+                await recorder.SendAsync(master, "ACKNOWLEDGE " + status.GetProperty("state").GetString(), "POST", "/api/v1/scheduler",
+                    MesosCalls.Acknowledge(frameworkId, agentId, taskId, uuid.GetString()!).ToJsonString(), Json(authorization, stream.StreamId));
+            }
+
+            if (last.Contains(status.GetProperty("state").GetString()))
+                return;
+        }
+    }
+
     [RecordingFact]
     public async Task Record12_Authentication()
     {
@@ -102,14 +120,7 @@ public sealed class TranscriptRecordings
         }, Guid.NewGuid(), TimeProvider.System.GetUtcNow());
         var accept = MesosCalls.Accept(frameworkId, [offer.Id], [MesosCalls.TaskInfo(run, offer.AgentId, [], "batch", new OfferedResources(offer.Scalars))], 5);
         await recorder.SendAsync(master, "ACCEPT", "POST", "/api/v1/scheduler", accept.ToJsonString(), Json(Right, stream.StreamId));
-        while (true)
-        {
-            var status = (await stream.NextAsync("UPDATE", Wait)).GetProperty("update").GetProperty("status");
-            await recorder.SendAsync(master, "ACKNOWLEDGE " + status.GetProperty("state").GetString(), "POST", "/api/v1/scheduler",
-                MesosCalls.Acknowledge(frameworkId, offer.AgentId, run.MesosId, status.GetProperty("uuid").GetString()!).ToJsonString(), Json(Right, stream.StreamId));
-            if (status.GetProperty("state").GetString() is "TASK_FINISHED" or "TASK_FAILED" or "TASK_ERROR")
-                break;
-        }
+        await AcknowledgeUntilAsync(recorder, master, stream, frameworkId, offer.AgentId, run.MesosId, Right, "TASK_FINISHED", "TASK_FAILED", "TASK_ERROR");
 
         await recorder.SendAsync(master, "TEARDOWN", "POST", "/api/v1/scheduler",
             $$"""{"framework_id":{"value":"{{frameworkId}}"},"type":"TEARDOWN"}""", Json(Right, stream.StreamId));
@@ -140,14 +151,7 @@ public sealed class TranscriptRecordings
         }, Guid.NewGuid(), TimeProvider.System.GetUtcNow());
         await recorder.SendAsync(leader, "ACCEPT", "POST", "/api/v1/scheduler",
             MesosCalls.Accept(frameworkId, [offer.Id], [MesosCalls.TaskInfo(run, offer.AgentId, [])], 5).ToJsonString(), Json(null, stream1.StreamId));
-        while (true)
-        {
-            var status = (await stream1.NextAsync("UPDATE", Wait)).GetProperty("update").GetProperty("status");
-            await recorder.SendAsync(leader, "ACKNOWLEDGE " + status.GetProperty("state").GetString(), "POST", "/api/v1/scheduler",
-                MesosCalls.Acknowledge(frameworkId, offer.AgentId, run.MesosId, status.GetProperty("uuid").GetString()!).ToJsonString(), Json(null, stream1.StreamId));
-            if (status.GetProperty("state").GetString() == "TASK_RUNNING")
-                break;
-        }
+        await AcknowledgeUntilAsync(recorder, leader, stream1, frameworkId, offer.AgentId, run.MesosId, null, "TASK_RUNNING");
 
         recorder.Note($"SIGKILL to the leading master {leader.Authority}");
         await RealMesos.KillMasterAsync(leader);
@@ -211,18 +215,7 @@ public sealed class TranscriptRecordings
             await stream2.NextAsync("UPDATE", Wait);
             await recorder.SendAsync(newLeader, "KILL", "POST", "/api/v1/scheduler",
                 MesosCalls.Kill(frameworkId, run.MesosId, offer.AgentId, TimeSpan.FromSeconds(1)).ToJsonString(), Json(null, stream2.StreamId));
-            while (true)
-            {
-                var status = (await stream2.NextAsync("UPDATE", Wait)).GetProperty("update").GetProperty("status");
-                if (status.TryGetProperty("uuid", out var uuid))
-                {
-                    await recorder.SendAsync(newLeader, "ACKNOWLEDGE " + status.GetProperty("state").GetString(), "POST", "/api/v1/scheduler",
-                        MesosCalls.Acknowledge(frameworkId, offer.AgentId, run.MesosId, uuid.GetString()!).ToJsonString(), Json(null, stream2.StreamId));
-                }
-
-                if (status.GetProperty("state").GetString() == "TASK_KILLED")
-                    break;
-            }
+            await AcknowledgeUntilAsync(recorder, newLeader, stream2, frameworkId, offer.AgentId, run.MesosId, null, "TASK_KILLED");
 
             await recorder.SendAsync(newLeader, "TEARDOWN", "POST", "/api/v1/scheduler",
                 $$"""{"framework_id":{"value":"{{frameworkId}}"},"type":"TEARDOWN"}""", Json(null, stream2.StreamId));
