@@ -37,6 +37,7 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
     private readonly Dictionary<string, MesosOffer> _offers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, AgentInfo> _agentsById = new(StringComparer.Ordinal);
     private readonly Dictionary<string, AgentInfo> _agentsByHost = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _ending = new(StringComparer.Ordinal);
     private HashSet<string>? _lastActive;
     private long _pendingSeq;
     private bool _suppressed;
@@ -763,6 +764,11 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
         var orphan = false;
         lock (_gate)
         {
+            // The agent's own end of this task is being given its output: a reconciliation answer with the same end may
+            // overtake it on the way to the scheduler and would end the run without exit code or output. Drop it; the
+            // agent's update (re-sent until acknowledged) carries the end.
+            if (state.IsTerminal() && status.Source == "SOURCE_MASTER" && _ending.Contains(status.TaskId))
+                return;
             _tasks.TryGetValue(status.TaskId, out var tracked);
             if (tracked is not null && status.AgentId is not null && tracked.AgentId is null)
                 _tasks[status.TaskId] = tracked = tracked with { AgentId = status.AgentId };
@@ -795,7 +801,11 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
         if (status.Uuid is { } uuid && status.AgentId is { } agentId)
             update = update with { Applied = ct => AcknowledgeAsync(frameworkId, agentId, status.TaskId, uuid, ct) };
         if (state.IsTerminal() && status.Source != "SOURCE_MASTER" && agentUrl is not null)
+        {
+            lock (_gate)
+                _ending.Add(status.TaskId);
             _ = Task.Run(() => EmitWithLogsAsync(update, agentUrl, frameworkId), CancellationToken.None);
+        }
         else
             _updates.Writer.TryWrite(update);
     }
@@ -819,6 +829,8 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
         }
 
         _updates.Writer.TryWrite(update);
+        lock (_gate)
+            _ending.Remove(update.MesosId);
     }
 
     private async Task AcknowledgeAsync(string frameworkId, string agentId, string taskId, string uuid, CancellationToken cancellationToken)

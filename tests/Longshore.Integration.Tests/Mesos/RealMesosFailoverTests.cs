@@ -74,9 +74,13 @@ public sealed class RealMesosFailoverTests(ITestOutputHelper output)
             }
 
             // The new leader knows the framework as the same one, its tasks ended there.
-            var frameworks = await RealMesos.GetAsync(newLeader, "master/frameworks?framework_id=" + frameworkId);
-            var framework = Assert.Single(frameworks.GetProperty("frameworks").EnumerateArray());
-            Assert.Equal(6, framework.GetProperty("completed_tasks").GetArrayLength());
+            // (A task moves to completed_tasks once its end is acknowledged, which follows the store write.)
+            await Eventually.WaitUntilAsync(async () =>
+            {
+                var frameworks = await RealMesos.GetAsync(newLeader, "master/frameworks?framework_id=" + frameworkId);
+                var framework = Assert.Single(frameworks.GetProperty("frameworks").EnumerateArray());
+                return framework.GetProperty("completed_tasks").GetArrayLength() == 6;
+            }, TimeSpan.FromSeconds(30));
         }
         finally
         {

@@ -943,8 +943,13 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
         ["allocation_info"] = new JsonObject { ["role"] = role },
     };
 
+    /// <summary>How long the agent's files API takes to answer (a loaded agent).</summary>
+    public TimeSpan FilesDelay { get; set; }
+
     private async Task FilesReadAsync(HttpRequest request, NetworkStream stream)
     {
+        if (FilesDelay > TimeSpan.Zero)
+            await System.Threading.Tasks.Task.Delay(FilesDelay);
         var query = request.Target.Contains('?', StringComparison.Ordinal) ? request.Target[(request.Target.IndexOf('?', StringComparison.Ordinal) + 1)..] : "";
         var args = query.Split('&', StringSplitOptions.RemoveEmptyEntries).Select(p => p.Split('=', 2))
             .ToDictionary(p => p[0], p => p.Length > 1 ? Uri.UnescapeDataString(p[1]) : "", StringComparer.Ordinal);
