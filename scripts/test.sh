@@ -19,6 +19,11 @@ bash scripts/setup-services.sh
 LONGSHORE_TEST_KUBECONFIG="$(bash scripts/setup-kubernetes.sh | tail -n 1)"
 export LONGSHORE_TEST_KUBECONFIG
 echo "test.sh: engine at $DOCKER_HOST"
+# Real Mesos clusters for the Mesos tests, when a Mesos installation is given (LONGSHORE_MESOS_PREFIX or
+# LONGSHORE_MESOS_TARBALL; .ci/run passes the build in ../shared/mesos); stopped again when the tests end.
+mesos_env=$(bash scripts/setup-mesos.sh)
+eval "$mesos_env"
+trap 'bash scripts/setup-mesos.sh stop' EXIT
 
 results=$(mktemp -d)
 status=0

@@ -172,7 +172,10 @@ public static class LongshoreCommand
 
     /// <summary>Unparseable addresses become <c>invalid:</c> URIs so validation names them instead of dropping them.</summary>
     private static Uri[] MesosMasters(string? value) =>
-        (value ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+        // zk://host1:2181,host2:2181/mesos is one address (refused by validation), not a list to split.
+        value?.Trim().StartsWith("zk://", StringComparison.OrdinalIgnoreCase) == true
+            ? [Uri.TryCreate(value.Trim(), UriKind.Absolute, out var zk) ? zk : new Uri("zk://zookeeper/")]
+            : (value ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(master => Uri.TryCreate(master, UriKind.Absolute, out var uri) ? uri : new Uri("invalid:" + Uri.EscapeDataString(master)))
             .ToArray();
 

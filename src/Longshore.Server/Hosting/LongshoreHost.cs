@@ -157,6 +157,22 @@ public static partial class LongshoreHost
         app.MapMetricsApi();
         app.MapOpenApi("/openapi/v1.json");
 
+        if (mesos)
+        {
+            // A refused secret or role stops the start with one line instead of a server that retries in silence. One
+            // instance on its own store leads at once and may subscribe now; with a shared store only the credentials
+            // are checked (a refused role shows later in /healthz and the dashboard).
+            try
+            {
+                await app.Services.GetRequiredService<MesosBackend>().VerifyAccessAsync(subscribe: !location.Shared, TimeSpan.FromSeconds(10), cancellationToken);
+            }
+            catch (MesosAccessException e)
+            {
+                await app.DisposeAsync();
+                throw new OptionsException([e.Message]);
+            }
+        }
+
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Longshore");
         LogStarting(logger, options.Urls, store.Description, mesos ? $"mesos ({string.Join(", ", options.Mesos.Masters)})" : kubernetes is not null ? $"kubernetes ({endpoint}, namespace {options.Kubernetes.Namespace})" : endpoint.ToString(), options.Scheduler.Capacity);
         StoreClockService.ReportOffset(logger, clockOffset);

@@ -403,6 +403,18 @@ function connect() {
   });
 }
 
+// The engine's health from /healthz (no token needed): a banner says why the engine is unavailable, e.g. a Mesos
+// master that refuses the framework's secret or role.
+async function checkEngine() {
+  const banner = document.getElementById("engine");
+  try {
+    const health = await (await fetch("/healthz")).json();
+    const error = health && health.engine && health.engine.error;
+    banner.textContent = error ? `Engine ${health.engine.name} unavailable: ${error}` : "";
+    banner.hidden = !error;
+  } catch { /* the server itself is away; the live indicator says so */ }
+}
+
 // A live update redraws the view; never while someone is typing into one of its fields, or their input would vanish.
 let refreshPending = false;
 function liveRefresh() {
@@ -425,4 +437,6 @@ document.addEventListener("DOMContentLoaded", () => {
   window.addEventListener("hashchange", route);
   route();
   connect();
+  checkEngine();
+  setInterval(checkEngine, 10000);
 });
