@@ -112,7 +112,10 @@ public sealed class RestartTests
         // Down for longer than the 10 s on-time window: the older missed fires are skipped, the 3 most recent replayed.
         await Task.Delay(TimeSpan.FromSeconds(16));
         await server.StartAgainAsync();
-        await Task.Delay(4000);
+        // The first poll after the restart replays the backlog; on a loaded machine it may come some seconds late.
+        await Eventually.WaitUntilAsync(async () => System.Text.Json.JsonDocument.Parse(await server.Http.GetStringAsync($"/tasks/?id={id}&limit=1000")).RootElement
+            .EnumerateArray().Any(r => r.GetProperty("created_at").GetDateTimeOffset() > killedAt), TimeSpan.FromSeconds(60), () => server.Output);
+        await Task.Delay(2000);
         await server.Http.GetAsync($"/queues/{id}/disable/");
 
         // A fire is one task. The kill may land between a run's staging and its container, and then that run ends

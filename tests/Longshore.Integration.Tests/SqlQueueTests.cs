@@ -53,9 +53,12 @@ public abstract class SqlQueueTests : IAsyncLifetime
         await _server.KillHardAsync();
         await ExecuteAsync($"INSERT INTO {Table} (id, payload) VALUES (4, 'four')");
         await _server.StartAgainAsync();
-        var runs = await WaitForRunsAsync(id, 3);
+        // Runs the crash caught mid-launch come back as retries, so wait for row 4's own chain, not a run count.
+        static bool HeadsRowFour(JsonElement run) => run.GetProperty("retry_of").ValueKind == JsonValueKind.Null
+            && run.GetProperty("env").GetProperty("HIPPO_DATA").GetString()!.Contains("four", StringComparison.Ordinal);
+        await Eventually.WaitUntilAsync(async () => (await RunsAsync(id)).Any(HeadsRowFour), TimeSpan.FromSeconds(60), () => _server.Output);
         await Task.Delay(2500);
-        runs = await RunsAsync(id);
+        var runs = await RunsAsync(id);
 
         // A run the crash caught mid-launch ends TASK_LOST and is retried with the same payload: that is one task, one
         // retry chain. So each row must head exactly one chain and finish exactly once.
