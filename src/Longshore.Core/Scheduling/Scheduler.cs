@@ -37,11 +37,17 @@ public sealed partial class Scheduler
     private const int StagingParallelism = 16;
     private const int UpdateLanes = 8;
     private readonly ConcurrentDictionary<string, byte> _killsSent = new(StringComparer.Ordinal);
+    // Kills asked for on this instance while the run's launch was under way: the launch sends them once it is done.
+    private readonly ConcurrentDictionary<string, byte> _killOnLaunch = new(StringComparer.Ordinal);
+    private readonly ActiveRuns _active = new();
 
     private volatile bool _leading;
 
     /// <summary>Runs told to stop whose end has not been applied yet.</summary>
     internal int KillsInFlight => _killsSent.Count;
+
+    /// <summary>Active runs as this scheduler counts them (exact while it leads).</summary>
+    public int ActiveCount => _active.Total;
 
     /// <summary>Each family's max_concurrent as last seen on a waiting run, to leave full families out of the next read.</summary>
     private readonly Dictionary<string, int> _familyCaps = new(StringComparer.Ordinal);
@@ -83,6 +89,8 @@ public sealed partial class Scheduler
     {
         Reconciled = false;
         _killsSent.Clear();
+        _killOnLaunch.Clear();
+        _active.ForgetStates();
         _leading = true;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var updates = Task.Run(() => ConsumeUpdatesAsync(stop.Token), CancellationToken.None);
@@ -154,14 +162,16 @@ public sealed partial class Scheduler
     {
         var started = Stopwatch.GetTimestamp();
         var now = _time.GetUtcNow();
-        var active = await _store.CountActiveByFamilyAsync(cancellationToken);
-        var free = _options.Capacity - active.Values.Sum();
+        // The counts are this leader's own (see ActiveRuns): at capacity a pass reads nothing at all.
+        var free = _options.Capacity - _active.Total;
         IReadOnlyList<TaskRun> due = [];
-        // At capacity nothing can be admitted: skip reading (and parsing) the waiting runs. Otherwise read twice as many as
-        // can start (some may belong to a family that turns out to be full), leaving out families known to be at their
-        // cap, so neither a long backlog nor a full family at its head costs or blocks anything per pass.
+        IReadOnlyDictionary<string, int> active = new Dictionary<string, int>();
+        // Otherwise read twice as many waiting runs as can start (some may belong to a family that turns out to be full),
+        // leaving out families known to be at their cap, so neither a long backlog nor a full family at its head costs or
+        // blocks anything per pass.
         if (free > 0)
         {
+            active = _active.ByFamily();
             var full = active.Where(family => _familyCaps.TryGetValue(family.Key, out var cap) && family.Value >= cap).Select(family => family.Key).ToList();
             due = await _store.ListDueAsync(now, Math.Min(_options.DueBatch, free * 2), full, cancellationToken);
             if (_familyCaps.Count > 100_000)
@@ -174,16 +184,30 @@ public sealed partial class Scheduler
         {
             // Each admitted run is staged by its own compare-and-set; they are independent, so they go to the store
             // together (one group commit in SQLite, parallel transactions in a shared store) rather than one by one.
+            var staged = new ConcurrentBag<TaskRun>();
             await Parallel.ForEachAsync(Admission.Select(due, active, _options.Capacity),
                 new ParallelOptions { MaxDegreeOfParallelism = StagingParallelism, CancellationToken = cancellationToken }, async (run, token) =>
                 {
                     // Intent before action: once TASK_STAGING is durable, a crash before or during the launch is found by
                     // reconciliation instead of being launched a second time.
-                    var staged = await _store.TryTransitionAsync(
-                        new RunTransition(run.MesosId, [TaskState.WaitingOnOffers], TaskState.Staging, _time.GetUtcNow()), token);
-                    if (staged)
-                        Track(_launching, run.MesosId, LaunchAsync(run with { State = TaskState.Staging }, cancellationToken));
+                    if (await _store.TryTransitionAsync(new RunTransition(run.MesosId, [TaskState.WaitingOnOffers], TaskState.Staging, _time.GetUtcNow()), token))
+                    {
+                        _active.Started(run.MesosId, run.FamilyId, TaskState.Staging);
+                        staged.Add(run with { State = TaskState.Staging });
+                    }
                 });
+
+            // A leader paused after staging may wake after a newer one took over: look once more before acting on the
+            // engine. (A pause between this look and the engine calls remains; the newer leader's reconciliation removes
+            // what it leaves.)
+            if (!staged.IsEmpty && Fencing.CurrentTerm is { } term && _store is ILeaseStore leases && (await leases.GetLeaseAsync(cancellationToken))?.Term != term)
+            {
+                LogLaunchAbandoned(staged.Count, term);
+                throw new StaleTermException(term, (await leases.GetLeaseAsync(cancellationToken))?.Term);
+            }
+
+            foreach (var run in staged)
+                Track(_launching, run.MesosId, LaunchAsync(run, cancellationToken));
         }
 
         LastPassAt = _time.GetUtcNow();
@@ -195,19 +219,12 @@ public sealed partial class Scheduler
         await Task.Yield();
         try
         {
-            // A leader paused after staging may wake after a newer one took over: look again just before acting. (A pause
-            // between this check and the engine call remains; the newer leader's reconciliation removes what it leaves.)
-            if (Fencing.CurrentTerm is { } term && _store is ILeaseStore leases && (await leases.GetLeaseAsync(cancellationToken))?.Term != term)
-            {
-                LogLaunchAbandoned(run.MesosId, term);
-                return;
-            }
-
             await _backend.LaunchAsync(run, cancellationToken);
             _metrics.Launches.Add(1);
             LogLaunched(run.MesosId, run.Attempt);
-            // A kill asked for while the launch was under way could not reach the engine before now.
-            if ((await _store.GetAsync(run.MesosId, cancellationToken))?.State == TaskState.Killing)
+            // A kill asked for here while the launch was under way could not reach the engine before now. (One asked for on
+            // another instance, or that lost the race with this line, is sent by the next pass: the run is TASK_KILLING.)
+            if (_killOnLaunch.TryRemove(run.MesosId, out _) && _killsSent.TryAdd(run.MesosId, 0))
                 await SendKillAsync(run, cancellationToken);
         }
         catch (LaunchException e)
@@ -286,6 +303,25 @@ public sealed partial class Scheduler
     /// </summary>
     public async Task ApplyAsync(StatusUpdate update, CancellationToken cancellationToken = default)
     {
+        // A report on the way to the end (starting, running) of a run this leader staged is a compare-and-set from the
+        // state it last recorded: no read first. Should the store hold another state (a kill asked for elsewhere), the
+        // write changes nothing and the report is decided again below from what the store holds.
+        if (!update.State.IsTerminal() && _active.TryGetState(update.MesosId, out var known))
+        {
+            if (update.State == known || !TaskStates.CanTransition(known, update.State))
+                return;
+            if (await _store.TryTransitionAsync(new RunTransition(update.MesosId, [known], update.State, update.At)
+                {
+                    Reason = update.Reason,
+                    ContainerId = update.ContainerId,
+                    Agent = update.Agent,
+                }, cancellationToken))
+            {
+                _active.Moved(update.MesosId, update.State);
+                return;
+            }
+        }
+
         for (var attempt = 0; attempt < 8; attempt++)
         {
             var run = await _store.GetAsync(update.MesosId, cancellationToken);
@@ -318,7 +354,11 @@ public sealed partial class Scheduler
                     Agent = update.Agent,
                 }, cancellationToken);
                 if (moved)
+                {
+                    _active.Moved(run.MesosId, update.State);
                     return;
+                }
+
                 continue;
             }
 
@@ -340,6 +380,8 @@ public sealed partial class Scheduler
             if (!ended)
                 continue;
 
+            if (run.State.IsActive())
+                _active.Ended(run.MesosId, run.FamilyId);
             _metrics.Ends.Add(1, new KeyValuePair<string, object?>("state", end.ToWire()));
             LogEnded(run.MesosId, end.ToWire(), update.ExitCode, reason, retry?.MesosId);
             // An ended run needs no kill any more: forgetting it keeps the set as small as the runs still dying.
@@ -382,13 +424,16 @@ public sealed partial class Scheduler
 
             if (await _store.TryTransitionAsync(new RunTransition(mesosId, [run.State], TaskState.Killing, now) { Reason = reason }, cancellationToken))
             {
+                _active.Moved(mesosId, TaskState.Killing);
                 // A launch still under way sends the kill itself once the engine holds the container (one still waiting
                 // inside the engine for an offer is withdrawn, and its launch ends as killed); on an instance that does not
                 // lead, the leader's next pass sends it.
                 if (_leading && !_launching.ContainsKey(mesosId) && _killsSent.TryAdd(mesosId, 0))
                     Track(_background, SendKillAsync(run, CancellationToken.None));
-                else if (_backend is IDeferredLaunch deferred)
-                    deferred.TryWithdraw(mesosId);
+                else if (_backend is IDeferredLaunch deferred && deferred.TryWithdraw(mesosId))
+                    return (KillOutcome.Killing, await _store.GetAsync(mesosId, cancellationToken));
+                else if (_launching.ContainsKey(mesosId))
+                    _killOnLaunch.TryAdd(mesosId, 0);
                 return (KillOutcome.Killing, await _store.GetAsync(mesosId, cancellationToken));
             }
         }
@@ -449,7 +494,10 @@ public sealed partial class Scheduler
     /// <summary>Compares active runs with the engine: adopts what it holds, ends what it lost, re-sends pending kills.</summary>
     public async Task ReconcileAsync(CancellationToken cancellationToken = default)
     {
+        _active.BeginRecount();
         var active = await _store.ListActiveAsync(cancellationToken);
+        if (_active.Recount(active) is var drift and > 0 && Reconciled)
+            LogCountDrift(drift);
         var settled = active.Where(run => !_launching.ContainsKey(run.MesosId)).ToArray();
         var result = await _backend.ReconcileAsync(active, cancellationToken);
         var gone = result.GoneMesosIds.ToHashSet(StringComparer.Ordinal);
@@ -531,8 +579,11 @@ public sealed partial class Scheduler
     [LoggerMessage(1010, LogLevel.Information, "Reconciled {Active} active runs: {Gone} gone, {Orphans} orphaned containers removed")]
     private partial void LogReconciled(int active, int gone, int orphans);
 
-    [LoggerMessage(1012, LogLevel.Warning, "Not launching {MesosId}: term {Term} is no longer the store's; the current leader reconciles it")]
-    private partial void LogLaunchAbandoned(string mesosId, long term);
+    [LoggerMessage(1012, LogLevel.Warning, "Not launching {Count} staged runs: term {Term} is no longer the store's; the current leader reconciles them")]
+    private partial void LogLaunchAbandoned(int count, long term);
+
+    [LoggerMessage(1014, LogLevel.Warning, "Active run counts differed from the store's by {Drift}; corrected")]
+    private partial void LogCountDrift(int drift);
 
     [LoggerMessage(1013, LogLevel.Warning, "Scheduler stopped: the store refused a write of term {Term} (store at term {StoredTerm})")]
     private partial void LogFenced(long term, long? storedTerm);

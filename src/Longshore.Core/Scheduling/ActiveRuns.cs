@@ -1,0 +1,129 @@
+using Longshore.Core.Tasks;
+
+namespace Longshore.Core.Scheduling;
+
+/// <summary>
+/// What the leading scheduler knows of the runs it has staged and not yet seen end: how many per family (for the caps)
+/// and each one's last known state (so an engine report needs no read of the run before its compare-and-set). Only
+/// the leader moves runs into and out of the active states, so these counts are exact while it leads; they are read
+/// from the store when it takes the lead and compared with the store at each reconciliation. A pass that admits nothing
+/// then costs no read of the active runs however many there are.
+/// </summary>
+internal sealed class ActiveRuns
+{
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, int> _byFamily = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, TaskState> _states = new(StringComparer.Ordinal);
+    private int _total;
+    private HashSet<string>? _endedDuringRecount;
+
+    public int Total
+    {
+        get
+        {
+            lock (_lock)
+                return _total;
+        }
+    }
+
+    /// <summary>A copy of the counts per family.</summary>
+    public IReadOnlyDictionary<string, int> ByFamily()
+    {
+        lock (_lock)
+            return new Dictionary<string, int>(_byFamily, StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// Starts a recount: ends recorded from now on are remembered, so that a run listed as active by a read that raced
+    /// with its end is not counted again (an end missed that way would hold a slot until the next recount).
+    /// </summary>
+    public void BeginRecount()
+    {
+        lock (_lock)
+            _endedDuringRecount = new HashSet<string>(StringComparer.Ordinal);
+    }
+
+    /// <summary>Replaces the counts with the store's active runs, read after <see cref="BeginRecount"/>; returns by how many runs they differed.</summary>
+    public int Recount(IReadOnlyCollection<TaskRun> active)
+    {
+        lock (_lock)
+        {
+            var ended = _endedDuringRecount ?? [];
+            _endedDuringRecount = null;
+            var counts = new Dictionary<string, int>(StringComparer.Ordinal);
+            var states = new Dictionary<string, TaskState>(StringComparer.Ordinal);
+            foreach (var run in active)
+            {
+                if (ended.Contains(run.MesosId))
+                    continue;
+                counts[run.FamilyId] = counts.GetValueOrDefault(run.FamilyId) + 1;
+                // A state recorded here since the read is newer than the read's.
+                states[run.MesosId] = _states.TryGetValue(run.MesosId, out var known) ? known : run.State;
+            }
+
+            var drift = counts.Sum(pair => Math.Abs(pair.Value - _byFamily.GetValueOrDefault(pair.Key)))
+                + _byFamily.Where(pair => !counts.ContainsKey(pair.Key)).Sum(pair => pair.Value);
+            _byFamily.Clear();
+            foreach (var (family, count) in counts)
+                _byFamily[family] = count;
+            _states.Clear();
+            foreach (var (id, state) in states)
+                _states[id] = state;
+            _total = counts.Values.Sum();
+            return drift;
+        }
+    }
+
+    /// <summary>Forgets every known state (a new term starts from what the store and the engine say).</summary>
+    public void ForgetStates()
+    {
+        lock (_lock)
+            _states.Clear();
+    }
+
+    /// <summary>A run entered an active state (it was staged).</summary>
+    public void Started(string mesosId, string familyId, TaskState state)
+    {
+        lock (_lock)
+        {
+            _byFamily[familyId] = _byFamily.GetValueOrDefault(familyId) + 1;
+            _total++;
+            _states[mesosId] = state;
+        }
+    }
+
+    /// <summary>A run left the active states (its end is recorded).</summary>
+    public void Ended(string mesosId, string familyId)
+    {
+        lock (_lock)
+        {
+            _endedDuringRecount?.Add(mesosId);
+            _states.Remove(mesosId);
+            if (_byFamily.TryGetValue(familyId, out var count))
+            {
+                if (count <= 1)
+                    _byFamily.Remove(familyId);
+                else
+                    _byFamily[familyId] = count - 1;
+                _total--;
+            }
+        }
+    }
+
+    /// <summary>The run moved to another active state, as this scheduler recorded.</summary>
+    public void Moved(string mesosId, TaskState state)
+    {
+        lock (_lock)
+        {
+            if (_states.ContainsKey(mesosId))
+                _states[mesosId] = state;
+        }
+    }
+
+    /// <summary>The state this scheduler last recorded for the run, if it has one.</summary>
+    public bool TryGetState(string mesosId, out TaskState state)
+    {
+        lock (_lock)
+            return _states.TryGetValue(mesosId, out state);
+    }
+}
