@@ -13,7 +13,7 @@ internal sealed class ActiveRuns
 {
     private readonly Lock _lock = new();
     private readonly Dictionary<string, int> _byFamily = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, TaskState> _states = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, KnownRun> _states = new(StringComparer.Ordinal);
     private int _total;
     private HashSet<string>? _endedDuringRecount;
 
@@ -51,14 +51,14 @@ internal sealed class ActiveRuns
             var ended = _endedDuringRecount ?? [];
             _endedDuringRecount = null;
             var counts = new Dictionary<string, int>(StringComparer.Ordinal);
-            var states = new Dictionary<string, TaskState>(StringComparer.Ordinal);
+            var states = new Dictionary<string, KnownRun>(StringComparer.Ordinal);
             foreach (var run in active)
             {
                 if (ended.Contains(run.MesosId))
                     continue;
                 counts[run.FamilyId] = counts.GetValueOrDefault(run.FamilyId) + 1;
                 // A state recorded here since the read is newer than the read's.
-                states[run.MesosId] = _states.TryGetValue(run.MesosId, out var known) ? known : run.State;
+                states[run.MesosId] = _states.TryGetValue(run.MesosId, out var known) ? known : new KnownRun(run.State, run.FamilyId, run.QueueId, run.MessageKey, run.StagedAt);
             }
 
             var drift = counts.Sum(pair => Math.Abs(pair.Value - _byFamily.GetValueOrDefault(pair.Key)))
@@ -82,13 +82,13 @@ internal sealed class ActiveRuns
     }
 
     /// <summary>A run entered an active state (it was staged).</summary>
-    public void Started(string mesosId, string familyId, TaskState state)
+    public void Started(TaskRun run)
     {
         lock (_lock)
         {
-            _byFamily[familyId] = _byFamily.GetValueOrDefault(familyId) + 1;
+            _byFamily[run.FamilyId] = _byFamily.GetValueOrDefault(run.FamilyId) + 1;
             _total++;
-            _states[mesosId] = state;
+            _states[run.MesosId] = new KnownRun(run.State, run.FamilyId, run.QueueId, run.MessageKey, run.StagedAt);
         }
     }
 
@@ -115,15 +115,25 @@ internal sealed class ActiveRuns
     {
         lock (_lock)
         {
-            if (_states.ContainsKey(mesosId))
-                _states[mesosId] = state;
+            if (_states.TryGetValue(mesosId, out var known))
+                _states[mesosId] = known with { State = state };
         }
     }
 
-    /// <summary>The state this scheduler last recorded for the run, if it has one.</summary>
-    public bool TryGetState(string mesosId, out TaskState state)
+    /// <summary>What this scheduler last recorded of the run, if it has it.</summary>
+    public bool TryGet(string mesosId, out KnownRun run)
     {
         lock (_lock)
-            return _states.TryGetValue(mesosId, out state);
+            return _states.TryGetValue(mesosId, out run);
+    }
+
+    /// <summary>Active runs per family and state, as last recorded here.</summary>
+    public IReadOnlyDictionary<(string Family, TaskState State), int> ByFamilyAndState()
+    {
+        lock (_lock)
+            return _states.Values.GroupBy(run => (run.FamilyId, run.State)).ToDictionary(group => group.Key, group => group.Count());
     }
 }
+
+/// <summary>What the scheduler keeps of an active run: enough to apply a report without reading it, and to time its steps.</summary>
+internal readonly record struct KnownRun(TaskState State, string FamilyId, string? QueueId, string? MessageKey, DateTimeOffset? StagedAt);

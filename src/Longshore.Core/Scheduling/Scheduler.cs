@@ -1,9 +1,11 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Threading.Channels;
 using Longshore.Core.Execution;
 using Longshore.Core.Storage;
 using Longshore.Core.Tasks;
+using Longshore.Core.Tracing;
 using Microsoft.Extensions.Logging;
 
 namespace Longshore.Core.Scheduling;
@@ -36,7 +38,8 @@ public sealed partial class Scheduler
     private readonly ConcurrentDictionary<Task, byte> _background = new();
     private const int StagingParallelism = 16;
     private const int UpdateLanes = 8;
-    private readonly ConcurrentDictionary<string, byte> _killsSent = new(StringComparer.Ordinal);
+    // When each kill was last sent: reconciliation sends again only one that has had its grace period to work.
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _killsSent = new(StringComparer.Ordinal);
     // Kills asked for on this instance while the run's launch was under way: the launch sends them once it is done.
     private readonly ConcurrentDictionary<string, byte> _killOnLaunch = new(StringComparer.Ordinal);
     private readonly ActiveRuns _active = new();
@@ -45,6 +48,9 @@ public sealed partial class Scheduler
 
     /// <summary>Runs told to stop whose end has not been applied yet.</summary>
     internal int KillsInFlight => _killsSent.Count;
+
+    /// <summary>The scheduler's instruments; the poll loop records the first step of a queue's messages on them too.</summary>
+    public SchedulerMetrics Metrics => _metrics;
 
     /// <summary>Active runs as this scheduler counts them (exact while it leads).</summary>
     public int ActiveCount => _active.Total;
@@ -64,7 +70,18 @@ public sealed partial class Scheduler
         _metrics = metrics;
         _logger = logger;
         _wake = new WakeSignal(time);
+        metrics.Meter.CreateObservableGauge("longshore_scheduler_free_capacity",
+            () => _leading ? [new Measurement<int>(_options.Capacity - _active.Total)] : Array.Empty<Measurement<int>>(),
+            description: "Runs the leading scheduler could still admit under --capacity.");
+        metrics.Meter.CreateObservableGauge("longshore_family_active_runs",
+            () => _leading
+                ? _active.ByFamilyAndState().Select(pair => new Measurement<int>(pair.Value,
+                    new KeyValuePair<string, object?>("family", pair.Key.Family), new KeyValuePair<string, object?>("state", pair.Key.State.ToWire())))
+                : [],
+            description: "Active runs (staging to killing) per task family and state, as the leading scheduler counts them.");
     }
+
+    private KeyValuePair<string, object?> EngineTag => new("engine", _backend.Name);
 
     /// <summary>Time the last pass finished; null before the first.</summary>
     public DateTimeOffset? LastPassAt { get; private set; }
@@ -152,7 +169,7 @@ public sealed partial class Scheduler
     {
         foreach (var run in await _store.ListAsync(new RunQuery(100, State: TaskState.Killing), cancellationToken))
         {
-            if (!_launching.ContainsKey(run.MesosId) && _killsSent.TryAdd(run.MesosId, 0))
+            if (!_launching.ContainsKey(run.MesosId) && _killsSent.TryAdd(run.MesosId, _time.GetUtcNow()))
                 Track(_background, SendKillAsync(run, cancellationToken));
         }
     }
@@ -190,10 +207,14 @@ public sealed partial class Scheduler
                 {
                     // Intent before action: once TASK_STAGING is durable, a crash before or during the launch is found by
                     // reconciliation instead of being launched a second time.
-                    if (await _store.TryTransitionAsync(new RunTransition(run.MesosId, [TaskState.WaitingOnOffers], TaskState.Staging, _time.GetUtcNow()), token))
+                    var at = _time.GetUtcNow();
+                    if (await _store.TryTransitionAsync(new RunTransition(run.MesosId, [TaskState.WaitingOnOffers], TaskState.Staging, at), token))
                     {
-                        _active.Started(run.MesosId, run.FamilyId, TaskState.Staging);
-                        staged.Add(run with { State = TaskState.Staging });
+                        var stagedRun = run with { State = TaskState.Staging, StagedAt = at };
+                        _active.Started(stagedRun);
+                        staged.Add(stagedRun);
+                        Step(run.QueueId, "staged", at - run.CreatedAt);
+                        RunTracing.Admitted(run, at);
                     }
                 });
 
@@ -220,16 +241,17 @@ public sealed partial class Scheduler
         try
         {
             await _backend.LaunchAsync(run, cancellationToken);
-            _metrics.Launches.Add(1);
+            _metrics.Launches.Add(1, EngineTag);
             LogLaunched(run.MesosId, run.Attempt);
             // A kill asked for here while the launch was under way could not reach the engine before now. (One asked for on
             // another instance, or that lost the race with this line, is sent by the next pass: the run is TASK_KILLING.)
-            if (_killOnLaunch.TryRemove(run.MesosId, out _) && _killsSent.TryAdd(run.MesosId, 0))
+            if (_killOnLaunch.TryRemove(run.MesosId, out _) && _killsSent.TryAdd(run.MesosId, _time.GetUtcNow()))
                 await SendKillAsync(run, cancellationToken);
         }
         catch (LaunchException e)
         {
             LogLaunchFailed(run.MesosId, e.IsTransient, e.Message);
+            _metrics.LaunchFailures.Add(1, EngineTag, new KeyValuePair<string, object?>("kind", e.IsTransient ? "transient" : "permanent"));
             var state = e.IsTransient ? TaskState.Dropped : TaskState.Failed;
             await ApplyAsync(new StatusUpdate(run.MesosId, state, _time.GetUtcNow()) { Reason = "launch failed: " + e.Message }, cancellationToken);
         }
@@ -244,6 +266,7 @@ public sealed partial class Scheduler
         catch (Exception e)
         {
             LogLaunchFailed(run.MesosId, true, e.Message);
+            _metrics.LaunchFailures.Add(1, EngineTag, new KeyValuePair<string, object?>("kind", "transient"));
             await ApplyAsync(new StatusUpdate(run.MesosId, TaskState.Dropped, _time.GetUtcNow()) { Reason = "launch failed: " + e.Message }, cancellationToken);
         }
     }
@@ -306,18 +329,18 @@ public sealed partial class Scheduler
         // A report on the way to the end (starting, running) of a run this leader staged is a compare-and-set from the
         // state it last recorded: no read first. Should the store hold another state (a kill asked for elsewhere), the
         // write changes nothing and the report is decided again below from what the store holds.
-        if (!update.State.IsTerminal() && _active.TryGetState(update.MesosId, out var known))
+        if (!update.State.IsTerminal() && _active.TryGet(update.MesosId, out var known))
         {
-            if (update.State == known || !TaskStates.CanTransition(known, update.State))
+            if (update.State == known.State || !TaskStates.CanTransition(known.State, update.State))
                 return;
-            if (await _store.TryTransitionAsync(new RunTransition(update.MesosId, [known], update.State, update.At)
+            if (await _store.TryTransitionAsync(new RunTransition(update.MesosId, [known.State], update.State, update.At)
                 {
                     Reason = update.Reason,
                     ContainerId = update.ContainerId,
                     Agent = update.Agent,
                 }, cancellationToken))
             {
-                _active.Moved(update.MesosId, update.State);
+                Moved(update.MesosId, update.State, known.QueueId, known.MessageKey, known.StagedAt);
                 return;
             }
         }
@@ -355,7 +378,7 @@ public sealed partial class Scheduler
                 }, cancellationToken);
                 if (moved)
                 {
-                    _active.Moved(run.MesosId, update.State);
+                    Moved(run.MesosId, update.State, run.QueueId, run.MessageKey, run.StagedAt);
                     return;
                 }
 
@@ -382,7 +405,11 @@ public sealed partial class Scheduler
 
             if (run.State.IsActive())
                 _active.Ended(run.MesosId, run.FamilyId);
-            _metrics.Ends.Add(1, new KeyValuePair<string, object?>("state", end.ToWire()));
+            _metrics.Ends.Add(1, new KeyValuePair<string, object?>("state", end.ToWire()), new KeyValuePair<string, object?>("family", run.FamilyId));
+            var endedAt = _time.GetUtcNow();
+            if (run.StartedAt is { } startedAt)
+                Step(run.QueueId, "ended", endedAt - startedAt);
+            RunTracing.Ended(run, end, update.ExitCode, reason, run.StartedAt ?? run.StagedAt ?? run.CreatedAt, endedAt);
             LogEnded(run.MesosId, end.ToWire(), update.ExitCode, reason, retry?.MesosId);
             // An ended run needs no kill any more: forgetting it keeps the set as small as the runs still dying.
             _killsSent.TryRemove(run.MesosId, out _);
@@ -414,7 +441,7 @@ public sealed partial class Scheduler
             {
                 if (await _store.TryTransitionAsync(new RunTransition(mesosId, [TaskState.WaitingOnOffers], TaskState.Killed, now) { Reason = reason + " before launch" }, cancellationToken))
                 {
-                    _metrics.Ends.Add(1, new KeyValuePair<string, object?>("state", TaskState.Killed.ToWire()));
+                    _metrics.Ends.Add(1, new KeyValuePair<string, object?>("state", TaskState.Killed.ToWire()), new KeyValuePair<string, object?>("family", run.FamilyId));
                     RunEnded?.Invoke(run, TaskState.Killed);
                     return (KillOutcome.Killed, await _store.GetAsync(mesosId, cancellationToken));
                 }
@@ -428,7 +455,7 @@ public sealed partial class Scheduler
                 // A launch still under way sends the kill itself once the engine holds the container (one still waiting
                 // inside the engine for an offer is withdrawn, and its launch ends as killed); on an instance that does not
                 // lead, the leader's next pass sends it.
-                if (_leading && !_launching.ContainsKey(mesosId) && _killsSent.TryAdd(mesosId, 0))
+                if (_leading && !_launching.ContainsKey(mesosId) && _killsSent.TryAdd(mesosId, _time.GetUtcNow()))
                     Track(_background, SendKillAsync(run, CancellationToken.None));
                 else if (_backend is IDeferredLaunch deferred && deferred.TryWithdraw(mesosId))
                     return (KillOutcome.Killing, await _store.GetAsync(mesosId, cancellationToken));
@@ -512,8 +539,9 @@ public sealed partial class Scheduler
                         : "container vanished: the engine no longer holds it",
                 }, cancellationToken);
             }
-            else if (run.State == TaskState.Killing)
+            else if (run.State == TaskState.Killing && !KillUnderWay(run.MesosId))
             {
+                _killsSent[run.MesosId] = _time.GetUtcNow();
                 Track(_background, SendKillAsync(run, cancellationToken));
             }
         }
@@ -521,6 +549,29 @@ public sealed partial class Scheduler
         LogReconciled(active.Count, gone.Count, result.OrphansRemoved);
         Reconciled = true;
     }
+
+    /// <summary>Records a move to another active state; reaching TASK_RUNNING ends the launch step.</summary>
+    private void Moved(string mesosId, TaskState state, string? queueId, string? messageKey, DateTimeOffset? stagedAt)
+    {
+        _active.Moved(mesosId, state);
+        if (state == TaskState.Running && stagedAt is { } staged)
+        {
+            var now = _time.GetUtcNow();
+            _metrics.LaunchSeconds.Record((now - staged).TotalSeconds, EngineTag);
+            Step(queueId, "running", now - staged);
+            RunTracing.Launched(mesosId, messageKey, _backend.Name, staged, now);
+        }
+    }
+
+    private void Step(string? queueId, string step, TimeSpan duration)
+    {
+        if (queueId is not null)
+            _metrics.StepSeconds.Record(Math.Max(0, duration.TotalSeconds), new KeyValuePair<string, object?>("queue", queueId), new KeyValuePair<string, object?>("step", step));
+    }
+
+    /// <summary>A kill sent less than its grace period (and a little) ago is still working: sending it again would only repeat it.</summary>
+    private bool KillUnderWay(string mesosId) =>
+        _killsSent.TryGetValue(mesosId, out var sent) && _time.GetUtcNow() - sent < _options.KillGrace + TimeSpan.FromSeconds(5);
 
     private async Task WaitForWorkAsync(CancellationToken cancellationToken)
     {

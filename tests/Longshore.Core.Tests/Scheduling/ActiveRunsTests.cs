@@ -8,27 +8,30 @@ public sealed class ActiveRunsTests
     private static TaskRun Run(string family, TaskState state) =>
         TaskRun.CreateFirst(new TaskDefinition { Id = family }, Guid.NewGuid(), TestClock.Now()) with { State = state };
 
+    private static void Start(ActiveRuns active, string mesosId, string family) =>
+        active.Started(Run(family, TaskState.Staging) with { MesosId = mesosId });
+
     [Fact]
     public void StartedAndEnded_CountPerFamilyAndInTotal()
     {
         var active = new ActiveRuns();
-        active.Started("a.1", "a", TaskState.Staging);
-        active.Started("a.2", "a", TaskState.Staging);
-        active.Started("b.1", "b", TaskState.Staging);
+        Start(active, "a.1", "a");
+        Start(active, "a.2", "a");
+        Start(active, "b.1", "b");
         active.Ended("a.1", "a");
 
         Assert.Equal(2, active.Total);
         Assert.Equal(new Dictionary<string, int> { ["a"] = 1, ["b"] = 1 }, active.ByFamily());
-        Assert.False(active.TryGetState("a.1", out _));
-        Assert.True(active.TryGetState("a.2", out var state));
-        Assert.Equal(TaskState.Staging, state);
+        Assert.False(active.TryGet("a.1", out _));
+        Assert.True(active.TryGet("a.2", out var known));
+        Assert.Equal(TaskState.Staging, known.State);
     }
 
     [Fact]
     public void Ended_OfARunNeverCounted_ChangesNothing()
     {
         var active = new ActiveRuns();
-        active.Started("a.1", "a", TaskState.Staging);
+        Start(active, "a.1", "a");
 
         active.Ended("x.1", "x");
 
@@ -51,7 +54,7 @@ public sealed class ActiveRunsTests
 
         Assert.Equal(new Dictionary<string, int> { ["a"] = 1, ["b"] = 1 }, active.ByFamily());
         Assert.Equal(2, active.Total);
-        Assert.False(active.TryGetState(ending.MesosId, out _));
+        Assert.False(active.TryGet(ending.MesosId, out _));
     }
 
     [Fact]
@@ -59,8 +62,8 @@ public sealed class ActiveRunsTests
     {
         var active = new ActiveRuns();
         var run = Run("a", TaskState.Staging);
-        active.Started(run.MesosId, "a", TaskState.Staging);
-        active.Started("gone.1", "gone", TaskState.Running);
+        active.Started(run);
+        Start(active, "gone.1", "gone");
         active.Moved(run.MesosId, TaskState.Running);
         active.BeginRecount();
 
@@ -68,8 +71,8 @@ public sealed class ActiveRunsTests
 
         // "gone" was counted but the store holds none of it; "c" was not counted but is active.
         Assert.Equal(2, drift);
-        Assert.True(active.TryGetState(run.MesosId, out var state));
-        Assert.Equal(TaskState.Running, state);
+        Assert.True(active.TryGet(run.MesosId, out var known));
+        Assert.Equal(TaskState.Running, known.State);
         Assert.Equal(new Dictionary<string, int> { ["a"] = 1, ["c"] = 1 }, active.ByFamily());
     }
 }
