@@ -2,9 +2,11 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
+using Longshore.Core.Execution;
 using Longshore.Core.Scheduling;
 using Longshore.Server.Hosting;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace Longshore.Bench;
@@ -25,7 +27,8 @@ internal sealed class BenchServer : IAsyncDisposable
 
     public string DataDir { get; }
 
-    public static async Task<BenchServer> StartAsync(string endpoint, int capacity, string synchronous = "FULL")
+    /// <param name="noop">Run on the no-op engine (every run finishes at once), to measure the control plane alone.</param>
+    public static async Task<BenchServer> StartAsync(string endpoint, int capacity, string synchronous = "FULL", bool noop = false, string? store = null)
     {
         var port = FreePort();
         var dataDir = Directory.CreateTempSubdirectory("longshore-bench-").FullName;
@@ -34,9 +37,10 @@ internal sealed class BenchServer : IAsyncDisposable
             Urls = $"http://127.0.0.1:{port}",
             DataDir = dataDir,
             DockerHost = endpoint,
+            Store = store,
             SqliteSynchronous = synchronous,
             Scheduler = new SchedulerOptions { Capacity = capacity },
-        });
+        }, configure: noop ? services => services.AddSingleton<IExecutionBackend>(new NoopBackend(TimeProvider.System)) : null);
         await app.StartAsync();
         var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256 }) { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
         return new BenchServer(app, http, dataDir);

@@ -164,6 +164,14 @@ public sealed partial class Scheduler
         }
     }
 
+    /// <summary>One turn of the loop without its wait: a pass, pending kills, and when the next due run comes.</summary>
+    internal async Task<DateTimeOffset?> TurnAsync(CancellationToken cancellationToken)
+    {
+        await PassAsync(cancellationToken);
+        await SendPendingKillsAsync(cancellationToken);
+        return await _store.NextDueAsync(cancellationToken);
+    }
+
     /// <summary>Kills asked for through any instance are recorded as TASK_KILLING; the leader is the one that tells the engine.</summary>
     private async Task SendPendingKillsAsync(CancellationToken cancellationToken)
     {

@@ -32,7 +32,11 @@ namespace Longshore.Server.Hosting;
 /// <summary>Builds the whole server: store, engine backend, scheduler and the HTTP API.</summary>
 public static partial class LongshoreHost
 {
-    public static async Task<WebApplication> BuildAsync(LongshoreServerOptions options, CancellationToken cancellationToken = default)
+    public static Task<WebApplication> BuildAsync(LongshoreServerOptions options, CancellationToken cancellationToken = default) =>
+        BuildAsync(options, configure: null, cancellationToken);
+
+    /// <param name="configure">Last changes to the services before the host is built (a benchmark's engine).</param>
+    public static async Task<WebApplication> BuildAsync(LongshoreServerOptions options, Action<IServiceCollection>? configure, CancellationToken cancellationToken = default)
     {
         var errors = options.Validate().ToList();
         var tokens = AccessTokens.Load(options.TokensFile, options.TokensVariable, errors);
@@ -142,6 +146,7 @@ public static partial class LongshoreHost
                 .WithTracing(tracing => tracing.AddSource(RunTracing.SourceName).AddOtlpExporter());
         }
 
+        configure?.Invoke(services);
         var app = builder.Build();
         app.UseExceptionHandler(handler => handler.Run(context => ApiResults.Error(StatusCodes.Status500InternalServerError, "internal error; see the server log").ExecuteAsync(context)));
         app.UseStatusCodePages(context => context.HttpContext.Response.ContentLength is null && !context.HttpContext.Response.HasStarted
