@@ -15,6 +15,9 @@ fi
 DOCKER_HOST="$(bash scripts/setup-engine.sh | tail -n 1)"
 export DOCKER_HOST
 bash scripts/setup-services.sh
+# A real single-node Kubernetes on loopback for the Kubernetes engine tests.
+LONGSHORE_TEST_KUBECONFIG="$(bash scripts/setup-kubernetes.sh | tail -n 1)"
+export LONGSHORE_TEST_KUBECONFIG
 echo "test.sh: engine at $DOCKER_HOST"
 
 results=$(mktemp -d)

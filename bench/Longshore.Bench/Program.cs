@@ -5,7 +5,7 @@ using Longshore.Bench;
 var options = BenchOptions.Parse(args);
 if (options is null)
 {
-    Console.Error.WriteLine("usage: Longshore.Bench [launch] [creates] [memory] [queue] [match] [throughput] [volume] [pass] [--launch N] [--concurrency C] [--creates N] [--stored N] [--messages N] [--latency N] [--tasks N] [--volume N] [--active N] [--stores sqlite,postgres,redis]");
+    Console.Error.WriteLine("usage: Longshore.Bench [launch] [creates] [memory] [queue] [match] [throughput] [volume] [pass] [kubernetes] [--launch N] [--concurrency C] [--creates N] [--stored N] [--messages N] [--latency N] [--tasks N] [--volume N] [--active N] [--stores sqlite,postgres,redis]");
     return 2;
 }
 
@@ -25,6 +25,15 @@ if (options.Scenarios.Contains("throughput"))
     results.AddRange(await StoreBench.RunThroughputAsync(options.Tasks));
 if (options.Scenarios.Contains("pass"))
     results.AddRange(await PassBench.RunAsync(options.Volume, options.Active, options.Stores));
+if (options.Scenarios.Contains("kubernetes"))
+{
+    var kubeconfig = Environment.GetEnvironmentVariable("LONGSHORE_TEST_KUBECONFIG") ?? Environment.GetEnvironmentVariable("KUBECONFIG");
+    if (kubeconfig is null)
+        Console.Error.WriteLine("kubernetes: set LONGSHORE_TEST_KUBECONFIG (scripts/setup-kubernetes.sh prints it) to run it");
+    else
+        results.AddRange(await KubernetesBench.RunAsync(kubeconfig, options.Launch, options.Concurrency));
+}
+
 if (options.Scenarios.Contains("volume"))
     results.AddRange(await StoreBench.RunVolumeAsync(options.Volume, options.Stores));
 
@@ -58,7 +67,7 @@ namespace Longshore.Bench
             {
                 switch (args[i])
                 {
-                    case "launch" or "creates" or "memory" or "queue" or "match" or "throughput" or "volume" or "pass":
+                    case "launch" or "creates" or "memory" or "queue" or "match" or "throughput" or "volume" or "pass" or "kubernetes":
                         scenarios.Add(args[i]);
                         break;
                     case "--launch" when i + 1 < args.Length:

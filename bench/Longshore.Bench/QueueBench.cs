@@ -138,7 +138,7 @@ internal static class QueueBench
         {
             await using var server = await BenchServer.StartAsync(endpoint, capacity: 256, noop: true, store: storeOption);
             var family = "bench-post-" + Guid.NewGuid().ToString("N")[..8];
-            var task = BenchServer.Task(family, "true", maxConcurrent: 100_000);
+            var task = BenchServer.Task(family, "true", maxConcurrent: 10_000);
             var watch = Stopwatch.StartNew();
             var next = -1;
             await Task.WhenAll(Enumerable.Range(0, 16).Select(_ => Task.Run(async () =>

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Longshore.Backends.Kubernetes;
 using Longshore.Backends.Mesos;
 using Longshore.Core.Execution;
 using Longshore.Core.Scheduling;
@@ -93,7 +94,11 @@ public static class LongshoreCommand
         var secretsDir = new Option<string?>("--secrets-dir") { Description = "Folder whose files queue settings may reference as ${file:NAME} (default: none, such references are refused)" };
         var synchronous = new Option<string>("--sqlite-synchronous") { Description = "FULL (fsync every transition) or NORMAL", DefaultValueFactory = _ => defaults.SqliteSynchronous };
 
-        var engine = new Option<string>("--engine") { Description = "Execution engine: docker (local Docker-compatible engine) or mesos", DefaultValueFactory = _ => defaults.Engine };
+        var engine = new Option<string>("--engine") { Description = "Execution engine: docker (local Docker-compatible engine), mesos or kubernetes", DefaultValueFactory = _ => defaults.Engine };
+        var kubeconfig = new Option<string?>("--kubeconfig") { Description = "With --engine kubernetes: kubeconfig file (default: in-cluster service account, then KUBECONFIG, then ~/.kube/config)" };
+        var kubeNamespace = new Option<string>("--kube-namespace") { Description = "Namespace the task pods run in", DefaultValueFactory = _ => defaults.Kubernetes.Namespace };
+        var kubeServiceAccount = new Option<string?>("--kube-service-account") { Description = "Service account the task pods run as (default: none mounted)" };
+        var kubePullGrace = new Option<double>("--kube-image-pull-grace") { Description = "Seconds an image may keep failing to pull before the run fails", DefaultValueFactory = _ => defaults.Kubernetes.ImagePullGrace.TotalSeconds };
         var mesosMaster = new Option<string?>("--mesos-master") { Description = "Mesos master address(es), ','-separated, e.g. http://m1:5050,http://m2:5050 (zk:// is not supported)" };
         var mesosRole = new Option<string>("--mesos-role")
         {
@@ -114,6 +119,7 @@ public static class LongshoreCommand
         {
             urls, data, dockerHost, allowHostPath, capacity, killGrace, backoffBase, backoffCap, reconcile, logCap, store, leaderLease, synchronous, jobBackoffBase, jobBackoffCap, tokensFile, secretsKey, secretsDir,
             engine, mesosMaster, mesosRole, mesosFramework, mesosPrincipal, mesosSecretFile, mesosFailover, mesosRefuse,
+            kubeconfig, kubeNamespace, kubeServiceAccount, kubePullGrace,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -150,6 +156,13 @@ public static class LongshoreCommand
                     SecretFile = result.GetValue(mesosSecretFile),
                     FailoverTimeout = Seconds(result.GetValue(mesosFailover)),
                     RefuseSeconds = result.GetValue(mesosRefuse),
+                },
+                Kubernetes = new KubernetesBackendOptions
+                {
+                    Kubeconfig = result.GetValue(kubeconfig),
+                    Namespace = result.GetValue(kubeNamespace)!,
+                    ServiceAccount = result.GetValue(kubeServiceAccount),
+                    ImagePullGrace = Seconds(result.GetValue(kubePullGrace)),
                 },
             };
             return await RunServerAsync(options, cancellationToken);
@@ -190,6 +203,7 @@ public static class LongshoreCommand
         }
         catch (EngineUnavailableException e)
         {
+            // One line naming what failed: the apiserver, the credentials, or the permissions.
             await Console.Error.WriteLineAsync("longshore server: " + e.Message);
             return ExitFailure;
         }

@@ -337,7 +337,10 @@ public sealed partial class Scheduler
         // A report on the way to the end (starting, running) of a run this leader staged is a compare-and-set from the
         // state it last recorded: no read first. Should the store hold another state (a kill asked for elsewhere), the
         // write changes nothing and the report is decided again below from what the store holds.
-        if (!update.State.IsTerminal() && _active.TryGet(update.MesosId, out var known))
+        // (A report of the same state with a reason, news of why a run has not started yet, is decided below: it needs the
+        // stored reason.)
+        if (!update.State.IsTerminal() && _active.TryGet(update.MesosId, out var known)
+            && !(update.State == known.State && update.Reason is not null && known.State is TaskState.Staging or TaskState.Starting))
         {
             if (update.State == known.State || !TaskStates.CanTransition(known.State, update.State))
                 return;
@@ -376,7 +379,11 @@ public sealed partial class Scheduler
 
             if (!update.State.IsTerminal())
             {
-                if (update.State == run.State || !TaskStates.CanTransition(run.State, update.State))
+                // A run still waiting to start, with news of why (a pod the cluster cannot place yet, an image still pulling):
+                // the reason is kept, the state stays.
+                var news = update.State == run.State && run.State is TaskState.Staging or TaskState.Starting
+                    && update.Reason is not null && update.Reason != run.Reason;
+                if (!news && (update.State == run.State || !TaskStates.CanTransition(run.State, update.State)))
                     return;
                 var moved = await _store.TryTransitionAsync(new RunTransition(run.MesosId, [run.State], update.State, update.At)
                 {
@@ -393,10 +400,11 @@ public sealed partial class Scheduler
                 continue;
             }
 
-            // Whatever ends a run that was asked to die, it was killed, and a kill is never retried.
+            // Whatever ends a run that was asked to die, it was killed, and a kill is never retried. Why it was asked to die
+            // (a health check, a job scaled down) stays first in the reason, whatever the engine says about the end.
             var end = run.State == TaskState.Killing ? TaskState.Killed : update.State;
-            var reason = end == TaskState.Killed && update.State != TaskState.Killed
-                ? $"{run.Reason ?? "killed on request"}; {update.Reason}"
+            var reason = run.State == TaskState.Killing
+                ? update.Reason is null ? run.Reason ?? "killed on request" : $"{run.Reason ?? "killed on request"}; {update.Reason}"
                 : update.Reason;
             var retry = _retry.NextAttempt(run, end, _newId(), _time.GetUtcNow());
             var ended = await _store.TryTransitionAsync(new RunTransition(run.MesosId, [run.State], end, update.At)
@@ -483,7 +491,7 @@ public sealed partial class Scheduler
             if (!await _backend.KillAsync(run, _options.KillGrace, cancellationToken))
             {
                 // The engine holds nothing for it: the run is over, and killed is what it was asked to be.
-                await ApplyAsync(new StatusUpdate(run.MesosId, TaskState.Killed, _time.GetUtcNow()) { Reason = "killed on request; the engine held no container" }, cancellationToken);
+                await ApplyAsync(new StatusUpdate(run.MesosId, TaskState.Killed, _time.GetUtcNow()) { Reason = "the engine held no container" }, cancellationToken);
             }
         }
         catch (Exception e) when (e is not OperationCanceledException)

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Longshore.Backends.Docker;
+using Longshore.Backends.Kubernetes;
 using Longshore.Backends.Mesos;
 using Longshore.Core.Execution;
 using Longshore.Core.Jobs;
@@ -64,9 +65,12 @@ public static partial class LongshoreHost
         var location = StoreLocation.Parse(options.Store, options.DataDir).Location!;
         var store = await location.OpenAsync(options.SqliteSynchronous, options.Leader.RenewInterval, cancellationToken);
         var mesos = options.Engine == "mesos";
+        var kubernetes = options.Engine == "kubernetes" ? KubernetesConnection.Configure(options.Kubernetes, Environment.GetEnvironmentVariable) : null;
         var endpoint = mesos
             ? options.Mesos.Masters[0]
-            : await DockerEndpoint.ResolveAsync(options.DockerHost, Environment.GetEnvironmentVariable, cancellationToken);
+            : kubernetes is not null
+                ? new Uri(kubernetes.Host)
+                : await DockerEndpoint.ResolveAsync(options.DockerHost, Environment.GetEnvironmentVariable, cancellationToken);
 
         // Times stored and judged across instances (leases, due times, de-duplication windows) are on the store server's
         // clock; the engines keep the machine's, against which they compare what the engine reports.
@@ -90,13 +94,19 @@ public static partial class LongshoreHost
                 sp.GetRequiredService<ILogger<MesosBackend>>(), frameworkIds: location.Shared ? new StoredFrameworkIdKeeper(store) : null));
             services.AddSingleton<IExecutionBackend>(sp => sp.GetRequiredService<MesosBackend>());
         }
+        else if (kubernetes is not null)
+        {
+            services.AddSingleton(sp => new KubernetesBackend(options.Kubernetes with { InstanceId = store.InstanceId, LogCapBytes = options.LogCapBytes },
+                kubernetes, TimeProvider.System, sp.GetRequiredService<ILogger<KubernetesBackend>>()));
+            services.AddSingleton<IExecutionBackend>(sp => sp.GetRequiredService<KubernetesBackend>());
+        }
         else
         {
             services.AddSingleton(new DockerBackendOptions { Endpoint = endpoint, InstanceId = store.InstanceId, LogCapBytes = options.LogCapBytes });
             services.AddSingleton(sp => new DockerBackend(sp.GetRequiredService<DockerBackendOptions>(), TimeProvider.System, sp.GetRequiredService<ILogger<DockerBackend>>()));
             services.AddSingleton<IExecutionBackend>(sp => sp.GetRequiredService<DockerBackend>());
         }
-        services.AddSingleton(new TaskLimits { AllowedHostPaths = options.AllowedHostPaths });
+        services.AddSingleton(new TaskLimits { AllowedHostPaths = options.AllowedHostPaths, Engine = kubernetes is null ? null : new KubernetesDefinitionRules() });
         services.AddSingleton(options.Scheduler);
         services.AddSingleton(new RetryPolicy(options.Retry, Random.Shared.NextDouble));
         services.AddSingleton<SchedulerMetrics>();
@@ -148,6 +158,9 @@ public static partial class LongshoreHost
 
         configure?.Invoke(services);
         var app = builder.Build();
+        // Checked before serving: an apiserver that cannot be reached, or an identity that may not run pods there, stops the start.
+        if (kubernetes is not null)
+            await app.Services.GetRequiredService<KubernetesBackend>().VerifyAccessAsync(cancellationToken);
         app.UseExceptionHandler(handler => handler.Run(context => ApiResults.Error(StatusCodes.Status500InternalServerError, "internal error; see the server log").ExecuteAsync(context)));
         app.UseStatusCodePages(context => context.HttpContext.Response.ContentLength is null && !context.HttpContext.Response.HasStarted
             ? ApiResults.Error(context.HttpContext.Response.StatusCode, StatusMessage(context.HttpContext)).ExecuteAsync(context.HttpContext)
@@ -162,7 +175,7 @@ public static partial class LongshoreHost
         app.MapOpenApi("/openapi/v1.json");
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Longshore");
-        LogStarting(logger, options.Urls, store.Description, mesos ? $"mesos ({string.Join(", ", options.Mesos.Masters)})" : endpoint.ToString(), options.Scheduler.Capacity);
+        LogStarting(logger, options.Urls, store.Description, mesos ? $"mesos ({string.Join(", ", options.Mesos.Masters)})" : kubernetes is not null ? $"kubernetes ({endpoint}, namespace {options.Kubernetes.Namespace})" : endpoint.ToString(), options.Scheduler.Capacity);
         StoreClockService.ReportOffset(logger, clockOffset);
         if (tokens.Enabled)
             LogTokens(logger, tokens.Count);

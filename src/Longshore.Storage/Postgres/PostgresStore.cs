@@ -77,7 +77,7 @@ public sealed class PostgresStore : IStateStore
         var store = new PostgresStore(NpgsqlDataSource.Create(session), Redact(connectionString));
         try
         {
-            await store.MigrateAsync(cancellationToken);
+            await MigrateAsync(connectionString, cancellationToken);
             await store.ExecuteAsync("INSERT INTO meta (key, value) VALUES ('instance_id', @v) ON CONFLICT (key) DO NOTHING;", cancellationToken,
                 ("v", Guid.NewGuid().ToString("N")[..12]));
             store.InstanceId = (string)(await store.ScalarAsync("SELECT value FROM meta WHERE key = 'instance_id';", cancellationToken))!;
@@ -90,9 +90,14 @@ public sealed class PostgresStore : IStateStore
         }
     }
 
-    private async Task MigrateAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs once at open, on a connection of its own without the stalled-transaction limit: a migration is one long
+    /// transaction, and under load the client may pause inside it for longer than a short lease's renewal interval.
+    /// </summary>
+    private static async Task MigrateAsync(string connectionString, CancellationToken cancellationToken)
     {
-        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString);
+        await connection.OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await Command(connection, transaction, "SELECT pg_advisory_xact_lock(hashtext(current_schema()));", []).ExecuteNonQueryAsync(cancellationToken);
         await Command(connection, transaction, "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL);", []).ExecuteNonQueryAsync(cancellationToken);

@@ -69,7 +69,7 @@ public sealed class MesosServerTests
     [Fact]
     public void Validate_UnknownEngineAndZookeeperMaster_NamesBoth()
     {
-        var errors = new LongshoreServerOptions { Engine = "kubernetes" }.Validate();
+        var errors = new LongshoreServerOptions { Engine = "nomad" }.Validate();
         var mesos = new LongshoreServerOptions { Engine = "mesos", Mesos = new MesosBackendOptions { Masters = [new Uri("zk://zk1:2181/mesos")] } }.Validate();
 
         Assert.Contains(errors, e => e.StartsWith("engine:", StringComparison.Ordinal));
