@@ -2,9 +2,11 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
+using Longshore.Core.Execution;
 using Longshore.Core.Scheduling;
 using Longshore.Server.Hosting;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace Longshore.Bench;
@@ -28,8 +30,9 @@ internal sealed class BenchServer : IAsyncDisposable
     public string DataDir { get; }
 
     /// <param name="configure">Changes to the options, e.g. another engine.</param>
+    /// <param name="noop">Run on the no-op engine (every run finishes at once), to measure the control plane alone.</param>
     public static async Task<BenchServer> StartAsync(string endpoint, int capacity, string synchronous = "FULL",
-        Func<LongshoreServerOptions, LongshoreServerOptions>? configure = null)
+        Func<LongshoreServerOptions, LongshoreServerOptions>? configure = null, bool noop = false, string? store = null)
     {
         var port = FreePort();
         var dataDir = Directory.CreateTempSubdirectory("longshore-bench-").FullName;
@@ -38,10 +41,12 @@ internal sealed class BenchServer : IAsyncDisposable
             Urls = $"http://127.0.0.1:{port}",
             DataDir = dataDir,
             DockerHost = endpoint,
+            Store = store,
             SqliteSynchronous = synchronous,
             Scheduler = new SchedulerOptions { Capacity = capacity },
         };
-        var app = await LongshoreHost.BuildAsync(configure?.Invoke(options) ?? options);
+        var app = await LongshoreHost.BuildAsync(configure?.Invoke(options) ?? options,
+            noop ? services => services.AddSingleton<IExecutionBackend>(new NoopBackend(TimeProvider.System)) : null);
         await app.StartAsync();
         var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256 }) { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
         return new BenchServer(app, http, dataDir);

@@ -8,6 +8,7 @@ using Longshore.Core.Queues;
 using Longshore.Core.Scheduling;
 using Longshore.Core.Storage;
 using Longshore.Core.Tasks;
+using Longshore.Core.Tracing;
 using Longshore.Server.Api;
 using Longshore.Server.Dashboard;
 using Longshore.Server.Jobs;
@@ -23,6 +24,8 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
 using Prometheus;
 
 namespace Longshore.Server.Hosting;
@@ -30,7 +33,11 @@ namespace Longshore.Server.Hosting;
 /// <summary>Builds the whole server: store, engine backend, scheduler and the HTTP API.</summary>
 public static partial class LongshoreHost
 {
-    public static async Task<WebApplication> BuildAsync(LongshoreServerOptions options, CancellationToken cancellationToken = default)
+    public static Task<WebApplication> BuildAsync(LongshoreServerOptions options, CancellationToken cancellationToken = default) =>
+        BuildAsync(options, configure: null, cancellationToken);
+
+    /// <param name="configure">Last changes to the services before the host is built (a benchmark's engine).</param>
+    public static async Task<WebApplication> BuildAsync(LongshoreServerOptions options, Action<IServiceCollection>? configure, CancellationToken cancellationToken = default)
     {
         var errors = options.Validate().ToList();
         var tokens = AccessTokens.Load(options.TokensFile, options.TokensVariable, errors);
@@ -103,6 +110,7 @@ public static partial class LongshoreHost
         services.AddSingleton(options.Scheduler);
         services.AddSingleton(new RetryPolicy(options.Retry, Random.Shared.NextDouble));
         services.AddSingleton<SchedulerMetrics>();
+        services.AddSingleton<QueueMetrics>();
         services.AddSingleton(sp => new Scheduler(
             sp.GetRequiredService<ITaskStore>(), sp.GetRequiredService<IExecutionBackend>(), sp.GetRequiredService<RetryPolicy>(),
             sp.GetRequiredService<SchedulerOptions>(), sp.GetRequiredService<TimeProvider>(), Guid.NewGuid,
@@ -133,13 +141,22 @@ public static partial class LongshoreHost
         services.AddSingleton(sp => new QueueSecrets(secretsKey, sp.GetServices<IQueueSource>(), references));
         services.AddSingleton(sp => new QueuePoller(sp.GetRequiredService<IQueueStore>(), sp.GetRequiredService<Scheduler>(),
             sp.GetServices<IQueueSource>(), sp.GetRequiredService<TimeProvider>(), Guid.NewGuid, sp.GetRequiredService<ILogger<QueuePoller>>(),
-            sp.GetRequiredService<QueueSecrets>()));
+            sp.GetRequiredService<QueueSecrets>(), sp.GetRequiredService<QueueMetrics>()));
         services.Configure<JsonOptions>(json =>
         {
             json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
         });
         services.AddOpenApi();
+        // Traces of each message and task (Longshore.Core.Tracing.RunTracing), exported by OTLP when the standard
+        // variables ask for it (OTEL_EXPORTER_OTLP_ENDPOINT, _PROTOCOL, _HEADERS; OTEL_SERVICE_NAME, default longshore).
+        if (Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT") is { Length: > 0 })
+        {
+            services.AddOpenTelemetry()
+                .ConfigureResource(resource => resource.AddService(Environment.GetEnvironmentVariable("OTEL_SERVICE_NAME") is { Length: > 0 } name ? name : "longshore"))
+                .WithTracing(tracing => tracing.AddSource(RunTracing.SourceName).AddOtlpExporter());
+        }
 
+        configure?.Invoke(services);
         var app = builder.Build();
         // Checked before serving: an apiserver that cannot be reached, or an identity that may not run pods there, stops the start.
         if (kubernetes is not null)

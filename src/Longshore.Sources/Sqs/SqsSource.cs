@@ -93,7 +93,8 @@ public sealed class SqsSource : IQueueSource, IAcknowledgingSource, ILeasingSour
             messages.AddRange(received.Messages.Select(m => new QueueMessage(m.Body ?? string.Empty, m.ReceiptHandle) { DedupKey = m.MessageId }));
         }
 
-        return new PollResult(messages, new Dictionary<string, string>());
+        // A long poll paces itself: the next one may start at once, and a message sent meanwhile is taken as it arrives.
+        return new PollResult(messages, new Dictionary<string, string>()) { NextPollAt = wait > 0 ? now : null };
     }
 
     public async Task AckAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default)

@@ -29,9 +29,14 @@ public sealed class PostgresStore : IStateStore
 
     private readonly NpgsqlDataSource _dataSource;
 
-    private PostgresStore(NpgsqlDataSource dataSource, string description)
+    // The lease has connections of its own: a renewal that waited behind a busy pool (a flood of API writes) could miss
+    // its lease and make the leader step down for nothing.
+    private readonly NpgsqlDataSource _leaseSource;
+
+    private PostgresStore(NpgsqlDataSource dataSource, NpgsqlDataSource leaseSource, string description)
     {
         _dataSource = dataSource;
+        _leaseSource = leaseSource;
         Description = description;
     }
 
@@ -74,7 +79,8 @@ public sealed class PostgresStore : IStateStore
     public static async Task<PostgresStore> OpenAsync(string connectionString, TimeSpan? stalledTransactionLimit = null, CancellationToken cancellationToken = default)
     {
         var session = SessionConnectionString(connectionString, stalledTransactionLimit ?? DefaultStalledTransactionLimit);
-        var store = new PostgresStore(NpgsqlDataSource.Create(session), Redact(connectionString));
+        var store = new PostgresStore(NpgsqlDataSource.Create(session),
+            NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(session) { MaxPoolSize = 2, MinPoolSize = 1 }.ConnectionString), Redact(connectionString));
         try
         {
             await MigrateAsync(connectionString, cancellationToken);
@@ -437,7 +443,7 @@ public sealed class PostgresStore : IStateStore
             await Command(connection, transaction, "UPDATE leases SET holder = @holder, term = @term, expires_at = @expires WHERE name = 'scheduler';",
                 [("holder", next.Holder), ("term", next.Term), ("expires", next.ExpiresAt.ToUnixTimeMilliseconds())]).ExecuteNonQueryAsync(cancellationToken);
             return next;
-        }, cancellationToken, fenced: false);
+        }, cancellationToken, fenced: false, _leaseSource);
 
     public async Task<Lease?> GetLeaseAsync(CancellationToken cancellationToken = default)
     {
@@ -460,15 +466,20 @@ public sealed class PostgresStore : IStateStore
         await WriteAsync((connection, transaction) => Command(connection, transaction, sql, parameters).ExecuteNonQueryAsync(cancellationToken), cancellationToken);
     }
 
-    public ValueTask DisposeAsync() => _dataSource.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await _dataSource.DisposeAsync();
+        await _leaseSource.DisposeAsync();
+    }
 
     /// <summary>
     /// One write, one transaction. Under a leadership scope (<see cref="Fencing.CurrentTerm"/>) it first share-locks the
     /// lease row and checks the term, so a newer leader's takeover either waits for this write or refuses it.
     /// </summary>
-    private async Task<T> WriteAsync<T>(Func<NpgsqlConnection, NpgsqlTransaction, Task<T>> work, CancellationToken cancellationToken, bool fenced = true)
+    private async Task<T> WriteAsync<T>(Func<NpgsqlConnection, NpgsqlTransaction, Task<T>> work, CancellationToken cancellationToken, bool fenced = true,
+        NpgsqlDataSource? source = null)
     {
-        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        await using var connection = await (source ?? _dataSource).OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         if (fenced && Fencing.CurrentTerm is { } term)
         {
