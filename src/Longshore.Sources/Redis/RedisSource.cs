@@ -42,8 +42,8 @@ public sealed class RedisSource : IQueueSource, IAcknowledgingSource, IRecoverin
     public QueueType Type { get; } = new("redis", "redis", "Redis list",
     [
         new QueueInput("host", "Host", "127.0.0.1", Required: false),
-        new QueueInput("port", "Port", "6379", Required: false),
-        new QueueInput("db", "Database number", "0", Required: false),
+        new QueueInput("port", "Port", "6379", Required: false, Number: true),
+        new QueueInput("db", "Database number", "0", Required: false, Number: true),
         new QueueInput("name", "List key"),
         new QueueInput("password", "Password", Required: false, Secret: true),
         new QueueInput("tls", "Use TLS (true/false)", "false", Required: false),
@@ -101,7 +101,7 @@ public sealed class RedisSource : IQueueSource, IAcknowledgingSource, IRecoverin
 
     private async Task<(IDatabase Database, RedisKey List, RedisKey Processing)> OpenAsync(StoredQueue queue)
     {
-        var settings = queue.Block.SettingsOf("redis");
+        var settings = Type.SettingsOf(queue.Block);
         var options = new ConfigurationOptions
         {
             EndPoints = { { settings.GetValueOrDefault("host") is { Length: > 0 } host ? host : "127.0.0.1", int.Parse(settings.GetValueOrDefault("port") is { Length: > 0 } p ? p : "6379", CultureInfo.InvariantCulture) } },

@@ -8,9 +8,11 @@ using Longshore.Core.Queues;
 namespace Longshore.Sources.Sql;
 
 /// <summary>
-/// <c>sqlquery</c>: rows of a query whose <c>filter_field</c> is above the watermark become messages (the row as a JSON
-/// object). The watermark — the largest <c>filter_field</c> seen — is stored in the same transaction as the tasks made
-/// from the rows, so a row becomes a task once. The query runs in a read-only transaction, wrapped as
+/// <c>sqlquery</c>: rows of a query whose <c>filter_field</c> is above the watermark become messages: the row as a JSON
+/// array of its values in column order (Hippo's payload), or with <c>row_format</c> <c>object</c> as an object of
+/// column → value. The watermark — the largest <c>filter_field</c> seen, starting at <c>filter_val</c>, or at the first
+/// row when that is empty (Hippo's default) — is stored in the same transaction as the tasks made from the rows, so a
+/// row becomes a task once. The query runs in a read-only transaction, wrapped as
 /// <c>SELECT * FROM (query) q WHERE q.field &gt; @watermark ORDER BY q.field LIMIT n</c>, with the watermark as a parameter.
 /// </summary>
 public sealed partial class SqlQuerySource : IQueueSource
@@ -23,7 +25,8 @@ public sealed partial class SqlQuerySource : IQueueSource
         new QueueInput("driver", "Driver for a native connection string: postgresql, mysql or sqlite", Required: false),
         new QueueInput("query", "Query (a SELECT; its rows must include the filter field)"),
         new QueueInput("filter_field", "Column that grows with new rows (an id or a timestamp)"),
-        new QueueInput("filter_val", "Start after this value", "0", Required: false),
+        new QueueInput("filter_val", "Start after this value (empty: from the first row)", "", Required: false),
+        new QueueInput("row_format", "Payload of a row: array (its values in column order, as Hippo) or object (column: value)", "array", Required: false),
     ]);
 
     [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]{0,62}\\z")]
@@ -38,15 +41,18 @@ public sealed partial class SqlQuerySource : IQueueSource
             errors.Add("queue.sqlquery.filter_field: must be a plain column name (letters, digits, '_')");
         if (settings.GetValueOrDefault("query") is { Length: > 0 } query && (query.Contains(';', StringComparison.Ordinal) || query.Length > 10_000))
             errors.Add("queue.sqlquery.query: must be one SELECT of at most 10000 characters, without ';'");
+        if (settings.GetValueOrDefault("row_format") is { Length: > 0 } format && format is not ("array" or "object"))
+            errors.Add($"queue.sqlquery.row_format: must be array or object, got '{format}'");
         return errors;
     }
 
     public async Task<PollResult> PollAsync(StoredQueue queue, IReadOnlyDictionary<string, string> state, int max, DateTimeOffset now, CancellationToken cancellationToken = default)
     {
-        var settings = queue.Block.SettingsOf("sqlquery");
+        var settings = Type.SettingsOf(queue.Block);
         var connection = SqlConnectionString.Parse(settings["conn_string"], settings.GetValueOrDefault("driver")).Value!;
         var field = settings["filter_field"];
-        var watermark = state.GetValueOrDefault(Watermark) ?? (settings.GetValueOrDefault("filter_val") is { Length: > 0 } start ? start : "0");
+        var watermark = state.GetValueOrDefault(Watermark) ?? (settings.GetValueOrDefault("filter_val") is { Length: > 0 } start ? start : null);
+        var asObject = settings["row_format"] == "object";
 
         await using var db = connection.Create();
         await db.OpenAsync(cancellationToken);
@@ -60,9 +66,10 @@ public sealed partial class SqlQuerySource : IQueueSource
         await using var command = db.CreateCommand();
         command.Transaction = transaction;
 #pragma warning disable CA2100 // The user's query is their own read-only SELECT; the watermark and limit are parameters, the field a checked identifier.
-        command.CommandText = $"SELECT * FROM ({settings["query"]}) q WHERE q.{connection.Quote(field)} > @watermark ORDER BY q.{connection.Quote(field)} LIMIT @limit";
+        command.CommandText = $"SELECT * FROM ({settings["query"]}) q {(watermark is null ? "" : $"WHERE q.{connection.Quote(field)} > @watermark ")}ORDER BY q.{connection.Quote(field)} LIMIT @limit";
 #pragma warning restore CA2100
-        AddParameter(command, "@watermark", Typed(watermark));
+        if (watermark is not null)
+            AddParameter(command, "@watermark", Typed(watermark));
         AddParameter(command, "@limit", Math.Min(max, 10_000));
 
         var messages = new List<QueueMessage>();
@@ -71,16 +78,17 @@ public sealed partial class SqlQuerySource : IQueueSource
         {
             while (await reader.ReadAsync(cancellationToken))
             {
+                var values = new object?[reader.FieldCount];
                 var row = new Dictionary<string, object?>(StringComparer.Ordinal);
                 for (var i = 0; i < reader.FieldCount; i++)
-                    row[reader.GetName(i)] = reader.IsDBNull(i) ? null : reader.GetValue(i);
-                messages.Add(new QueueMessage(JsonSerializer.Serialize(row)));
+                    row[reader.GetName(i)] = values[i] = reader.IsDBNull(i) ? null : reader.GetValue(i);
+                messages.Add(new QueueMessage(asObject ? JsonSerializer.Serialize(row) : JsonSerializer.Serialize(values)));
                 highest = Text(reader.GetValue(reader.GetOrdinal(field)));
             }
         }
 
         await transaction.RollbackAsync(cancellationToken);
-        return new PollResult(messages, new Dictionary<string, string> { [Watermark] = highest });
+        return new PollResult(messages, highest is null ? new Dictionary<string, string>() : new Dictionary<string, string> { [Watermark] = highest });
     }
 
     private static async Task ExecuteAsync(DbConnection db, DbTransaction? transaction, string sql, CancellationToken cancellationToken)

@@ -24,6 +24,10 @@ public sealed class CronSourceTests
 
     private static Dictionary<string, string> Watermark(DateTimeOffset at) => new() { ["last_fire"] = at.ToUnixTimeMilliseconds().ToString() };
 
+    /// <summary>The payloads Hippo gives for these fire times: Unix seconds.</summary>
+    private static string[] Fires(params string[] times) =>
+        times.Select(t => DateTimeOffset.Parse(t, System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+
     [Fact]
     public async Task OnTimeFire_BecomesOneMessage_WithTheFireTime_AndTheWatermarkMoves()
     {
@@ -31,7 +35,7 @@ public sealed class CronSourceTests
 
         var result = await _source.PollAsync(Queue("*/5 * * * *"), Watermark(Created.AddMinutes(4)), 100, now);
 
-        Assert.Equal(["2026-11-23T12:05:00Z"], result.Messages.Select(m => m.Payload));
+        Assert.Equal(Fires("2026-11-23T12:05:00Z"), result.Messages.Select(m => m.Payload));
         Assert.Equal(now.ToUnixTimeMilliseconds().ToString(), result.State["last_fire"]);
         Assert.Equal(Created.AddMinutes(10), result.NextPollAt);
     }
@@ -52,7 +56,7 @@ public sealed class CronSourceTests
         // Down from 12:00 to 12:10 with a fire every minute: ten fires missed, three replayed.
         var result = await _source.PollAsync(Queue("* * * * *", maxBacklog: 3), Watermark(Created), 100, Created.AddMinutes(10).AddSeconds(30));
 
-        Assert.Equal(["2026-11-23T12:08:00Z", "2026-11-23T12:09:00Z", "2026-11-23T12:10:00Z"], result.Messages.Select(m => m.Payload));
+        Assert.Equal(Fires("2026-11-23T12:08:00Z", "2026-11-23T12:09:00Z", "2026-11-23T12:10:00Z"), result.Messages.Select(m => m.Payload));
     }
 
     [Fact]
@@ -70,7 +74,19 @@ public sealed class CronSourceTests
         // 09:00 in New York on 23 November is 14:00 UTC.
         var result = await _source.PollAsync(Queue("0 9 * * *", timezone: "America/New_York"), Watermark(Created), 10, Created.AddHours(2).AddSeconds(1));
 
-        Assert.Equal(["2026-11-23T14:00:00Z"], result.Messages.Select(m => m.Payload));
+        Assert.Equal(Fires("2026-11-23T14:00:00Z"), result.Messages.Select(m => m.Payload));
+    }
+
+    [Fact]
+    public async Task NoSettings_TakeHipposDefaults_EveryMinute_OneMissedFireReplayed()
+    {
+        var queue = Queue("*") with { Block = new QueueBlock { Type = "cron", Settings = new() { ["cron"] = JsonSerializer.SerializeToElement(new { cronstring = "", maxbacklog = (string?)null }) } } };
+
+        var result = await _source.PollAsync(queue, Watermark(Created), 100, Created.AddMinutes(10).AddSeconds(30));
+
+        Assert.Empty(_source.Validate(_source.Type.SettingsOf(queue.Block)));
+        Assert.Equal(Fires("2026-11-23T12:10:00Z"), result.Messages.Select(m => m.Payload));
+        Assert.Equal(Created.AddMinutes(11), result.NextPollAt);
     }
 
     [Theory]
