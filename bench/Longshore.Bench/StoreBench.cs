@@ -148,7 +148,7 @@ internal static class StoreBench
         return elapsed;
     }
 
-    private static async Task<TimeSpan> WithStoreAsync(string kind, Func<IStateStore, Task<TimeSpan>> body)
+    internal static async Task<TimeSpan> WithStoreAsync(string kind, Func<IStateStore, Task<TimeSpan>> body)
     {
         var name = $"bench_{Guid.NewGuid():N}"[..18];
         switch (kind)

@@ -7,7 +7,7 @@ namespace Longshore.Core.Storage;
 /// The whole store contract behind one facade: runs, jobs, queues, the scheduler lease and shared settings. Implementations (SQLite,
 /// PostgreSQL, Redis) pass the same compliance suite.
 /// </summary>
-public interface IStateStore : ITaskStore, IJobStore, IQueueStore, ILeaseStore, ISettingStore, IAsyncDisposable
+public interface IStateStore : ITaskStore, IJobStore, IQueueStore, ILeaseStore, ISettingStore, IRetentionStore, IAsyncDisposable
 {
     /// <summary>Kind and location for logs and <c>/healthz</c>, never with a secret: <c>sqlite:/path</c>, <c>postgres:Host=…;Database=…</c>.</summary>
     string Description { get; }

@@ -22,12 +22,22 @@ public static class MetricsApi
         var byState = factory.CreateGauge("longshore_tasks", "Runs in the store, by state.", "state");
         var leader = factory.CreateGauge("longshore_leader", "1 while this instance holds the scheduler lease, else 0.");
         var term = factory.CreateGauge("longshore_leader_term", "The scheduler lease term this instance leads under, or last saw.");
+        var retentionAge = factory.CreateGauge("longshore_task_retention_seconds", "Ended runs are deleted this long after their last state change (0: kept).");
+        var retentionCount = factory.CreateGauge("longshore_task_retention_count", "Most ended runs kept per task id (0: no limit).");
+        var pruned = factory.CreateCounter("longshore_task_retention_pruned_total", "Ended runs this instance deleted, by rule (age, count).", "rule");
+        var lastPass = factory.CreateGauge("longshore_task_retention_last_pass_timestamp_seconds", "When this instance last finished a retention pass (0: never; only the leader prunes).");
+        var retention = app.Services.GetRequiredService<RunRetention>();
         var election = app.Services.GetRequiredService<LeaderElection>();
         var store = app.Services.GetRequiredService<ITaskStore>();
         registry.AddBeforeCollectCallback(async cancellationToken =>
         {
             leader.Set(election.IsLeader ? 1 : 0);
             term.Set(election.Term ?? election.LastSeen?.Term ?? 0);
+            retentionAge.Set(retention.Options.MaxAge.TotalSeconds);
+            retentionCount.Set(retention.Options.MaxPerTaskId);
+            pruned.WithLabels("age").IncTo(retention.PrunedByAge);
+            pruned.WithLabels("count").IncTo(retention.PrunedByCount);
+            lastPass.Set(retention.LastPassAt?.ToUnixTimeMilliseconds() / 1000.0 ?? 0);
             var counts = await store.CountByStateAsync(cancellationToken);
             foreach (var name in TaskStates.WireNames)
                 byState.WithLabels(name).Set(0);

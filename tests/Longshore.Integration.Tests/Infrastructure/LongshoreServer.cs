@@ -14,13 +14,15 @@ namespace Longshore.Integration.Tests.Infrastructure;
 public sealed class LongshoreServer : IAsyncDisposable
 {
     private readonly string[] _extraArgs;
+    private readonly IReadOnlyDictionary<string, string> _environment;
     private Process? _process;
     private readonly StringBuilder _output = new();
 
-    private LongshoreServer(string dataDir, string[] extraArgs)
+    private LongshoreServer(string dataDir, string[] extraArgs, IReadOnlyDictionary<string, string>? environment = null)
     {
         DataDir = dataDir;
         _extraArgs = extraArgs;
+        _environment = environment ?? new Dictionary<string, string>();
         Port = FreePort();
         Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{Port}"), Timeout = TimeSpan.FromSeconds(60) };
     }
@@ -40,9 +42,12 @@ public sealed class LongshoreServer : IAsyncDisposable
         }
     }
 
-    public static async Task<LongshoreServer> StartAsync(params string[] extraArgs)
+    public static Task<LongshoreServer> StartAsync(params string[] extraArgs) => StartAsync(new Dictionary<string, string>(), extraArgs);
+
+    /// <summary>Starts a server with these environment variables set for it (beside the test process's own).</summary>
+    public static async Task<LongshoreServer> StartAsync(IReadOnlyDictionary<string, string> environment, params string[] extraArgs)
     {
-        var server = new LongshoreServer(Directory.CreateTempSubdirectory("longshore-test-").FullName, extraArgs);
+        var server = new LongshoreServer(Directory.CreateTempSubdirectory("longshore-test-").FullName, extraArgs, environment);
         await server.StartAgainAsync();
         return server;
     }
@@ -56,6 +61,8 @@ public sealed class LongshoreServer : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        foreach (var (name, value) in _environment)
+            info.Environment[name] = value;
         foreach (var arg in (string[])[CliPath, "server", "--urls", $"http://127.0.0.1:{Port}", "--data", DataDir, "--docker-host", TestEngine.Endpoint, .. _extraArgs])
             info.ArgumentList.Add(arg);
         var process = Process.Start(info)!;
