@@ -9,7 +9,8 @@ public interface IRetentionStore
 {
     /// <summary>
     /// Deletes up to <paramref name="limit"/> ended runs whose last state change (Hippo's <c>status_tstamp</c>) is before
-    /// <paramref name="cutoff"/>, oldest first, and de-duplication keys that expired before it. Returns how many runs.
+    /// <paramref name="cutoff"/> (the oldest first, as far as the store's indexes order them), and de-duplication keys
+    /// that expired before it. Returns how many runs.
     /// </summary>
     Task<int> PruneEndedBeforeAsync(DateTimeOffset cutoff, int limit, CancellationToken cancellationToken = default);
 

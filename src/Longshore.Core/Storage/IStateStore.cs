@@ -4,7 +4,7 @@ using Longshore.Core.Queues;
 namespace Longshore.Core.Storage;
 
 /// <summary>
-/// The whole store contract behind one facade: runs, jobs, queues, the scheduler lease and shared settings. Implementations (SQLite,
+/// The whole store contract behind one facade: runs, jobs, queues, the scheduler lease, shared settings and retention. Implementations (SQLite,
 /// PostgreSQL, Redis) pass the same compliance suite.
 /// </summary>
 public interface IStateStore : ITaskStore, IJobStore, IQueueStore, ILeaseStore, ISettingStore, IRetentionStore, IAsyncDisposable
