@@ -6,10 +6,11 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Longshore.Bench;
 
 /// <summary>
-/// Retention at volume, per store: N runs seeded through the store (40 % ended two days ago, 50 % ended an hour ago in
-/// 1,000 task ids of ~500 ended runs each, 10 % still running), then one pass of the real <see cref="RunRetention"/> with
-/// the server's defaults (1 day, 100 per task id, batches of 500) while a client keeps doing what the scheduler and the
-/// API do: create a run, stage it, read a page. Baseline in the same run: the same client on the same store, before.
+/// Retention at volume, per store: N runs seeded through the store in 1,000 task ids, each holding 40 % runs that ended
+/// two days ago, 50 % that ended an hour ago and 10 % still running; then one pass of the real <see cref="RunRetention"/>
+/// with the server's defaults (1 day, 100 per task id, its batches and pauses) while a client keeps doing what the
+/// scheduler and the API do: create a run, stage it, read a page. Baseline in the same run: the same client on the same
+/// store, before the pass.
 /// </summary>
 internal static class RetentionBench
 {
@@ -73,7 +74,7 @@ internal static class RetentionBench
                     < 9 => (TaskState.Finished, TimeSpan.FromHours(1)),
                     _ => (TaskState.Running, TimeSpan.FromDays(3)),
                 };
-                var run = NewRun($"ret{i % Families}", now - age) with { State = state };
+                var run = NewRun($"ret{i / 10 % Families}", now - age) with { State = state };
                 await store.InsertAsync(run);
                 if (state == TaskState.Running && i % 100 == 9)
                 {

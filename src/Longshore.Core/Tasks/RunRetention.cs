@@ -15,10 +15,16 @@ public sealed record RetentionOptions
     /// <summary>Most ended runs kept per task id (family id), the newest. Default 100 (Hippo's); zero sets no limit.</summary>
     public int MaxPerTaskId { get; init; } = 100;
 
-    /// <summary>Runs deleted per store write. Default 500: a few milliseconds of the store's time.</summary>
-    public int BatchSize { get; init; } = 500;
+    /// <summary>
+    /// Runs deleted per store write. Default 100: a write the scheduler's or the API's may have to wait behind (SQLite
+    /// has one writer) lasts milliseconds, not a second.
+    /// </summary>
+    public int BatchSize { get; init; } = 100;
 
-    /// <summary>Pause after each batch, so the scheduler's and the API's writes go between batches. Default 20 ms.</summary>
+    /// <summary>
+    /// Least pause after each batch, so the scheduler's and the API's writes go between batches; the pause is at least as
+    /// long as the batch took, so retention never has more than half of the store's time. Default 20 ms.
+    /// </summary>
     public TimeSpan BatchPause { get; init; } = TimeSpan.FromMilliseconds(20);
 
     /// <summary>Time between passes: a minute, or half of <see cref="MaxAge"/> when that is shorter (at least a second).</summary>
@@ -111,17 +117,19 @@ public sealed partial class RunRetention(IRetentionStore store, RetentionOptions
         return (byAge, byCount);
     }
 
-    /// <summary>Batches until one comes back short, pausing between them.</summary>
+    /// <summary>Batches until one comes back short, pausing between them at least as long as the last one took.</summary>
     private async Task<long> DrainAsync(Func<Task<int>> batch, CancellationToken cancellationToken)
     {
         long total = 0;
         while (true)
         {
+            var started = time.GetTimestamp();
             var pruned = await batch();
             total += pruned;
             if (pruned < options.BatchSize)
                 return total;
-            await Task.Delay(options.BatchPause, time, cancellationToken);
+            var took = time.GetElapsedTime(started);
+            await Task.Delay(took > options.BatchPause ? took : options.BatchPause, time, cancellationToken);
         }
     }
 
