@@ -5,7 +5,7 @@ using Longshore.Bench;
 var options = BenchOptions.Parse(args);
 if (options is null)
 {
-    Console.Error.WriteLine("usage: Longshore.Bench [launch] [creates] [memory] [queue] [match] [throughput] [volume] [pass] [kubernetes] [--launch N] [--concurrency C] [--creates N] [--stored N] [--messages N] [--latency N] [--tasks N] [--volume N] [--active N] [--stores sqlite,postgres,redis]");
+    Console.Error.WriteLine("usage: Longshore.Bench [launch] [creates] [memory] [queue] [match] [throughput] [volume] [pass] [kubernetes] [retention] [--launch N] [--concurrency C] [--creates N] [--stored N] [--messages N] [--latency N] [--tasks N] [--volume N] [--active N] [--retention-runs N] [--stores sqlite,postgres,redis]");
     return 2;
 }
 
@@ -36,6 +36,8 @@ if (options.Scenarios.Contains("kubernetes"))
 
 if (options.Scenarios.Contains("volume"))
     results.AddRange(await StoreBench.RunVolumeAsync(options.Volume, options.Stores));
+if (options.Scenarios.Contains("retention"))
+    results.AddRange(await RetentionBench.RunAsync(options.RetentionRuns, options.Stores));
 
 Console.WriteLine();
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"measure",-52} {"value",-28} target"));
@@ -58,16 +60,19 @@ namespace Longshore.Bench
         /// <summary>Active runs among the stored ones in the pass scenario.</summary>
         public int Active { get; init; } = 200_000;
 
+        /// <summary>Runs seeded per store by the retention scenario.</summary>
+        public int RetentionRuns { get; init; } = 1_000_000;
+
         public static BenchOptions? Parse(string[] args)
         {
             var scenarios = new HashSet<string>(StringComparer.Ordinal);
-            int launch = 50, concurrency = 8, creates = 5000, stored = 100_000, messages = 100_000, latency = 100, tasks = 20_000, volume = 1_000_000, active = 200_000;
+            int launch = 50, concurrency = 8, creates = 5000, stored = 100_000, messages = 100_000, latency = 100, tasks = 20_000, volume = 1_000_000, active = 200_000, retentionRuns = 1_000_000;
             IReadOnlyList<string> stores = ["sqlite", "postgres", "redis"];
             for (var i = 0; i < args.Length; i++)
             {
                 switch (args[i])
                 {
-                    case "launch" or "creates" or "memory" or "queue" or "match" or "throughput" or "volume" or "pass" or "kubernetes":
+                    case "launch" or "creates" or "memory" or "queue" or "match" or "throughput" or "volume" or "pass" or "kubernetes" or "retention":
                         scenarios.Add(args[i]);
                         break;
                     case "--launch" when i + 1 < args.Length:
@@ -81,6 +86,9 @@ namespace Longshore.Bench
                         break;
                     case "--tasks" when i + 1 < args.Length:
                         tasks = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--retention-runs" when i + 1 < args.Length:
+                        retentionRuns = int.Parse(args[++i], CultureInfo.InvariantCulture);
                         break;
                     case "--volume" when i + 1 < args.Length:
                         volume = int.Parse(args[++i], CultureInfo.InvariantCulture);
@@ -107,7 +115,7 @@ namespace Longshore.Bench
 
             if (scenarios.Count == 0)
                 scenarios.UnionWith(["launch", "creates", "memory", "queue"]);
-            return new BenchOptions(scenarios, launch, concurrency, creates, stored, messages, latency) { Tasks = tasks, Volume = volume, Stores = stores, Active = active };
+            return new BenchOptions(scenarios, launch, concurrency, creates, stored, messages, latency) { Tasks = tasks, Volume = volume, Stores = stores, Active = active, RetentionRuns = retentionRuns };
         }
     }
 }

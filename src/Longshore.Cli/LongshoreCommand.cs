@@ -93,6 +93,8 @@ public static class LongshoreCommand
         var leaderLease = new Option<double>("--leader-lease") { Description = "Seconds a scheduler lease lasts unrenewed: with several instances on one store, a follower takes over within about 4/3 of it", DefaultValueFactory = _ => defaults.Leader.LeaseDuration.TotalSeconds };
         var secretsDir = new Option<string?>("--secrets-dir") { Description = "Folder whose files queue settings may reference as ${file:NAME} (default: none, such references are refused)" };
         var synchronous = new Option<string>("--sqlite-synchronous") { Description = "FULL (fsync every transition) or NORMAL", DefaultValueFactory = _ => defaults.SqliteSynchronous };
+        var retention = new Option<double?>("--task-retention") { Description = $"Seconds an ended run is kept after its last state change; 0 keeps them (also TASK_RETENTION_SECONDS; default {defaults.Retention.MaxAge.TotalSeconds})" };
+        var retentionCount = new Option<int?>("--task-retention-count") { Description = $"Most ended runs kept per task id; 0 sets no limit (also TASK_RETENTION_COUNT; default {defaults.Retention.MaxPerTaskId})" };
 
         var engine = new Option<string>("--engine") { Description = "Execution engine: docker (local Docker-compatible engine), mesos or kubernetes", DefaultValueFactory = _ => defaults.Engine };
         var kubeconfig = new Option<string?>("--kubeconfig") { Description = "With --engine kubernetes: kubeconfig file (default: in-cluster service account, then KUBECONFIG, then ~/.kube/config)" };
@@ -118,6 +120,7 @@ public static class LongshoreCommand
         var command = new Command("server", "Run the API, the scheduler and the engine backend (local engine or Mesos).")
         {
             urls, data, dockerHost, allowHostPath, capacity, killGrace, backoffBase, backoffCap, reconcile, logCap, store, leaderLease, synchronous, jobBackoffBase, jobBackoffCap, tokensFile, secretsKey, secretsDir,
+            retention, retentionCount,
             engine, mesosMaster, mesosRole, mesosFramework, mesosPrincipal, mesosSecretFile, mesosFailover, mesosRefuse,
             kubeconfig, kubeNamespace, kubeServiceAccount, kubePullGrace,
         };
@@ -145,6 +148,11 @@ public static class LongshoreCommand
                 TokensVariable = Environment.GetEnvironmentVariable("LONGSHORE_TOKENS"),
                 SecretsDir = result.GetValue(secretsDir),
                 Jobs = new JobSettings { Backoff = new RetryOptions { BackoffBase = Seconds(result.GetValue(jobBackoffBase)), BackoffCap = Seconds(result.GetValue(jobBackoffCap)) } },
+                Retention = new RetentionOptions
+                {
+                    MaxAge = result.GetValue(retention) is { } seconds ? Seconds(seconds) : HippoVariable("TASK_RETENTION_SECONDS", defaults.Retention.MaxAge.TotalSeconds, Seconds),
+                    MaxPerTaskId = result.GetValue(retentionCount) ?? HippoVariable("TASK_RETENTION_COUNT", defaults.Retention.MaxPerTaskId, count => (int)count),
+                },
                 Engine = result.GetValue(engine)!,
                 Mesos = new MesosBackendOptions
                 {
@@ -182,6 +190,15 @@ public static class LongshoreCommand
     /// <summary>The secret from its file (trailing newline dropped), else from LONGSHORE_MESOS_SECRET.</summary>
     private static string? MesosSecret(string? file) =>
         file is not null && File.Exists(file) ? File.ReadAllText(file).TrimEnd('\r', '\n') : Environment.GetEnvironmentVariable("LONGSHORE_MESOS_SECRET");
+
+    /// <summary>
+    /// A setting from Hippo's environment variable when the option is not given; one that is not a number becomes -1, so
+    /// validation names the setting.
+    /// </summary>
+    private static T HippoVariable<T>(string name, double fallback, Func<double, T> convert) =>
+        Environment.GetEnvironmentVariable(name) is not { Length: > 0 } text ? convert(fallback)
+        : double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var value) && value <= int.MaxValue ? convert(value)
+        : convert(-1);
 
     private static TimeSpan Seconds(double value) =>
         double.IsFinite(value) && Math.Abs(value) < TimeSpan.MaxValue.TotalSeconds ? TimeSpan.FromSeconds(value) : TimeSpan.MinValue;

@@ -122,7 +122,7 @@ public sealed class RestartTests
         // TASK_LOST and is retried: the retry is the same task's next attempt, not a second fire.
         var all = System.Text.Json.JsonDocument.Parse(await server.Http.GetStringAsync($"/tasks/?id={id}&limit=1000")).RootElement.EnumerateArray().ToList();
         var runs = all.Where(r => r.GetProperty("attempt").GetInt32() == 1)
-            .Select(r => (Fire: DateTimeOffset.Parse(r.GetProperty("env").GetProperty("HIPPO_DATA").GetString()!, System.Globalization.CultureInfo.InvariantCulture),
+            .Select(r => (Fire: DateTimeOffset.FromUnixTimeSeconds(long.Parse(r.GetProperty("env").GetProperty("HIPPO_DATA").GetString()!, System.Globalization.CultureInfo.InvariantCulture)),
                 Created: r.GetProperty("created_at").GetDateTimeOffset()))
             .ToList();
         var twice = runs.GroupBy(r => r.Fire).Where(g => g.Count() > 1).Select(g => g.Key).ToList();

@@ -62,7 +62,7 @@ public abstract class SqlQueueTests : IAsyncLifetime
 
         // A run the crash caught mid-launch ends TASK_LOST and is retried with the same payload: that is one task, one
         // retry chain. So each row must head exactly one chain and finish exactly once.
-        static long Row(JsonElement run) => JsonDocument.Parse(run.GetProperty("env").GetProperty("HIPPO_DATA").GetString()!).RootElement.GetProperty("id").GetInt64();
+        static long Row(JsonElement run) => JsonDocument.Parse(run.GetProperty("env").GetProperty("HIPPO_DATA").GetString()!).RootElement[0].GetInt64();
         var described = string.Join("\n", runs.Select(r => $"{Row(r)} {r.GetProperty("mesos_state")} retry_of={r.GetProperty("retry_of")} {r.GetProperty("reason")}"));
         var heads = runs.Where(r => r.GetProperty("retry_of").ValueKind == JsonValueKind.Null).ToList();
         Assert.True(heads.Select(Row).Order().SequenceEqual([2L, 3L, 4L]), described);

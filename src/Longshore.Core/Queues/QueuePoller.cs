@@ -63,6 +63,18 @@ public sealed partial class QueuePoller : IDisposable
         };
     }
 
+    /// <summary>
+    /// The key of the queue's source state under which the poll loop keeps, in Unix milliseconds, when a poll last made
+    /// tasks (Hippo's <c>last_task_queued_tstamp</c>); stored in the same transaction as those tasks. Sources never use it.
+    /// </summary>
+    public const string LastTaskQueuedKey = "longshore:last_task_queued_at";
+
+    /// <summary>When a poll of the queue last made tasks, from its source state; null if none ever did.</summary>
+    public static DateTimeOffset? LastTaskQueuedAt(IReadOnlyDictionary<string, string> state) =>
+        state.TryGetValue(LastTaskQueuedKey, out var text) && long.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var ms)
+            ? DateTimeOffset.FromUnixTimeMilliseconds(ms)
+            : null;
+
     /// <summary>Longest sleep between passes. Default 1 s.</summary>
     public TimeSpan Interval { get; init; } = TimeSpan.FromSeconds(1);
 
@@ -356,7 +368,11 @@ public sealed partial class QueuePoller : IDisposable
         }).ToList();
         try
         {
-            await _queues.EnqueueAsync(queue.Id, batches, result.State, cancellationToken);
+            var state = batches.Count == 0 ? result.State : new Dictionary<string, string>(result.State, StringComparer.Ordinal)
+            {
+                [LastTaskQueuedKey] = now.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            };
+            await _queues.EnqueueAsync(queue.Id, batches, state, cancellationToken);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

@@ -26,6 +26,11 @@ public static class MetricsApi
         var term = factory.CreateGauge("longshore_leader_term", "The scheduler lease term this instance leads under, or last saw.");
         var clockOffset = factory.CreateGauge("longshore_store_clock_offset_seconds", "How far the store server's clock is ahead of this machine's (negative: behind).");
         var clock = app.Services.GetRequiredService<StoreClock>();
+        var retentionAge = factory.CreateGauge("longshore_task_retention_seconds", "Ended runs are deleted this long after their last state change (0: kept).");
+        var retentionCount = factory.CreateGauge("longshore_task_retention_count", "Most ended runs kept per task id (0: no limit).");
+        var pruned = factory.CreateCounter("longshore_task_retention_pruned_total", "Ended runs this instance deleted, by rule (age, count).", "rule");
+        var lastPass = factory.CreateGauge("longshore_task_retention_last_pass_timestamp_seconds", "When this instance last finished a retention pass (0: never; only the leader prunes).");
+        var retention = app.Services.GetRequiredService<RunRetention>();
         var election = app.Services.GetRequiredService<LeaderElection>();
         var store = app.Services.GetRequiredService<ITaskStore>();
         registry.AddBeforeCollectCallback(async cancellationToken =>
@@ -33,6 +38,11 @@ public static class MetricsApi
             leader.Set(election.IsLeader ? 1 : 0);
             clockOffset.Set(clock.Offset.TotalSeconds);
             term.Set(election.Term ?? election.LastSeen?.Term ?? 0);
+            retentionAge.Set(retention.Options.MaxAge.TotalSeconds);
+            retentionCount.Set(retention.Options.MaxPerTaskId);
+            pruned.WithLabels("age").IncTo(retention.PrunedByAge);
+            pruned.WithLabels("count").IncTo(retention.PrunedByCount);
+            lastPass.Set(retention.LastPassAt?.ToUnixTimeMilliseconds() / 1000.0 ?? 0);
             var counts = await store.CountByStateAsync(cancellationToken);
             foreach (var name in TaskStates.WireNames)
                 byState.WithLabels(name).Set(0);

@@ -116,6 +116,7 @@ public static partial class LongshoreHost
             sp.GetRequiredService<SchedulerOptions>(), sp.GetRequiredService<TimeProvider>(), Guid.NewGuid,
             sp.GetRequiredService<SchedulerMetrics>(), sp.GetRequiredService<ILogger<Scheduler>>()));
         services.AddSingleton(options.Leader);
+        services.AddSingleton(sp => new RunRetention(store, options.Retention, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<RunRetention>>()));
         services.AddSingleton(sp => new LeaderElection(sp.GetRequiredService<ILeaseStore>(), options.Leader, sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<LeaderElection>>(), $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}"[..^24],
             // One process owns an SQLite file: a restarted server takes the lease at once instead of waiting out its predecessor's.

@@ -39,6 +39,9 @@ public sealed record LongshoreServerOptions
 
     public JobSettings Jobs { get; init; } = new();
 
+    /// <summary>How long ended runs are kept (Hippo's TASK_RETENTION_SECONDS and TASK_RETENTION_COUNT).</summary>
+    public RetentionOptions Retention { get; init; } = new();
+
     /// <summary>File of access tokens, one <c>ROLE:NAME:TOKEN</c> per line.</summary>
     public string? TokensFile { get; init; }
 
@@ -62,6 +65,7 @@ public sealed record LongshoreServerOptions
     {
         var errors = new List<string>(Scheduler.Validate());
         errors.AddRange(Leader.Validate());
+        errors.AddRange(Retention.Validate());
         foreach (var url in Urls.Split(';', StringSplitOptions.RemoveEmptyEntries))
         {
             if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))

@@ -26,10 +26,10 @@ public sealed class NatsSource : IQueueSource, IAcknowledgingSource, IAsyncDispo
         new QueueInput("stream", "Stream"),
         new QueueInput("subject", "Subject filter (empty: the whole stream)", Required: false),
         new QueueInput("consumer", "Durable consumer name (default: longshore-<queue id>)", Required: false),
-        new QueueInput("ack_wait_seconds", "Seconds before an unacknowledged message is redelivered", "21600", Required: false),
-        new QueueInput("nak_delay_seconds", "Seconds before a failed message is delivered again", "10", Required: false),
-        new QueueInput("max_deliver", "Deliveries before a failing message is terminated", "5", Required: false),
-        new QueueInput("wait_seconds", "Seconds a poll of an empty stream waits for a message (0 to 20; 0: poll every frequency_seconds)", DefaultWaitSeconds, Required: false),
+        new QueueInput("ack_wait_seconds", "Seconds before an unacknowledged message is redelivered", "21600", Required: false, Number: true),
+        new QueueInput("nak_delay_seconds", "Seconds before a failed message is delivered again", "10", Required: false, Number: true),
+        new QueueInput("max_deliver", "Deliveries before a failing message is terminated", "5", Required: false, Number: true),
+        new QueueInput("wait_seconds", "Seconds a poll of an empty stream waits for a message (0 to 20; 0: poll every frequency_seconds)", DefaultWaitSeconds, Required: false, Number: true),
         new QueueInput("user", "User", Required: false),
         new QueueInput("password", "Password", Required: false, Secret: true),
         new QueueInput("token", "Token", Required: false, Secret: true),
@@ -60,7 +60,7 @@ public sealed class NatsSource : IQueueSource, IAcknowledgingSource, IAsyncDispo
 
     public async Task<PollResult> PollAsync(StoredQueue queue, IReadOnlyDictionary<string, string> state, int max, DateTimeOffset now, CancellationToken cancellationToken = default)
     {
-        var settings = queue.Block.SettingsOf("nats");
+        var settings = Type.SettingsOf(queue.Block);
         var connection = await ConnectAsync(settings);
         var js = new NatsJSContext(connection);
         var config = new ConsumerConfig(settings.GetValueOrDefault("consumer") is { Length: > 0 } name ? name : "longshore-" + queue.Id.Replace('.', '-'))
@@ -104,7 +104,7 @@ public sealed class NatsSource : IQueueSource, IAcknowledgingSource, IAsyncDispo
     /// <summary>Failed for good: delivered again after nak_delay_seconds, or terminated once max_deliver deliveries are spent.</summary>
     public Task ReleaseAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default)
     {
-        var settings = queue.Block.SettingsOf("nats");
+        var settings = Type.SettingsOf(queue.Block);
         var delay = TimeSpan.FromSeconds(int.Parse(settings.GetValueOrDefault("nak_delay_seconds") is { Length: > 0 } d ? d : "10", CultureInfo.InvariantCulture));
         var maxDeliver = int.Parse(settings.GetValueOrDefault("max_deliver") is { Length: > 0 } m ? m : "5", CultureInfo.InvariantCulture);
         var nak = "-NAK {\"delay\":" + (delay.Ticks * 100).ToString(CultureInfo.InvariantCulture) + "}";
@@ -132,7 +132,7 @@ public sealed class NatsSource : IQueueSource, IAcknowledgingSource, IAsyncDispo
 
     private async Task ReplyAsync(StoredQueue queue, IEnumerable<(string Subject, string Body)> replies, CancellationToken cancellationToken)
     {
-        var connection = await ConnectAsync(queue.Block.SettingsOf("nats"));
+        var connection = await ConnectAsync(Type.SettingsOf(queue.Block));
         foreach (var (subject, body) in replies)
             await connection.PublishAsync(subject, Encoding.ASCII.GetBytes(body), cancellationToken: cancellationToken);
         await connection.PingAsync(cancellationToken);

@@ -52,12 +52,12 @@ public sealed class RedisSource : IQueueSource, IAcknowledgingSource, IRecoverin
     public QueueType Type { get; } = new("redis", "redis", "Redis list",
     [
         new QueueInput("host", "Host", "127.0.0.1", Required: false),
-        new QueueInput("port", "Port", "6379", Required: false),
-        new QueueInput("db", "Database number", "0", Required: false),
+        new QueueInput("port", "Port", "6379", Required: false, Number: true),
+        new QueueInput("db", "Database number", "0", Required: false, Number: true),
         new QueueInput("name", "List key"),
         new QueueInput("password", "Password", Required: false, Secret: true),
         new QueueInput("tls", "Use TLS (true/false)", "false", Required: false),
-        new QueueInput("wait_seconds", $"Seconds a poll of an empty list waits for an item (0 to {MaxWaitSeconds}; 0: poll every frequency_seconds)", DefaultWaitSeconds, Required: false),
+        new QueueInput("wait_seconds", $"Seconds a poll of an empty list waits for an item (0 to {MaxWaitSeconds}; 0: poll every frequency_seconds)", DefaultWaitSeconds, Required: false, Number: true),
     ]);
 
     public IReadOnlyList<string> Validate(IReadOnlyDictionary<string, string> settings)
@@ -111,11 +111,11 @@ public sealed class RedisSource : IQueueSource, IAcknowledgingSource, IRecoverin
     }
 
     private static int WaitSeconds(StoredQueue queue) =>
-        int.Parse(queue.Block.SettingsOf("redis").GetValueOrDefault("wait_seconds") is { Length: > 0 } w ? w : DefaultWaitSeconds, CultureInfo.InvariantCulture);
+        int.Parse(Type.SettingsOf(queue.Block).GetValueOrDefault("wait_seconds") is { Length: > 0 } w ? w : DefaultWaitSeconds, CultureInfo.InvariantCulture);
 
     private async Task<ConnectionMultiplexer> OpenBlockingAsync(StoredQueue queue, int waitSeconds)
     {
-        var options = Options(queue.Block.SettingsOf("redis"));
+        var options = Options(Type.SettingsOf(queue.Block));
         // Long enough for the longest wait, so the client never gives up on a command the server is still holding.
         options.AsyncTimeout = options.SyncTimeout = (MaxWaitSeconds + 10) * 1000;
         var lazy = _blocking.GetOrAdd(queue.Id + "|" + options.ToString(includePassword: true),
@@ -156,7 +156,7 @@ public sealed class RedisSource : IQueueSource, IAcknowledgingSource, IRecoverin
 
     private async Task<(IDatabase Database, RedisKey List, RedisKey Processing)> OpenAsync(StoredQueue queue)
     {
-        var settings = queue.Block.SettingsOf("redis");
+        var settings = Type.SettingsOf(queue.Block);
         var options = Options(settings);
         // One connection per distinct server configuration, shared by every queue on it.
         var key = options.ToString(includePassword: true);

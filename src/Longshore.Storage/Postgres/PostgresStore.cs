@@ -18,7 +18,7 @@ namespace Longshore.Storage.Postgres;
 /// lock, so of two concurrent writers exactly one moves a run. A fenced write first takes a share lock on the lease row
 /// and compares the term: a leader change (an update of that row) waits for it, or it sees the new term and is refused.
 /// </summary>
-public sealed class PostgresStore : IStateStore
+public sealed partial class PostgresStore : IStateStore
 {
     private static readonly string ActiveStates = InList(TaskStates.Active);
     private static readonly string TerminalStates = InList(TaskStates.Terminal);

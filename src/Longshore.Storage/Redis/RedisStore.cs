@@ -246,6 +246,7 @@ public sealed partial class RedisStore : IStateStore
             _ = tx.SortedSetAddAsync(_keys.Due, run.MesosId, run.NotBefore.ToUnixTimeMilliseconds());
         if (run.State.IsActive())
             _ = tx.HashIncrementAsync(_keys.ActiveByFamily, run.FamilyId);
+        _ = tx.SetAddAsync(_keys.Families, run.FamilyId);
     }
 
     private void ApplyTransition(ITransaction tx, TaskRun run, RunTransition transition)

@@ -23,8 +23,8 @@ public sealed class CronSourceTests
         },
     };
 
-    /// <summary>A fire time as the payload spells it (ISO 8601, UTC, whole seconds).</summary>
-    private static string Fire(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+    /// <summary>A fire time as the payload spells it, as Hippo does: Unix seconds.</summary>
+    private static string Fire(DateTimeOffset at) => at.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     private static Dictionary<string, string> Watermark(DateTimeOffset at) => new() { ["last_fire"] = at.ToUnixTimeMilliseconds().ToString() };
 
@@ -78,6 +78,18 @@ public sealed class CronSourceTests
         var result = await _source.PollAsync(Queue("0 9 * * *", timezone: "America/New_York"), Watermark(Created), 10, nine.AddSeconds(1));
 
         Assert.Equal([Fire(nine)], result.Messages.Select(m => m.Payload));
+    }
+
+    [Fact]
+    public async Task NoSettings_TakeHipposDefaults_EveryMinute_OneMissedFireReplayed()
+    {
+        var queue = Queue("*") with { Block = new QueueBlock { Type = "cron", Settings = new() { ["cron"] = JsonSerializer.SerializeToElement(new { cronstring = "", maxbacklog = (string?)null }) } } };
+
+        var result = await _source.PollAsync(queue, Watermark(Created), 100, Created.AddMinutes(10).AddSeconds(30));
+
+        Assert.Empty(_source.Validate(_source.Type.SettingsOf(queue.Block)));
+        Assert.Equal([Fire(Created.AddMinutes(10))], result.Messages.Select(m => m.Payload));
+        Assert.Equal(Created.AddMinutes(11), result.NextPollAt);
     }
 
     [Theory]

@@ -42,9 +42,12 @@ public sealed class LongshoreServer : IAsyncDisposable
         }
     }
 
-    public static async Task<LongshoreServer> StartAsync(params string[] extraArgs)
+    public static Task<LongshoreServer> StartAsync(params string[] extraArgs) => StartAsync(new Dictionary<string, string>(), extraArgs);
+
+    /// <summary>Starts a server with these environment variables set for it (beside the test process's own).</summary>
+    public static async Task<LongshoreServer> StartAsync(IReadOnlyDictionary<string, string> environment, params string[] extraArgs)
     {
-        var server = new LongshoreServer(Directory.CreateTempSubdirectory("longshore-test-").FullName, extraArgs);
+        var server = new LongshoreServer(Directory.CreateTempSubdirectory("longshore-test-").FullName, extraArgs, environment);
         await server.StartAgainAsync();
         return server;
     }
