@@ -5,7 +5,7 @@ using Longshore.Bench;
 var options = BenchOptions.Parse(args);
 if (options is null)
 {
-    Console.Error.WriteLine("usage: Longshore.Bench [launch] [creates] [memory] [queue] [match] [throughput] [volume] [pass] [kubernetes] [retention] [--launch N] [--concurrency C] [--creates N] [--stored N] [--messages N] [--latency N] [--tasks N] [--volume N] [--active N] [--retention-runs N] [--stores sqlite,postgres,redis]");
+    Console.Error.WriteLine("usage: Longshore.Bench [launch] [creates] [memory] [queue] [match] [throughput] [volume] [pass] [kubernetes] [retention] [--launch N] [--concurrency C] [--creates N] [--stored N] [--waiting N] [--messages N] [--latency N] [--tasks N] [--volume N] [--active N] [--retention-runs N] [--stores sqlite,postgres,redis]");
     return 2;
 }
 
@@ -16,7 +16,7 @@ if (options.Scenarios.Contains("launch"))
 if (options.Scenarios.Contains("creates"))
     results.AddRange(await CreateBench.RunAsync(endpoint, options.Creates));
 if (options.Scenarios.Contains("memory"))
-    results.AddRange(await MemoryBench.RunAsync(endpoint, options.Stored));
+    results.AddRange(await MemoryBench.RunAsync(endpoint, options.Stored, options.Waiting));
 if (options.Scenarios.Contains("queue"))
     results.AddRange(await QueueBench.RunAsync(endpoint, Environment.GetEnvironmentVariable("LONGSHORE_TEST_REDIS") ?? "127.0.0.1:6379", options.Messages, options.Latency, options.Stores));
 if (options.Scenarios.Contains("match"))
@@ -60,13 +60,16 @@ namespace Longshore.Bench
         /// <summary>Active runs among the stored ones in the pass scenario.</summary>
         public int Active { get; init; } = 200_000;
 
+        /// <summary>Waiting runs (not yet due) seeded beside the stored ones in the memory scenario.</summary>
+        public int Waiting { get; init; } = 100_000;
+
         /// <summary>Runs seeded per store by the retention scenario.</summary>
         public int RetentionRuns { get; init; } = 1_000_000;
 
         public static BenchOptions? Parse(string[] args)
         {
             var scenarios = new HashSet<string>(StringComparer.Ordinal);
-            int launch = 50, concurrency = 8, creates = 5000, stored = 100_000, messages = 100_000, latency = 100, tasks = 20_000, volume = 1_000_000, active = 200_000, retentionRuns = 1_000_000;
+            int launch = 50, concurrency = 8, creates = 5000, stored = 100_000, messages = 100_000, latency = 100, tasks = 20_000, volume = 1_000_000, active = 200_000, retentionRuns = 1_000_000, waiting = 100_000;
             IReadOnlyList<string> stores = ["sqlite", "postgres", "redis"];
             for (var i = 0; i < args.Length; i++)
             {
@@ -96,6 +99,9 @@ namespace Longshore.Bench
                     case "--stores" when i + 1 < args.Length:
                         stores = args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries);
                         break;
+                    case "--waiting" when i + 1 < args.Length:
+                        waiting = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
                     case "--stored" when i + 1 < args.Length:
                         stored = int.Parse(args[++i], CultureInfo.InvariantCulture);
                         break;
@@ -115,7 +121,7 @@ namespace Longshore.Bench
 
             if (scenarios.Count == 0)
                 scenarios.UnionWith(["launch", "creates", "memory", "queue"]);
-            return new BenchOptions(scenarios, launch, concurrency, creates, stored, messages, latency) { Tasks = tasks, Volume = volume, Stores = stores, Active = active, RetentionRuns = retentionRuns };
+            return new BenchOptions(scenarios, launch, concurrency, creates, stored, messages, latency) { Tasks = tasks, Volume = volume, Stores = stores, Active = active, RetentionRuns = retentionRuns, Waiting = waiting };
         }
     }
 }

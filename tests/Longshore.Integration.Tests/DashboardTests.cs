@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Text.Json;
 using Longshore.Integration.Tests.Infrastructure;
 using Microsoft.Playwright;
@@ -139,6 +140,34 @@ public sealed class DashboardTests(SharedServerFixture fixture, BrowserFixture b
         Assert.Equal("Skip to content", skip);
         Assert.Equal("Overview", focused);
         await context.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task QueueRow_ShowsEachStepsMedian_AndTheChartHasAxesAndALegend()
+    {
+        var id = Families.New("stepq");
+        using (var created = await _server.Http.PostAsJsonAsync("/queues/", QueuesTests.CronQueue(id, "*/2 * * * * *", "sleep 1.5")))
+            created.EnsureSuccessStatusCode();
+        // Two runs of the queue through to the end: their step times are in the store.
+        await Eventually.WaitUntilAsync(async () => JsonDocument.Parse(await _server.Http.GetStringAsync($"/tasks/?id={id}")).RootElement.EnumerateArray()
+            .Count(r => r.GetProperty("mesos_state").GetString() == "TASK_FINISHED") >= 2, TimeSpan.FromSeconds(60));
+        await _server.Http.GetAsync($"/queues/{id}/disable/");
+
+        var steps = JsonDocument.Parse(await _server.Http.GetStringAsync($"/queues/{id}/")).RootElement.GetProperty("stats").GetProperty("steps");
+        Assert.True(steps.GetProperty("sample").GetInt32() >= 2);
+        Assert.InRange(steps.GetProperty("run_seconds").GetDouble(), 1.5, 30);
+        Assert.InRange(steps.GetProperty("launch_seconds").GetDouble(), 0.001, 30);
+        Assert.InRange(steps.GetProperty("wait_seconds").GetDouble(), 0, 30);
+
+        var page = await NewPageAsync();
+        await page.GotoAsync(Url);
+        var row = page.Locator($"tr[data-queue='{id}']");
+        await Assertions.Expect(row.Locator("td.steps")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^wait [0-9.]+s · launch [0-9.]+s · run [0-9.]+s$"), new() { Timeout = 15000 });
+        var chart = page.Locator("svg.chart");
+        await Assertions.Expect(chart.Locator("text.legend").First).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^launches \([1-9][0-9]*\)$"));
+        await Assertions.Expect(chart.Locator("text.axis", new() { HasTextString = "now" })).ToHaveCountAsync(1);
+        await Assertions.Expect(chart.Locator("text.axis", new() { HasTextString = "-60 min" })).ToHaveCountAsync(1);
+        await BrowserFixture.ScreenshotAsync(page, "overview-queue-steps");
     }
 
     [Fact]

@@ -133,7 +133,8 @@ public sealed class TasksApiTests(SharedServerFixture fixture) : IClassFixture<S
     [Fact]
     public async Task Metrics_CountRunsByStateAndLaunches()
     {
-        var id = await _server.PostTaskAsync(Tasks.Definition(Families.New("metrics"), "true"));
+        var family = Families.New("metrics");
+        var id = await _server.PostTaskAsync(Tasks.Definition(family, "true"));
         await _server.WaitForEndAsync(id);
 
         var text = await _server.Http.GetStringAsync("/metrics");
@@ -141,7 +142,8 @@ public sealed class TasksApiTests(SharedServerFixture fixture) : IClassFixture<S
         var finished = text.Split('\n').Single(line => line.StartsWith("longshore_tasks{state=\"TASK_FINISHED\"}", StringComparison.Ordinal));
         Assert.True(double.Parse(finished.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture) >= 1);
         Assert.Contains("longshore_launches_total", text, StringComparison.Ordinal);
-        Assert.Contains("longshore_run_ends_total{state=\"TASK_FINISHED\"}", text, StringComparison.Ordinal);
+        // Ends are counted per state and task family: this family ended once, finished.
+        Assert.Contains($"longshore_run_ends_total{{state=\"TASK_FINISHED\",family=\"{family}\"}} 1\n", text, StringComparison.Ordinal);
         Assert.Contains("longshore_scheduler_loop_seconds_count", text, StringComparison.Ordinal);
     }
 

@@ -3,10 +3,12 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Longshore.Core.Queues;
+using Longshore.Core.Storage;
 using Longshore.Core.Tasks;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Longshore.Server.Api;
 
@@ -92,19 +94,19 @@ public static partial class QueuesApi
         poller.Nudge();
         return pathId is null
             ? Results.Json(new { id })
-            : Results.Json(await ShowAsync((await store.GetQueueAsync(id, cancellationToken))!, store, poller, cancellationToken));
+            : Results.Json(await ShowAsync((await store.GetQueueAsync(id, cancellationToken))!, store, request.HttpContext.RequestServices.GetRequiredService<ITaskStore>(), poller, cancellationToken));
     }
 
-    private static async Task<IResult> ListAsync(IQueueStore store, QueuePoller poller, CancellationToken cancellationToken)
+    private static async Task<IResult> ListAsync(IQueueStore store, ITaskStore runs, QueuePoller poller, CancellationToken cancellationToken)
     {
         var all = new JsonArray();
         foreach (var queue in await store.ListQueuesAsync(cancellationToken))
-            all.Add(await ShowAsync(queue, store, poller, cancellationToken));
+            all.Add(await ShowAsync(queue, store, runs, poller, cancellationToken));
         return Results.Json(all);
     }
 
-    private static async Task<IResult> GetAsync(string id, IQueueStore store, QueuePoller poller, CancellationToken cancellationToken) =>
-        await store.GetQueueAsync(id, cancellationToken) is { } queue ? Results.Json(await ShowAsync(queue, store, poller, cancellationToken)) : NotFound(id);
+    private static async Task<IResult> GetAsync(string id, IQueueStore store, ITaskStore runs, QueuePoller poller, CancellationToken cancellationToken) =>
+        await store.GetQueueAsync(id, cancellationToken) is { } queue ? Results.Json(await ShowAsync(queue, store, runs, poller, cancellationToken)) : NotFound(id);
 
     private static async Task<IResult> DeleteAsync(string id, IQueueStore store, CancellationToken cancellationToken) =>
         await store.DeleteQueueAsync(id, cancellationToken) ? Results.Json(new { deleted = id }) : NotFound(id);
@@ -153,7 +155,7 @@ public static partial class QueuesApi
         return problems.Count > 0 ? (null, null, null, ApiResults.BadRequest(problems)) : (template, block, existing, null);
     }
 
-    private static async Task<JsonNode> ShowAsync(StoredQueue queue, IQueueStore store, QueuePoller poller, CancellationToken cancellationToken)
+    private static async Task<JsonNode> ShowAsync(StoredQueue queue, IQueueStore store, ITaskStore runs, QueuePoller poller, CancellationToken cancellationToken)
     {
         var node = JsonSerializer.SerializeToNode(queue.Template with { Id = queue.Id }, TaskDefinitionJson.Options)!.AsObject();
         var block = JsonSerializer.SerializeToNode(queue.Block, TaskDefinitionJson.Options)!.AsObject();
@@ -191,8 +193,33 @@ public static partial class QueuesApi
             ["last_poll_at"] = queue.LastPollAt,
             ["next_poll_at"] = queue.NextPollAt,
             ["last_error"] = queue.LastError,
+            ["steps"] = StepSeconds(await runs.ListAsync(new RunQuery(StepSample, FamilyId: queue.Id), cancellationToken)),
         };
         return node;
+    }
+
+    /// <summary>Runs of a queue whose step times <c>stats.steps</c> summarises: the most recent ones.</summary>
+    private const int StepSample = 100;
+
+    /// <summary>
+    /// Median seconds of each step of the queue's recent runs, from the times the store keeps: <c>wait</c> (recorded →
+    /// staged), <c>launch</c> (staged → running) and <c>run</c> (running → ended); null where no run got that far.
+    /// </summary>
+    private static JsonObject StepSeconds(IReadOnlyList<TaskRun> recent)
+    {
+        static double? Median(IEnumerable<TimeSpan> spans)
+        {
+            var sorted = spans.Select(s => Math.Max(0, s.TotalSeconds)).Order().ToList();
+            return sorted.Count == 0 ? null : Math.Round(sorted[sorted.Count / 2], 3);
+        }
+
+        return new JsonObject
+        {
+            ["sample"] = recent.Count,
+            ["wait_seconds"] = Median(recent.Where(r => r.StagedAt is not null).Select(r => r.StagedAt!.Value - r.CreatedAt)),
+            ["launch_seconds"] = Median(recent.Where(r => r is { StagedAt: not null, StartedAt: not null }).Select(r => r.StartedAt!.Value - r.StagedAt!.Value)),
+            ["run_seconds"] = Median(recent.Where(r => r is { StartedAt: not null, FinishedAt: not null }).Select(r => r.FinishedAt!.Value - r.StartedAt!.Value)),
+        };
     }
 
     /// <summary>A secret sent back as *** keeps its stored value, so editing a queue never needs the secret again.</summary>

@@ -65,30 +65,59 @@ function showError(container, error) {
 
 // ---- overview -------------------------------------------------------------------------------------------------
 
+// The last hour per minute: launches and failures as bars, with a count axis, a time axis and a legend.
 function chart(activity) {
   const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("class", "chart");
-  svg.setAttribute("viewBox", "0 0 600 120");
-  svg.setAttribute("role", "img");
+  const el = (tag, attrs, text) => {
+    const e = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  };
+  const left = 40, top = 8, width = 600, height = 110, bottom = top + height;
+  const svg = el("svg", { class: "chart", viewBox: `0 0 ${left + width + 8} ${bottom + 40}`, role: "img" });
   const launches = activity.reduce((n, b) => n + b.launches, 0), failures = activity.reduce((n, b) => n + b.failures, 0);
   svg.setAttribute("aria-label", `Last hour: ${launches} launches, ${failures} failures`);
   const now = Math.floor(Date.now() / 60000);
   const max = Math.max(1, ...activity.map(b => b.launches), ...activity.map(b => b.failures));
+  // Count axis: 0, half and the maximum, with faint grid lines.
+  for (const value of [0, Math.round(max / 2), max]) {
+    const y = bottom - value / max * height;
+    svg.append(el("line", { class: "grid", x1: left, x2: left + width, y1: y, y2: y }));
+    svg.append(el("text", { class: "axis", x: left - 6, y: y + 4, "text-anchor": "end" }, String(value)));
+  }
+  // Time axis: minutes ago.
+  for (const ago of [60, 45, 30, 15, 0]) {
+    const x = left + (60 - ago) * 10;
+    svg.append(el("text", { class: "axis", x, y: bottom + 16, "text-anchor": ago === 0 ? "end" : "middle" }, ago === 0 ? "now" : `-${ago} min`));
+  }
   for (const b of activity) {
-    const minute = Math.floor(Date.parse(b.minute) / 60000), x = (59 - (now - minute)) * 10;
-    if (x < 0) continue;
+    const minute = Math.floor(Date.parse(b.minute) / 60000), x = left + (59 - (now - minute)) * 10;
+    if (x < left) continue;
     for (const [value, cls, dx] of [[b.launches, "launch", 0], [b.failures, "fail", 5]]) {
       if (!value) continue;
-      const rect = document.createElementNS(ns, "rect");
-      const height = Math.max(2, value / max * 110);
-      rect.setAttribute("x", x + dx); rect.setAttribute("width", 4);
-      rect.setAttribute("y", 115 - height); rect.setAttribute("height", height);
-      rect.setAttribute("class", cls);
+      const h = Math.max(2, value / max * height);
+      const rect = el("rect", { x: x + dx, width: 4, y: bottom - h, height: h, class: cls });
+      rect.append(el("title", {}, `${value} ${cls === "launch" ? "launches" : "failures"} at ${new Date(minute * 60000).toLocaleTimeString()}`));
       svg.append(rect);
     }
   }
+  // Legend.
+  const legend = [["launch", `launches (${launches})`], ["fail", `failures (${failures})`]];
+  legend.forEach(([cls, label], i) => {
+    const x = left + i * 160;
+    svg.append(el("rect", { class: cls, x, y: bottom + 26, width: 10, height: 10 }));
+    svg.append(el("text", { class: "axis legend", x: x + 14, y: bottom + 35 }, label));
+  });
   return svg;
+}
+
+// A queue's recent runs, median seconds per step: waiting (recorded → staged), launch (→ running), run (→ ended).
+function steps(stats) {
+  const s = stats && stats.steps;
+  if (!s || !s.sample) return "-";
+  const t = v => v === null || v === undefined ? "-" : (v < 10 ? v.toFixed(1) : Math.round(v)) + "s";
+  return `wait ${t(s.wait_seconds)} · launch ${t(s.launch_seconds)} · run ${t(s.run_seconds)}`;
 }
 
 const overview = {
@@ -282,14 +311,15 @@ function groupLine(job, group, index) {
 function queueTable(queues) {
   return h("table", {},
     h("thead", {}, h("tr", {}, h("th", {}, "Queue"), h("th", { class: "opt" }, "Type"), h("th", {}, "Status"), h("th", { class: "opt" }, "Backlog"),
-      h("th", { class: "opt" }, "Running"), h("th", { class: "opt" }, "Lag"), h("th", { class: "opt" }, "Last error"), h("th", {}, ""))),
+      h("th", { class: "opt" }, "Running"), h("th", { class: "opt" }, "Lag"), h("th", { class: "opt", title: "median of the last 100 runs" }, "Steps (median)"),
+      h("th", { class: "opt" }, "Last error"), h("th", {}, ""))),
     h("tbody", {}, queues.map(q => {
       const block = q.queue || {};
       const enabled = block.status === "ENABLED";
       return h("tr", { "data-queue": q.id },
         h("td", { class: "wrap" }, h("a", { href: "#/tasks?id=" + encodeURIComponent(q.id) }, block.name || q.id)), h("td", { class: "opt" }, block.type || "-"),
         h("td", {}, stateBadge(block.status || "-")), h("td", { class: "opt" }, q.stats?.backlog ?? "-"), h("td", { class: "opt" }, q.stats?.running ?? "-"), h("td", { class: "opt" }, q.stats ? Math.round(q.stats.lag_seconds) + "s" : "-"),
-        h("td", { class: "opt wrap" }, q.stats?.last_error || ""),
+        h("td", { class: "opt steps" }, steps(q.stats)), h("td", { class: "opt wrap" }, q.stats?.last_error || ""),
         h("td", {}, h("div", { class: "row" },
           h("button", { class: "plain", onclick: async () => {
             await api(`/queues/${encodeURIComponent(q.id)}/${enabled ? "disable" : "enable"}/`).catch(e => alert(e.message));
