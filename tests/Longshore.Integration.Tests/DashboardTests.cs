@@ -95,7 +95,18 @@ public sealed class DashboardTests(SharedServerFixture fixture, BrowserFixture b
         await Assertions.Expect(page.Locator("#log")).ToContainTextAsync("started", new() { Timeout = 15000 });
         await page.Locator("#kill").ClickAsync();
 
-        await Assertions.Expect(page.Locator("main .state").First).ToHaveTextAsync("TASK_KILLED", new() { Timeout = 30000 });
+        try
+        {
+            await Assertions.Expect(page.Locator("main .state").First).ToHaveTextAsync("TASK_KILLED", new() { Timeout = 45000 });
+        }
+        catch (PlaywrightException e)
+        {
+            // Say where it stuck: the dialog, the kill request, the store or the engine.
+            var run = await _server.GetRunAsync(id);
+            throw new Xunit.Sdk.XunitException($"{e.Message}\ndialog: {dialogText ?? "(none)"}\nstored: {run.GetProperty("mesos_state")} {run.GetProperty("reason")}\n"
+                + string.Join("\n", _server.Output.Split('\n').Where(line => line.Contains(id, StringComparison.Ordinal) || line.Contains("fail", StringComparison.Ordinal)).TakeLast(30)));
+        }
+
         Assert.Contains("Kill", dialogText, StringComparison.Ordinal);
         Assert.Equal("TASK_KILLED", (await _server.GetRunAsync(id)).GetProperty("mesos_state").GetString());
     }

@@ -31,6 +31,14 @@ public sealed partial class QueuePoller : IDisposable
     // Settling and lease renewal take turns, so a lease is never renewed just after its message was released.
     private readonly SemaphoreSlim _settling = new(1, 1);
 
+    // Per queue, settling a batch (telling the source, then marking the batch) and checking a poll's messages against the
+    // recorded ones (then recording them) take turns. A source that waits for messages can take a released message back
+    // between the release and the mark; checked before the mark, it would count as a redelivery of a pending batch, make
+    // no task and come back only after its visibility timeout.
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _recordGates = new(StringComparer.Ordinal);
+
+    private SemaphoreSlim RecordGate(string queueId) => _recordGates.GetOrAdd(queueId, _ => new SemaphoreSlim(1, 1));
+
     private readonly QueueSecrets? _secrets;
     private readonly QueueMetrics _metrics;
     private readonly ConcurrentDictionary<string, DateTimeOffset> _backlogMeasured = new(StringComparer.Ordinal);
@@ -95,7 +103,12 @@ public sealed partial class QueuePoller : IDisposable
             wake.Nudge();
     }
 
-    public void Dispose() => _settling.Dispose();
+    public void Dispose()
+    {
+        _settling.Dispose();
+        foreach (var gate in _recordGates.Values)
+            gate.Dispose();
+    }
 
     /// <summary>
     /// Runs one poll loop per enabled queue, and beside them the settling of ended batches and the lease renewal of
@@ -359,27 +372,38 @@ public sealed partial class QueuePoller : IDisposable
         var receivedAt = _time.GetUtcNow();
         if (result.Messages.Count > 0)
             _metrics.Received.Add(result.Messages.Count, Tag(queue.Id));
-        var fresh = await DropDuplicatesAsync(queue, source, result.Messages, now, cancellationToken);
-        var chunks = fresh.Chunk(queue.Block.BatchSize).ToList();
-        var batches = chunks.Select(messages => new QueueBatch(NewRun(queue, messages, now),
-            messages.Where(m => m.Handle is not null).Select(m => m.Handle!).ToList())
-        {
-            DedupKeys = messages.Where(m => m.DedupKey is not null).Select(m => new DedupEntry(m.DedupKey!, m.Handle)).ToList(),
-        }).ToList();
+        var gate = RecordGate(queue.Id);
+        await gate.WaitAsync(cancellationToken);
+        List<QueueBatch> batches;
+        List<QueueMessage[]> chunks;
         try
         {
-            var state = batches.Count == 0 ? result.State : new Dictionary<string, string>(result.State, StringComparer.Ordinal)
+            var fresh = await DropDuplicatesAsync(queue, source, result.Messages, now, cancellationToken);
+            chunks = fresh.Chunk(queue.Block.BatchSize).ToList();
+            batches = chunks.Select(messages => new QueueBatch(NewRun(queue, messages, now),
+                messages.Where(m => m.Handle is not null).Select(m => m.Handle!).ToList())
             {
-                [LastTaskQueuedKey] = now.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture),
-            };
-            await _queues.EnqueueAsync(queue.Id, batches, state, cancellationToken);
+                DedupKeys = messages.Where(m => m.DedupKey is not null).Select(m => new DedupEntry(m.DedupKey!, m.Handle)).ToList(),
+            }).ToList();
+            try
+            {
+                var state = batches.Count == 0 ? result.State : new Dictionary<string, string>(result.State, StringComparer.Ordinal)
+                {
+                    [LastTaskQueuedKey] = now.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture),
+                };
+                await _queues.EnqueueAsync(queue.Id, batches, state, cancellationToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // Nothing was recorded: give the messages back so they are not lost.
+                if (source is IAcknowledgingSource settle && batches.Any(b => b.Handles.Count > 0))
+                    await settle.ReleaseAsync(queue, batches.SelectMany(b => b.Handles).ToList(), CancellationToken.None);
+                throw;
+            }
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        finally
         {
-            // Nothing was recorded: give the messages back so they are not lost.
-            if (source is IAcknowledgingSource settle && batches.Any(b => b.Handles.Count > 0))
-                await settle.ReleaseAsync(queue, batches.SelectMany(b => b.Handles).ToList(), CancellationToken.None);
-            throw;
+            gate.Release();
         }
 
         // on_create: the tasks are durably recorded now, so the messages can go (a failure here is settled later).
@@ -400,7 +424,7 @@ public sealed partial class QueuePoller : IDisposable
 
             _metrics.Created.Add(batches.Count, Tag(queue.Id));
             _scheduler.Metrics.StepSeconds.Record(Stopwatch.GetElapsedTime(received).TotalSeconds, Tag(queue.Id), new KeyValuePair<string, object?>("step", "recorded"));
-            LogEnqueued(queue.Id, fresh.Count, batches.Count);
+            LogEnqueued(queue.Id, chunks.Sum(chunk => chunk.Length), batches.Count);
         }
     }
 
@@ -527,6 +551,22 @@ public sealed partial class QueuePoller : IDisposable
     /// them together (one commit); if a combined call fails, batch by batch, so one bad batch holds up no other.
     /// </summary>
     private async Task SettleLockedAsync(StoredQueue? queue, IReadOnlyList<EndedBatch> batches, CancellationToken cancellationToken)
+    {
+        if (batches.Count == 0)
+            return;
+        var gate = RecordGate(batches[0].QueueId);
+        await gate.WaitAsync(cancellationToken);
+        try
+        {
+            await SettleGatedAsync(queue, batches, cancellationToken);
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    private async Task SettleGatedAsync(StoredQueue? queue, IReadOnlyList<EndedBatch> batches, CancellationToken cancellationToken)
     {
         var source = queue is null ? null : _sources.GetValueOrDefault(queue.Block.Type ?? string.Empty) as IAcknowledgingSource;
         foreach (var outcome in batches.GroupBy(b => b.Succeeded))
