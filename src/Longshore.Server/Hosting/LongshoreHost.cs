@@ -21,6 +21,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Prometheus;
 
@@ -89,7 +90,10 @@ public static partial class LongshoreHost
         services.AddSingleton(sp => new Scheduler(
             sp.GetRequiredService<ITaskStore>(), sp.GetRequiredService<IExecutionBackend>(), sp.GetRequiredService<RetryPolicy>(),
             sp.GetRequiredService<SchedulerOptions>(), sp.GetRequiredService<TimeProvider>(), Guid.NewGuid,
-            sp.GetRequiredService<SchedulerMetrics>(), sp.GetRequiredService<ILogger<Scheduler>>()));
+            sp.GetRequiredService<SchedulerMetrics>(), sp.GetRequiredService<ILogger<Scheduler>>())
+        {
+            ShuttingDown = sp.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping,
+        });
         services.AddSingleton(options.Leader);
         services.AddSingleton(sp => new LeaderElection(sp.GetRequiredService<ILeaseStore>(), options.Leader, sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<LeaderElection>>(), $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}"[..^24],
