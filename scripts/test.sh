@@ -17,6 +17,16 @@ export DOCKER_HOST
 bash scripts/setup-services.sh
 echo "test.sh: engine at $DOCKER_HOST"
 
+# The release artifacts (executables, .debs, the image) are built once here and the packaging tests use them from
+# LONGSHORE_DIST; the debootstrap base and NuGet's runtime packs stay cached between runs (docs/operations.md).
+if ! command -v systemd-analyze >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq systemd >&2
+fi
+bash scripts/package.sh all >/dev/null
+export LONGSHORE_DIST="$PWD/dist"
+
 results=$(mktemp -d)
 status=0
 dotnet test Longshore.sln -c Release --logger "trx" --results-directory "$results" 2>&1 | tee "$results/output.txt" || status=$?
