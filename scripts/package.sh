@@ -132,6 +132,7 @@ base_image() {
 }
 
 image() {
+  command -v podman >/dev/null || { echo "package: the image needs podman: run scripts/setup-engine.sh first" >&2; exit 1; }
   local stage="$DIST/longshore-$VERSION-linux-x64"
   [[ " ${built[*]} " == *" linux-x64 "* ]] || platform linux-x64 >/dev/null
   base_image

@@ -61,17 +61,17 @@ internal sealed partial class ServerConfiguration
     {
         var errors = new List<string>();
         var (file, values) = ReadFile(parsed, config, environment, errors);
-        var options = command.Options.Where(option => !excluded.Contains(option) && option != config && Words(option).Length > 0).ToList();
+        var options = command.Options.Where(option => !excluded.Contains(option) && option != config).ToList();
         if (values is not null)
             errors.AddRange(UnknownKeys(values, options, file!));
 
-        var sources = new List<(Option Option, string Source, IReadOnlyList<string>? Values)>();
+        var settings = new List<Setting>();
         var added = new List<string>();
         foreach (var option in options)
         {
             if (parsed.GetResult(option) is { Implicit: false })
             {
-                sources.Add((option, "command line", null));
+                settings.Add(new Setting(option, "command line"));
                 continue;
             }
 
@@ -80,27 +80,26 @@ internal sealed partial class ServerConfiguration
                 : FromFile(values?.GetSection(Key(option)), option, file, errors);
             if (found is null)
             {
-                sources.Add((option, "default", null));
+                settings.Add(new Setting(option, "default"));
                 continue;
             }
 
             var tokens = found.Select(value => $"{option.Name}={value}").ToList();
             // Checked alone first, so an error names the variable or the key instead of a flag nobody typed.
-            var alone = command.Parse(tokens);
-            if (alone.Errors.FirstOrDefault(error => error.SymbolResult is OptionResult result && result.Option == option) is { } error)
+            if (command.Parse(tokens).Errors.FirstOrDefault(error => error.SymbolResult is OptionResult result && result.Option == option) is { } error)
             {
                 errors.Add($"{(source == "file" ? $"{Key(option)} in {file}" : source)}: {MaskIn(option, error.Message, found)}");
                 continue;
             }
 
-            sources.Add((option, source, found));
+            settings.Add(new Setting(option, source));
             added.AddRange(tokens);
         }
 
-        var result = added.Count == 0 ? parsed : parsed.RootCommandResult.Command.Parse([.. parsed.Tokens.Select(token => token.Value), .. added]);
-        var configuration = new ServerConfiguration(result, file, errors);
-        foreach (var (option, source, _) in sources)
-            configuration._settings.Add(new Setting(option, source));
+        var combined = added.Count == 0 ? parsed : parsed.RootCommandResult.Command.Parse([.. parsed.Tokens.Select(token => token.Value), .. added]);
+        errors.AddRange(combined.Errors.Select(error => error.Message));
+        var configuration = new ServerConfiguration(combined, file, errors);
+        configuration._settings.AddRange(settings);
         return configuration;
     }
 
