@@ -15,7 +15,15 @@ fi
 DOCKER_HOST="$(bash scripts/setup-engine.sh | tail -n 1)"
 export DOCKER_HOST
 bash scripts/setup-services.sh
+# A real single-node Kubernetes on loopback for the Kubernetes engine tests.
+LONGSHORE_TEST_KUBECONFIG="$(bash scripts/setup-kubernetes.sh | tail -n 1)"
+export LONGSHORE_TEST_KUBECONFIG
 echo "test.sh: engine at $DOCKER_HOST"
+# Real Mesos clusters for the Mesos tests, when a Mesos installation is given (LONGSHORE_MESOS_PREFIX or
+# LONGSHORE_MESOS_TARBALL; .ci/run passes the build in ../shared/mesos); stopped again when the tests end.
+mesos_env=$(bash scripts/setup-mesos.sh)
+eval "$mesos_env"
+trap 'bash scripts/setup-mesos.sh stop' EXIT
 
 # The release artifacts (executables, .debs, the image) are built once here and the packaging tests use them from
 # LONGSHORE_DIST; the debootstrap base and NuGet's runtime packs stay cached between runs (docs/operations.md).

@@ -2,9 +2,11 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
+using Longshore.Core.Execution;
 using Longshore.Core.Scheduling;
 using Longshore.Server.Hosting;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace Longshore.Bench;
@@ -23,31 +25,39 @@ internal sealed class BenchServer : IAsyncDisposable
 
     public HttpClient Http { get; }
 
+    public IServiceProvider Services => _app.Services;
+
     public string DataDir { get; }
 
-    public static async Task<BenchServer> StartAsync(string endpoint, int capacity, string synchronous = "FULL")
+    /// <param name="configure">Changes to the options, e.g. another engine.</param>
+    /// <param name="noop">Run on the no-op engine (every run finishes at once), to measure the control plane alone.</param>
+    public static async Task<BenchServer> StartAsync(string endpoint, int capacity, string synchronous = "FULL",
+        Func<LongshoreServerOptions, LongshoreServerOptions>? configure = null, bool noop = false, string? store = null)
     {
         var port = FreePort();
         var dataDir = Directory.CreateTempSubdirectory("longshore-bench-").FullName;
-        var app = await LongshoreHost.BuildAsync(new LongshoreServerOptions
+        var options = new LongshoreServerOptions
         {
             Urls = $"http://127.0.0.1:{port}",
             DataDir = dataDir,
             DockerHost = endpoint,
+            Store = store,
             SqliteSynchronous = synchronous,
             Scheduler = new SchedulerOptions { Capacity = capacity },
-        });
+        };
+        var app = await LongshoreHost.BuildAsync(configure?.Invoke(options) ?? options,
+            noop ? services => services.AddSingleton<IExecutionBackend>(new NoopBackend(TimeProvider.System)) : null);
         await app.StartAsync();
         var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256 }) { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
         return new BenchServer(app, http, dataDir);
     }
 
-    public static object Task(string id, string cmd, int maxConcurrent) => new Dictionary<string, object>
+    public static object Task(string id, string cmd, int maxConcurrent, double cpus = 0.5) => new Dictionary<string, object>
     {
         ["id"] = id,
         ["cmd"] = cmd,
         ["mem"] = 32,
-        ["cpus"] = 0.5,
+        ["cpus"] = cpus,
         ["max_concurrent"] = maxConcurrent,
         ["container"] = new Dictionary<string, object> { ["docker"] = new Dictionary<string, object> { ["image"] = "busybox" } },
     };

@@ -79,7 +79,9 @@ internal static class MemoryBench
     {
         var port = BenchServer.FreePort();
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in (string[])[Path.Combine(AppContext.BaseDirectory, "longshore.dll"), "server", "--urls", $"http://127.0.0.1:{port}", "--data", dataDir, "--docker-host", endpoint])
+        foreach (var arg in (string[])[Path.Combine(AppContext.BaseDirectory, "longshore.dll"), "server", "--urls", $"http://127.0.0.1:{port}", "--data", dataDir, "--docker-host", endpoint,
+            // The seeded runs are what is measured: retention must not delete them (1,000 per task id, beyond its 100).
+            "--task-retention", "0", "--task-retention-count", "0"])
             info.ArgumentList.Add(arg);
         using var process = Process.Start(info)!;
         process.OutputDataReceived += (_, _) => { };

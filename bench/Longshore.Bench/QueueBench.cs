@@ -4,9 +4,9 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Longshore.Core.Queues;
 using Longshore.Core.Scheduling;
+using Longshore.Core.Storage;
 using Longshore.Core.Tasks;
 using Longshore.Sources.Redis;
-using Longshore.Storage.Sqlite;
 using Microsoft.Extensions.Logging.Abstractions;
 using StackExchange.Redis;
 
@@ -21,12 +21,18 @@ namespace Longshore.Bench;
 /// </summary>
 internal static class QueueBench
 {
-    public static async Task<IEnumerable<(string, string, string)>> RunAsync(string endpoint, string redis, int messages, int latencyMessages)
+    public static async Task<IEnumerable<(string, string, string)>> RunAsync(string endpoint, string redis, int messages, int latencyMessages, IReadOnlyList<string> stores)
     {
         await using var connection = await ConnectionMultiplexer.ConnectAsync(redis);
         var results = new List<(string, string, string)>();
-        results.AddRange(await RecordingAsync(connection, redis, messages));
-        results.AddRange(await LatencyAsync(endpoint, connection, redis, latencyMessages));
+        var (baselineResults, baseline) = await SourceAloneAsync(connection, redis, messages);
+        results.AddRange(baselineResults);
+        foreach (var kind in stores.Where(k => k is "sqlite" or "postgres"))
+            results.AddRange(await StoreBench.WithResultsAsync(kind, store => EndToEndAsync(connection, redis, messages, kind, store, baseline)));
+        foreach (var kind in stores.Where(k => k is "sqlite" or "postgres"))
+            results.AddRange(await PostThroughputAsync(endpoint, kind, messages));
+        if (latencyMessages > 0)
+            results.AddRange(await LatencyAsync(endpoint, connection, redis, latencyMessages));
         return results;
     }
 
@@ -52,13 +58,12 @@ internal static class QueueBench
             await db.ListRightPushAsync(list, Enumerable.Range(start, Math.Min(10_000, count - start)).Select(i => (RedisValue)$"message-{i}").ToArray());
     }
 
-    private static async Task<IEnumerable<(string, string, string)>> RecordingAsync(ConnectionMultiplexer connection, string redis, int count)
+    /// <summary>Baseline: the source alone takes every message, nothing is recorded.</summary>
+    private static async Task<(IEnumerable<(string, string, string)>, TimeSpan)> SourceAloneAsync(ConnectionMultiplexer connection, string redis, int count)
     {
         var db = connection.GetDatabase();
         var run = Guid.NewGuid().ToString("N")[..8];
         await using var source = new RedisSource();
-
-        // Baseline: the source alone takes every message, nothing is recorded.
         var baselineQueue = Queue("bench-take-" + run, redis, "bench:take:" + run);
         await FillAsync(db, "bench:take:" + run, count);
         var watch = Stopwatch.StartNew();
@@ -67,52 +72,104 @@ internal static class QueueBench
             taken += (await source.PollAsync(baselineQueue, new Dictionary<string, string>(), count - taken, TimeProvider.System.GetUtcNow())).Messages.Count;
         var baseline = watch.Elapsed;
         await db.KeyDeleteAsync([(RedisKey)("bench:take:" + run), (RedisKey)("longshore:processing:" + baselineQueue.Id)]);
+        return ([($"redis: take {count} messages, source alone", $"{baseline.TotalSeconds:0.00} s ({count / baseline.TotalSeconds:0} /s)", "baseline")], baseline);
+    }
 
-        // The real pipeline, engine excluded: the poll loop records tasks, the scheduler launches them on the no-op
-        // engine (capacity 256), they finish, and the loop acknowledges their messages.
-        var folder = Directory.CreateTempSubdirectory("longshore-bench-queue-").FullName;
+    /// <summary>
+    /// The real pipeline, engine excluded: the poll loop records tasks, the scheduler launches them on the no-op engine
+    /// (capacity 256), they finish, and the loop acknowledges their messages.
+    /// </summary>
+    private static async Task<IEnumerable<(string, string, string)>> EndToEndAsync(ConnectionMultiplexer connection, string redis, int count, string kind,
+        IStateStore store, TimeSpan baseline)
+    {
+        var db = connection.GetDatabase();
+        var run = Guid.NewGuid().ToString("N")[..8];
+        await using var source = new RedisSource();
         using var stop = new CancellationTokenSource();
+        var queue = Queue("bench-record-" + run, redis, "bench:record:" + run);
+        var list = "bench:record:" + run;
+        var processing = "longshore:processing:" + queue.Id;
+        await store.CreateQueueAsync(queue);
+        using var metrics = new SchedulerMetrics();
+        var scheduler = new Scheduler(store, new NoopBackend(TimeProvider.System), new RetryPolicy(new RetryOptions(), Random.Shared.NextDouble),
+            new SchedulerOptions { Capacity = 256 }, TimeProvider.System, Guid.NewGuid, metrics, NullLogger<Scheduler>.Instance);
+        using var poller = new QueuePoller(store, scheduler, [source], TimeProvider.System, Guid.NewGuid, NullLogger<QueuePoller>.Instance);
+        await FillAsync(db, list, count);
+        var loops = Task.WhenAll(scheduler.RunAsync(stop.Token), poller.RunAsync(stop.Token));
+        var watch = Stopwatch.StartNew();
+        // The source's list empties as messages are taken; the poll that took the last ones records them right after.
+        while (await db.ListLengthAsync(list) > 0)
+            await Task.Delay(20);
+        while ((await store.CountByStateAsync()).Values.Sum() < count)
+            await Task.Delay(20);
+        var recordedAt = watch.Elapsed;
+        while ((await store.CountByStateAsync()).GetValueOrDefault(TaskState.Finished) < count)
+            await Task.Delay(50);
+        var finishedAt = watch.Elapsed;
+        while (await db.ListLengthAsync(processing) > 0)
+            await Task.Delay(50);
+        var settled = watch.Elapsed;
+        await stop.CancelAsync();
+        await loops;
+        await db.KeyDeleteAsync([(RedisKey)list, (RedisKey)processing]);
+        return
+        [
+            ($"redis -> {kind}: {count} messages -> recorded tasks", $"{recordedAt.TotalSeconds:0.00} s ({count / recordedAt.TotalSeconds:0} /s)", kind == "sqlite" ? ">= 10000 /s" : ""),
+            ($"redis -> {kind}: recorded / source alone", string.Create(CultureInfo.InvariantCulture, $"{recordedAt / baseline:0.00}x time"), ""),
+            ($"redis -> {kind}: {count} run to TASK_FINISHED (no-op engine)", $"{finishedAt.TotalSeconds:0.00} s ({count / finishedAt.TotalSeconds:0} /s)", ""),
+            ($"redis -> {kind}: {count} finished and acknowledged", $"{settled.TotalSeconds:0.00} s ({count / settled.TotalSeconds:0} /s)", kind == "sqlite" ? ">= 3000 /s" : ">= 1500 /s"),
+            ($"redis -> {kind}: end to end / source alone", string.Create(CultureInfo.InvariantCulture, $"{settled / baseline:0.00}x time"), ""),
+        ];
+    }
+
+    /// <summary>The same number of tasks through <c>POST /tasks/</c> (16 clients) on the in-process server with the no-op engine, to TASK_FINISHED.</summary>
+    private static async Task<IEnumerable<(string, string, string)>> PostThroughputAsync(string endpoint, string kind, int count)
+    {
+        string? schema = null;
+        string? storeOption = null;
+        if (kind == "postgres")
+        {
+            schema = $"bench_{Guid.NewGuid():N}"[..18];
+            await StoreBench.ExecuteAsync($"CREATE SCHEMA {schema};");
+            storeOption = "postgres:" + new Npgsql.NpgsqlConnectionStringBuilder(StoreBench.PostgresBase) { SearchPath = schema }.ConnectionString;
+        }
+
         try
         {
-            using var store = await SqliteTaskStore.OpenAsync(Path.Combine(folder, "longshore.db"));
-            var queue = Queue("bench-record-" + run, redis, "bench:record:" + run);
-            var list = "bench:record:" + run;
-            var processing = "longshore:processing:" + queue.Id;
-            await store.CreateQueueAsync(queue);
-            var scheduler = new Scheduler(store, new NoopBackend(TimeProvider.System), new RetryPolicy(new RetryOptions(), Random.Shared.NextDouble),
-                new SchedulerOptions { Capacity = 256 }, TimeProvider.System, Guid.NewGuid, new SchedulerMetrics(), NullLogger<Scheduler>.Instance);
-            var poller = new QueuePoller(store, scheduler, [source], TimeProvider.System, Guid.NewGuid, NullLogger<QueuePoller>.Instance);
-            await FillAsync(db, list, count);
-            var loops = Task.WhenAll(scheduler.RunAsync(stop.Token), poller.RunAsync(stop.Token));
-            watch.Restart();
-            // The source's list empties as messages are taken; the poll that took the last ones records them right after.
-            while (await db.ListLengthAsync(list) > 0)
-                await Task.Delay(20);
-            while ((await store.CountByStateAsync()).Values.Sum() < count)
-                await Task.Delay(20);
-            var recordedAt = watch.Elapsed;
-            while ((await store.CountByStateAsync()).GetValueOrDefault(TaskState.Finished) < count)
+            await using var server = await BenchServer.StartAsync(endpoint, capacity: 256, noop: true, store: storeOption);
+            var family = "bench-post-" + Guid.NewGuid().ToString("N")[..8];
+            var task = BenchServer.Task(family, "true", maxConcurrent: 10_000);
+            var watch = Stopwatch.StartNew();
+            var next = -1;
+            await Task.WhenAll(Enumerable.Range(0, 16).Select(_ => Task.Run(async () =>
+            {
+                while (Interlocked.Increment(ref next) < count)
+                    await server.PostAsync(task);
+            })));
+            var posted = watch.Elapsed;
+            while (true)
+            {
+                var counts = JsonDocument.Parse(await server.Http.GetStringAsync("/api/summary")).RootElement.GetProperty("counts");
+                if (counts.GetProperty("TASK_FINISHED").GetInt64() >= count)
+                    break;
                 await Task.Delay(50);
-            var finishedAt = watch.Elapsed;
-            while (await db.ListLengthAsync(processing) > 0)
-                await Task.Delay(50);
+            }
 
-            var settled = watch.Elapsed;
-            await stop.CancelAsync();
-            await loops;
-            await db.KeyDeleteAsync([(RedisKey)list, (RedisKey)processing]);
+            var finished = watch.Elapsed;
             return
             [
-                ($"redis: take {count} messages, source alone", $"{baseline.TotalSeconds:0.00} s ({count / baseline.TotalSeconds:0} /s)", "baseline"),
-                ($"redis: {count} messages -> recorded tasks (sqlite FULL)", $"{recordedAt.TotalSeconds:0.00} s ({count / recordedAt.TotalSeconds:0} /s)", ">= 10000 /s"),
-                ("redis: recorded / source alone", string.Create(CultureInfo.InvariantCulture, $"{recordedAt / baseline:0.00}x time"), ""),
-                ($"redis: {count} messages run to TASK_FINISHED on the no-op engine", $"{finishedAt.TotalSeconds:0.00} s ({count / finishedAt.TotalSeconds:0} /s)", ""),
-                ($"redis: {count} messages finished and acknowledged", $"{settled.TotalSeconds:0.00} s ({count / settled.TotalSeconds:0} /s)", ""),
+                ($"POST /tasks/ -> {kind}: {count} created (16 clients)", $"{posted.TotalSeconds:0.00} s ({count / posted.TotalSeconds:0} /s)", ""),
+                ($"POST /tasks/ -> {kind}: {count} run to TASK_FINISHED (no-op engine)", $"{finished.TotalSeconds:0.00} s ({count / finished.TotalSeconds:0} /s)",
+                    kind == "sqlite" ? ">= 3000 /s" : ">= 1500 /s"),
             ];
         }
         finally
         {
-            Directory.Delete(folder, recursive: true);
+            if (schema is not null)
+            {
+                Npgsql.NpgsqlConnection.ClearAllPools();
+                await StoreBench.ExecuteAsync($"DROP SCHEMA {schema} CASCADE;");
+            }
         }
     }
 

@@ -22,7 +22,7 @@ namespace Longshore.Bench;
 /// </summary>
 internal static class StoreBench
 {
-    private static readonly string PostgresBase = Environment.GetEnvironmentVariable("LONGSHORE_BENCH_POSTGRES")
+    internal static readonly string PostgresBase = Environment.GetEnvironmentVariable("LONGSHORE_BENCH_POSTGRES")
         ?? "Host=127.0.0.1;Port=5432;Username=longshore;Password=longshore;Database=longshore_test";
 
     private static readonly string RedisConfiguration = Environment.GetEnvironmentVariable("LONGSHORE_BENCH_REDIS") ?? "127.0.0.1:6379";
@@ -148,7 +148,19 @@ internal static class StoreBench
         return elapsed;
     }
 
-    private static async Task<TimeSpan> WithStoreAsync(string kind, Func<IStateStore, Task<TimeSpan>> body)
+    /// <summary>Runs <paramref name="body"/> on a fresh store of the kind and returns what it measured.</summary>
+    internal static async Task<IEnumerable<(string, string, string)>> WithResultsAsync(string kind, Func<IStateStore, Task<IEnumerable<(string, string, string)>>> body)
+    {
+        IEnumerable<(string, string, string)> results = [];
+        await WithStoreAsync(kind, async store =>
+        {
+            results = await body(store);
+            return TimeSpan.Zero;
+        });
+        return results;
+    }
+
+    internal static async Task<TimeSpan> WithStoreAsync(string kind, Func<IStateStore, Task<TimeSpan>> body)
     {
         var name = $"bench_{Guid.NewGuid():N}"[..18];
         switch (kind)
@@ -238,7 +250,7 @@ internal static class StoreBench
         }
     }
 
-    private static async Task ExecuteAsync(string sql)
+    internal static async Task ExecuteAsync(string sql)
     {
         await using var connection = new NpgsqlConnection(PostgresBase);
         await connection.OpenAsync();

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Longshore.Backends.Kubernetes;
 using Longshore.Backends.Mesos;
 using Longshore.Core.Execution;
 using Longshore.Core.Scheduling;
@@ -111,8 +112,14 @@ public static class LongshoreCommand
         var leaderLease = new Option<double>("--leader-lease") { Description = "Seconds a scheduler lease lasts unrenewed: with several instances on one store, a follower takes over within about 4/3 of it", DefaultValueFactory = _ => defaults.Leader.LeaseDuration.TotalSeconds };
         var secretsDir = new Option<string?>("--secrets-dir") { Description = "Folder whose files queue settings may reference as ${file:NAME} (default: none, such references are refused)" };
         var synchronous = new Option<string>("--sqlite-synchronous") { Description = "FULL (fsync every transition) or NORMAL", DefaultValueFactory = _ => defaults.SqliteSynchronous };
+        var retention = new Option<double?>("--task-retention") { Description = $"Seconds an ended run is kept after its last state change; 0 keeps them (also TASK_RETENTION_SECONDS; default {defaults.Retention.MaxAge.TotalSeconds})" };
+        var retentionCount = new Option<int?>("--task-retention-count") { Description = $"Most ended runs kept per task id; 0 sets no limit (also TASK_RETENTION_COUNT; default {defaults.Retention.MaxPerTaskId})" };
 
-        var engine = new Option<string>("--engine") { Description = "Execution engine: docker (local Docker-compatible engine) or mesos", DefaultValueFactory = _ => defaults.Engine };
+        var engine = new Option<string>("--engine") { Description = "Execution engine: docker (local Docker-compatible engine), mesos or kubernetes", DefaultValueFactory = _ => defaults.Engine };
+        var kubeconfig = new Option<string?>("--kubeconfig") { Description = "With --engine kubernetes: kubeconfig file (default: in-cluster service account, then KUBECONFIG, then ~/.kube/config)" };
+        var kubeNamespace = new Option<string>("--kube-namespace") { Description = "Namespace the task pods run in", DefaultValueFactory = _ => defaults.Kubernetes.Namespace };
+        var kubeServiceAccount = new Option<string?>("--kube-service-account") { Description = "Service account the task pods run as (default: none mounted)" };
+        var kubePullGrace = new Option<double>("--kube-image-pull-grace") { Description = "Seconds an image may keep failing to pull before the run fails", DefaultValueFactory = _ => defaults.Kubernetes.ImagePullGrace.TotalSeconds };
         var mesosMaster = new Option<string?>("--mesos-master") { Description = "Mesos master address(es), ','-separated, e.g. http://m1:5050,http://m2:5050 (zk:// is not supported)" };
         var mesosRole = new Option<string>("--mesos-role")
         {
@@ -138,7 +145,9 @@ public static class LongshoreCommand
         var command = new Command("server", "Run the API, the scheduler and the engine backend (local engine or Mesos).")
         {
             urls, data, dockerHost, allowHostPath, capacity, killGrace, backoffBase, backoffCap, reconcile, logCap, store, leaderLease, synchronous, jobBackoffBase, jobBackoffCap, tokensFile, tokens, secretsKey, secretsDir,
+            retention, retentionCount,
             engine, mesosMaster, mesosRole, mesosFramework, mesosPrincipal, mesosSecretFile, mesosSecret, mesosFailover, mesosRefuse,
+            kubeconfig, kubeNamespace, kubeServiceAccount, kubePullGrace,
             config, printConfig,
         };
         command.SetAction(async (parsed, cancellationToken) =>
@@ -169,6 +178,11 @@ public static class LongshoreCommand
                 TokensVariable = result.GetValue(tokens),
                 SecretsDir = result.GetValue(secretsDir),
                 Jobs = new JobSettings { Backoff = new RetryOptions { BackoffBase = Seconds(result.GetValue(jobBackoffBase)), BackoffCap = Seconds(result.GetValue(jobBackoffCap)) } },
+                Retention = new RetentionOptions
+                {
+                    MaxAge = result.GetValue(retention) is { } seconds ? Seconds(seconds) : HippoVariable("TASK_RETENTION_SECONDS", defaults.Retention.MaxAge.TotalSeconds, Seconds),
+                    MaxPerTaskId = result.GetValue(retentionCount) ?? HippoVariable("TASK_RETENTION_COUNT", defaults.Retention.MaxPerTaskId, count => (int)count),
+                },
                 Engine = result.GetValue(engine)!,
                 Mesos = new MesosBackendOptions
                 {
@@ -180,6 +194,13 @@ public static class LongshoreCommand
                     SecretFile = result.GetValue(mesosSecretFile),
                     FailoverTimeout = Seconds(result.GetValue(mesosFailover)),
                     RefuseSeconds = result.GetValue(mesosRefuse),
+                },
+                Kubernetes = new KubernetesBackendOptions
+                {
+                    Kubeconfig = result.GetValue(kubeconfig),
+                    Namespace = result.GetValue(kubeNamespace)!,
+                    ServiceAccount = result.GetValue(kubeServiceAccount),
+                    ImagePullGrace = Seconds(result.GetValue(kubePullGrace)),
                 },
             };
             if (result.GetValue(printConfig))
@@ -195,7 +216,10 @@ public static class LongshoreCommand
 
     /// <summary>Unparseable addresses become <c>invalid:</c> URIs so validation names them instead of dropping them.</summary>
     private static Uri[] MesosMasters(string? value) =>
-        (value ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+        // zk://host1:2181,host2:2181/mesos is one address (refused by validation), not a list to split.
+        value?.Trim().StartsWith("zk://", StringComparison.OrdinalIgnoreCase) == true
+            ? [Uri.TryCreate(value.Trim(), UriKind.Absolute, out var zk) ? zk : new Uri("zk://zookeeper/")]
+            : (value ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(master => Uri.TryCreate(master, UriKind.Absolute, out var uri) ? uri : new Uri("invalid:" + Uri.EscapeDataString(master)))
             .ToArray();
 
@@ -209,6 +233,15 @@ public static class LongshoreCommand
             await Console.Error.WriteLineAsync("longshore server: " + error);
         return ExitUsage;
     }
+
+    /// <summary>
+    /// A setting from Hippo's environment variable when the option is not given; one that is not a number becomes -1, so
+    /// validation names the setting.
+    /// </summary>
+    private static T HippoVariable<T>(string name, double fallback, Func<double, T> convert) =>
+        Environment.GetEnvironmentVariable(name) is not { Length: > 0 } text ? convert(fallback)
+        : double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var value) && value <= int.MaxValue ? convert(value)
+        : convert(-1);
 
     private static TimeSpan Seconds(double value) =>
         double.IsFinite(value) && Math.Abs(value) < TimeSpan.MaxValue.TotalSeconds ? TimeSpan.FromSeconds(value) : TimeSpan.MinValue;
@@ -231,6 +264,7 @@ public static class LongshoreCommand
         }
         catch (EngineUnavailableException e)
         {
+            // One line naming what failed: the apiserver, the credentials, or the permissions.
             await Console.Error.WriteLineAsync("longshore server: " + e.Message);
             return ExitFailure;
         }

@@ -56,10 +56,11 @@ internal static class QueueCommands
         {
             var path = $"/queues/{Uri.EscapeDataString(result.GetValue(id)!)}/{suffix}";
             JsonNode answer = method == HttpMethod.Delete ? await client.DeleteAsync(path, cancellationToken) : await client.GetAsync(path, cancellationToken);
-            if (json || name == "get")
+            // Hippo's answers: {"enabled": id}, {"disabled": id}, {"deleted": id}.
+            if (json || name == "get" || (answer["enabled"] ?? answer["disabled"] ?? answer["deleted"]) is not { } queueId)
                 Output.Json(Console.Out, answer);
             else
-                Console.WriteLine($"{Output.Text(answer["id"])} {Output.Text(answer["queue"]?["status"] ?? (answer["deleted"] is not null ? "deleted" : null))}");
+                Console.WriteLine($"{Output.Text(queueId)} {(answer["enabled"] is not null ? "ENABLED" : answer["disabled"] is not null ? "DISABLED" : "deleted")}");
             return ExitCodes.Ok;
         });
         return command;

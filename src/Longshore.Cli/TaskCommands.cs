@@ -24,7 +24,11 @@ internal static partial class TaskCommands
     private static Command Run(ClientOptions options)
     {
         var image = new Argument<string>("image") { Description = "Container image" };
-        var command = new Argument<string[]>("command") { Description = "Command after --, run as sh -c", Arity = ArgumentArity.ZeroOrMore };
+        var command = new Argument<string[]>("command")
+        {
+            Description = "Command after --: several arguments run as exactly that argument vector (as after docker run IMAGE); one runs as a shell command line",
+            Arity = ArgumentArity.ZeroOrMore,
+        };
         var id = new Option<string?>("--id") { Description = "Task family id (default: from the image name)" };
         var cpus = new Option<double?>("--cpus") { Description = "CPU cores (0.01..12)" };
         var mem = new Option<double?>("--mem") { Description = "Memory limit in MB (4..64000)" };
@@ -40,7 +44,7 @@ internal static partial class TaskCommands
                 ["container"] = new JsonObject { ["type"] = "DOCKER", ["docker"] = new JsonObject { ["image"] = result.GetValue(image) } },
             };
             if (result.GetValue(command) is { Length: > 0 } argv)
-                definition["cmd"] = string.Join(' ', argv);
+                definition["cmd"] = CommandLine(argv);
             if (result.GetValue(cpus) is { } c)
                 definition["cpus"] = c;
             if (result.GetValue(mem) is { } m)
@@ -178,7 +182,10 @@ internal static partial class TaskCommands
         var kill = new Command("kill", "Kill a run: SIGTERM, then SIGKILL after the server's grace period") { mesosId };
         options.SetAction(kill, async (result, client, json, cancellationToken) =>
         {
-            var run = await client.PostAsync($"/tasks/{Uri.EscapeDataString(result.GetValue(mesosId)!)}/kill/", null, cancellationToken);
+            var path = $"/tasks/{Uri.EscapeDataString(result.GetValue(mesosId)!)}/";
+            // The kill answers as Hippo does ({"killed": id}); the run shows where it is now.
+            await client.PostAsync(path + "kill/", null, cancellationToken);
+            var run = await client.GetAsync(path, cancellationToken);
             if (json)
                 Output.Json(Console.Out, run);
             else
@@ -218,6 +225,22 @@ internal static partial class TaskCommands
 
     [GeneratedRegex("[^A-Za-z0-9_.-]+")]
     private static partial Regex NotIdCharacters();
+
+    [GeneratedRegex("^[A-Za-z0-9_@%+:,./-]+\\z")]
+    private static partial Regex ShellSafe();
+
+    /// <summary>
+    /// The task's <c>cmd</c> (run as <c>sh -c</c>) for the words after <c>--</c>. One word is a shell command line and runs
+    /// as written (<c>-- 'echo hi; exit 3'</c>). Several are an argument vector, as after <c>docker run IMAGE</c>: each is
+    /// quoted, so the shell runs exactly those arguments (<c>-- sh -c 'echo hi; exit 7'</c>), spaces, quotes, <c>$</c> and
+    /// empty ones included.
+    /// </summary>
+    internal static string CommandLine(IReadOnlyList<string> argv) =>
+        argv.Count == 1 ? argv[0] : string.Join(' ', argv.Select(Quote));
+
+    /// <summary>One word for a POSIX shell: as it is when it has nothing the shell would read, else in single quotes (a <c>'</c> as <c>'\''</c>).</summary>
+    internal static string Quote(string word) =>
+        ShellSafe().IsMatch(word) ? word : "'" + word.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
     /// <summary>"registry.example/team/app:1.2" → "app".</summary>
     internal static string FamilyFromImage(string image)

@@ -24,6 +24,30 @@ public sealed class CliTests(SharedServerFixture fixture) : IClassFixture<Shared
     }
 
     [Fact]
+    public async Task TaskRun_SeveralArgumentsAfterTheDashes_RunExactlyThatArgumentVector()
+    {
+        // As after `docker run IMAGE`: the container runs sh with these three arguments, not "sh -c echo hi; exit 7".
+        var shell = await CliProcess.RunAsync(["task", "run", TestEngine.Image, "--wait", "--server", ServerUrl, "--", "sh", "-c", "echo hi; exit 7"]);
+        // Spaces, quotes, $, an empty argument, an @ (a response file to System.CommandLine) and NAME=VALUE (an assignment to sh) each arrive as they are.
+        var words = await CliProcess.RunAsync(["task", "run", TestEngine.Image, "--wait", "--server", ServerUrl, "--",
+            "printf", "[%s]", "a b", "", "it's", "\"q\"", "$HOME", "`id`", "@file", "FOO=bar", "*"]);
+        var program = await CliProcess.RunAsync(["task", "run", TestEngine.Image, "--wait", "--server", ServerUrl, "--", "FOO=bar", "true"]);
+
+        Assert.Equal((7, "hi\n"), (shell.ExitCode, shell.Stdout));
+        Assert.Equal((0, "[a b][][it's][\"q\"][$HOME][`id`][@file][FOO=bar][*]"), (words.ExitCode, words.Stdout));
+        // FOO=bar is the program's name, as docker run would take it: there is no such program.
+        Assert.NotEqual(0, program.ExitCode);
+    }
+
+    [Fact]
+    public async Task TaskRun_OneArgumentAfterTheDashes_RunsAsAShellCommandLine()
+    {
+        var result = await CliProcess.RunAsync(["task", "run", TestEngine.Image, "--wait", "--server", ServerUrl, "--", "echo hello; echo $((1 + 2)); exit 3"]);
+
+        Assert.Equal((3, "hello\n3\n"), (result.ExitCode, result.Stdout));
+    }
+
+    [Fact]
     public async Task ReadsWithJson_Parse_AndTablesHaveHeaders()
     {
         var family = Families.New("clijson");

@@ -56,7 +56,8 @@ public sealed class DashboardTests(SharedServerFixture fixture, BrowserFixture b
         var firstTask = page.Locator("tbody tr[data-mesos-id]").Last;
         await firstTask.WaitForAsync(new() { Timeout = 20000 });
         await firstTask.GetByRole(AriaRole.Link).ClickAsync();
-        await Assertions.Expect(page.Locator("#log")).ToContainTextAsync("got 20", new() { Timeout = 20000 });
+        // The cron payload is the fire time in Unix seconds, as Hippo gives it.
+        await Assertions.Expect(page.Locator("#log")).ToContainTextAsync(new System.Text.RegularExpressions.Regex("got [0-9]{10}"), new() { Timeout = 20000 });
         await page.Locator("#kill").ClickAsync();
         await Assertions.Expect(page.Locator("main .state").First).ToHaveTextAsync("TASK_KILLED", new() { Timeout = 30000 });
         await BrowserFixture.ScreenshotAsync(page, "queue-task-killed");

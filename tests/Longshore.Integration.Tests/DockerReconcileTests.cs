@@ -35,7 +35,7 @@ public sealed class DockerReconcileTests : IAsyncLifetime
             Id = "created",
             Cmd = "echo ran >> /shared/runs",
             Container = new ContainerSpec { Docker = new DockerSpec { Image = TestEngine.Image } },
-        }, Guid.NewGuid(), DateTimeOffset.UtcNow) with { State = TaskState.Staging };
+        }, Guid.NewGuid(), TestClock.Now()) with { State = TaskState.Staging };
         // What a leader killed between create and start leaves: the run's container, created with its labels, never started.
         _containerId = (await _client.Containers.CreateContainerAsync(new CreateContainerParameters
         {
@@ -46,7 +46,8 @@ public sealed class DockerReconcileTests : IAsyncLifetime
             Labels = new Dictionary<string, string> { [DockerBackend.RunLabel] = run.MesosId, [DockerBackend.FamilyLabel] = run.FamilyId, [DockerBackend.InstanceLabel] = _instance },
             HostConfig = new HostConfig { Binds = [$"{_folder}:/shared:rw"] },
         })).ID;
-        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        // The engine's clock, not the test clock: the backend compares it with the container's creation time.
+        var time = new FakeTimeProvider(TimeProvider.System.GetUtcNow());
         using var backend = new DockerBackend(new DockerBackendOptions { Endpoint = new Uri(TestEngine.Endpoint), InstanceId = _instance }, time,
             NullLogger<DockerBackend>.Instance);
 

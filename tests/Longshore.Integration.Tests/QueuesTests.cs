@@ -57,7 +57,8 @@ public sealed class QueuesTests(SharedServerFixture fixture) : IClassFixture<Sha
     [Theory]
     [InlineData("""{"id":"q","container":{"docker":{"image":"busybox"}}}""", "queue: is required")]
     [InlineData("""{"id":"q","container":{"docker":{"image":"busybox"}},"queue":{"type":"kafka"}}""", "queue.type: must be one of")]
-    [InlineData("""{"id":"q","container":{"docker":{"image":"busybox"}},"queue":{"type":"cron","cron":{}}}""", "queue.cron.cronstring: is required")]
+    [InlineData("""{"id":"q","container":{"docker":{"image":"busybox"}},"queue":{"type":"redis","redis":{"host":"127.0.0.1"}}}""", "queue.redis.name: is required")]
+    [InlineData("""{"id":"q","container":{"docker":{"image":"busybox"}},"queue":{"type":"redis","redis":{"name":"q","port":"x"}}}""", "queue.redis.port: must be a port number")]
     [InlineData("""{"id":"q","container":{"docker":{"image":"busybox"}},"queue":{"type":"cron","batch_size":"2","cron":{"cronstring":"* * * * *"}}}""", "queue.batch_size: must be a whole number")]
     [InlineData("""{"id":"q","container":{"docker":{"image":"busybox"}},"queue":{"type":"cron","status":"ON","cron":{"cronstring":"* * * * *"}}}""", "queue.status: must be one of ENABLED, DISABLED")]
     [InlineData("""{"id":"q","mem":1,"container":{"docker":{"image":"busybox"}},"queue":{"type":"cron","cron":{"cronstring":"* * * * *"}}}""", "mem: must be between")]
@@ -79,8 +80,12 @@ public sealed class QueuesTests(SharedServerFixture fixture) : IClassFixture<Sha
         var cron = types.EnumerateArray().Single(t => t.GetProperty("type").GetString() == "cron");
 
         Assert.Equal("cron", cron.GetProperty("namespace").GetString());
-        Assert.Contains(cron.GetProperty("inputs").EnumerateArray(), i => i.GetProperty("name").GetString() == "cronstring" && i.GetProperty("required").GetBoolean());
-        Assert.Contains(cron.GetProperty("inputs").EnumerateArray(), i => i.GetProperty("name").GetString() == "maxbacklog" && i.GetProperty("default").GetString() == "0");
+        var timezone = cron.GetProperty("inputs").GetProperty("timezone");
+        Assert.Equal(("text", "UTC", false), (timezone.GetProperty("input").GetString(), timezone.GetProperty("default").GetString(), timezone.GetProperty("required").GetBoolean()));
+        var redis = types.EnumerateArray().Single(t => t.GetProperty("type").GetString() == "redis").GetProperty("inputs");
+        Assert.True(redis.GetProperty("name").GetProperty("required").GetBoolean());
+        Assert.False(redis.GetProperty("name").TryGetProperty("default", out _));
+        Assert.Equal(("password", true), (redis.GetProperty("password").GetProperty("input").GetString(), redis.GetProperty("password").GetProperty("secret").GetBoolean()));
     }
 
     [Fact]

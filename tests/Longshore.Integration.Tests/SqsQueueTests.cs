@@ -112,16 +112,17 @@ public sealed class SqsQueueTests() : EmulatedAwsTests<AmazonSQSClient>(AwsEmula
         var s3 = types.Single(t => t.GetProperty("type").GetString() == "s3bucket");
 
         Assert.Equal("s3bucket", s3.GetProperty("namespace").GetString());
-        JsonElement Input(JsonElement type, string name) => type.GetProperty("inputs").EnumerateArray().Single(i => i.GetProperty("name").GetString() == name);
+        static JsonElement Input(JsonElement type, string name) => type.GetProperty("inputs").GetProperty(name);
         foreach (var type in (JsonElement[])[sqs, s3])
         {
             Assert.True(Input(type, "awssecret").GetProperty("secret").GetBoolean());
+            Assert.Equal("password", Input(type, "awssecret").GetProperty("input").GetString());
             Assert.False(Input(type, "awskey").GetProperty("secret").GetBoolean());
             Assert.Equal("us-east-1", Input(type, "awsregion").GetProperty("default").GetString());
         }
 
         Assert.True(Input(sqs, "queuename").GetProperty("required").GetBoolean());
-        Assert.Equal("5", Input(sqs, "wait_seconds").GetProperty("default").GetString());
+        Assert.Equal(5, Input(sqs, "wait_seconds").GetProperty("default").GetInt32());
         Assert.True(Input(s3, "bucket_name").GetProperty("required").GetBoolean());
         Assert.False(Input(s3, "earliest_unix_tstamp").GetProperty("required").GetBoolean());
     }

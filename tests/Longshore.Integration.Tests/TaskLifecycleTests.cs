@@ -1,18 +1,20 @@
 using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
-using Docker.DotNet.Models;
-using Longshore.Backends.Docker;
 using Longshore.Integration.Tests.Infrastructure;
 
 namespace Longshore.Integration.Tests;
 
-/// <summary>One-off tasks run for real on the engine: outcomes, retries, limits, caps and kills; once per store.</summary>
-public abstract class TaskLifecycleTests(LongshoreServer server)
+/// <summary>
+/// The engine compliance suite: one-off tasks run for real on the engine (outcomes, retries, limits, caps, kills,
+/// output), written once and run by every engine (the local engine on each store, and a real Kubernetes cluster).
+/// </summary>
+public abstract class TaskLifecycleTests(LongshoreServer server, IEngineProbe engine)
 {
     private readonly LongshoreServer _server = server;
+    private readonly IEngineProbe _engine = engine;
 
-    [Fact]
+    [EngineFact]
     public async Task EchoHello_FinishesWithExitCodeZero_AndOutputReadable()
     {
         var id = await _server.PostTaskAsync(Tasks.Definition(Families.New("hello"), "echo hello; echo oops >&2"));
@@ -22,13 +24,22 @@ public abstract class TaskLifecycleTests(LongshoreServer server)
         Assert.Equal("TASK_FINISHED", run.GetProperty("mesos_state").GetString());
         Assert.Equal(0, run.GetProperty("exit_code").GetInt32());
         var logs = JsonDocument.Parse(await _server.Http.GetStringAsync($"/tasks/{id}/logs/")).RootElement;
-        Assert.Equal("hello\n", logs.GetProperty("stdout").GetString());
-        Assert.Equal("oops\n", logs.GetProperty("stderr").GetString());
+        if (_engine.SeparatesStderr)
+        {
+            Assert.Equal("hello\n", logs.GetProperty("stdout").GetString());
+            Assert.Equal("oops\n", logs.GetProperty("stderr").GetString());
+        }
+        else
+        {
+            // One log of both streams, in the order the kubelet read them from their two pipes.
+            Assert.Equal(["hello", "oops"], logs.GetProperty("stdout").GetString()!.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order());
+        }
+
         // The output is kept by Longshore; the container itself is removed once it is.
-        await WaitUntilAsync(async () => (await TestEngine.ListByLabelAsync(DockerBackend.RunLabel, id)).Count == 0);
+        await WaitUntilAsync(async () => await _engine.CountRunAsync(id) == 0);
     }
 
-    [Fact]
+    [EngineFact]
     public async Task Exit3WithTwoTaskRetries_RunsExactlyThreeTimes_ThenStaysFailed()
     {
         var family = Families.New("exit3");
@@ -41,13 +52,14 @@ public abstract class TaskLifecycleTests(LongshoreServer server)
         Assert.All(chain, run => Assert.Equal(3, run.GetProperty("exit_code").GetInt32()));
         Assert.Equal([1, 2, 3], chain.Select(run => run.GetProperty("attempt").GetInt32()));
         Assert.Equal([2, 1, 0], chain.Select(run => run.GetProperty("task_retries_remaining").GetInt32()));
+        Assert.Equal(3, chain.Select(run => run.GetProperty("container_id").GetString()).Distinct().Count());
         Assert.All(chain, run => Assert.Equal(2, run.GetProperty("system_retries_remaining").GetInt32()));
         await Task.Delay(1500);
         var all = JsonDocument.Parse(await _server.Http.GetStringAsync($"/tasks/?id={family}")).RootElement;
         Assert.Equal(3, all.GetArrayLength());
     }
 
-    [Fact]
+    [EngineFact]
     public async Task ContainerRemovedBehindOurBack_IsLost_AndSpendsSystemRetryNotTaskRetry()
     {
         var family = Families.New("vanish");
@@ -56,8 +68,7 @@ public abstract class TaskLifecycleTests(LongshoreServer server)
             "if [ \"$LONGSHORE_ATTEMPT\" = 1 ]; then sleep 120; fi; echo second", taskRetries: 1, systemRetries: 1));
         await _server.WaitForStateAsync(first, state => state == "TASK_RUNNING");
 
-        using (var client = TestEngine.CreateClient())
-            await client.Containers.RemoveContainerAsync(DockerBackend.ContainerName(first), new ContainerRemoveParameters { Force = true });
+        await _engine.RemoveBehindOurBackAsync(first);
 
         var chain = await _server.WaitForChainAsync(first);
         Assert.Equal(2, chain.Count);
@@ -68,7 +79,7 @@ public abstract class TaskLifecycleTests(LongshoreServer server)
         Assert.Equal(1, chain[1].GetProperty("task_retries_remaining").GetInt32());
     }
 
-    [Fact]
+    [EngineFact]
     public async Task MemoryHog_EndsFailedOutOfMemory()
     {
         var id = await _server.PostTaskAsync(Tasks.Definition(Families.New("oom"), "head -c 200000000 /dev/zero | tail", mem: 16));
@@ -79,29 +90,25 @@ public abstract class TaskLifecycleTests(LongshoreServer server)
         Assert.Contains("out of memory", run.GetProperty("reason").GetString(), StringComparison.Ordinal);
     }
 
-    [Fact]
+    [EngineFact]
     public async Task RunningContainer_HasTheMemoryCpuNetworkAndLabelsAsked()
     {
         var family = Families.New("limits");
         var id = await _server.PostTaskAsync(Tasks.Definition(family, "sleep 60", mem: 48, cpus: 0.25, network: "HOST"));
         await _server.WaitForStateAsync(id, state => state == "TASK_RUNNING");
 
-        using var client = TestEngine.CreateClient();
-        var inspect = await client.Containers.InspectContainerAsync(DockerBackend.ContainerName(id));
+        var view = await _engine.InspectAsync(id);
         await _server.Http.PostAsync($"/tasks/{id}/kill/", null);
 
-        var host = inspect.HostConfig!;
-        Assert.Equal(48L * 1024 * 1024, host.Memory);
-        Assert.Equal(25_000L, host.CPUQuota);
-        Assert.Equal(100_000L, host.CPUPeriod);
-        Assert.Equal("host", host.NetworkMode);
-        Assert.False(host.Privileged);
-        Assert.Equal(id, inspect.Config!.Labels[DockerBackend.RunLabel]);
-        Assert.Equal(family, inspect.Config!.Labels[DockerBackend.FamilyLabel]);
-        Assert.Contains($"MESOS_TASK_ID={id}", inspect.Config!.Env);
+        Assert.Equal(48L * 1024 * 1024, view.MemoryBytes);
+        Assert.Equal(0.25, view.Cpus);
+        Assert.True(view.HostNetwork);
+        Assert.Equal(id, view.RunLabel);
+        Assert.Equal(family, view.FamilyLabel);
+        Assert.Contains($"MESOS_TASK_ID={id}", view.Env);
     }
 
-    [Fact]
+    [EngineFact]
     public async Task MaxConcurrentTwo_SixTasks_NeverMoreThanTwoRunning()
     {
         var family = Families.New("cap");
@@ -113,8 +120,7 @@ public abstract class TaskLifecycleTests(LongshoreServer server)
         var sampler = Stopwatch.StartNew();
         while (sampler.Elapsed < TimeSpan.FromSeconds(90))
         {
-            var running = await TestEngine.ListByLabelAsync(DockerBackend.FamilyLabel, family, runningOnly: true);
-            most = Math.Max(most, running.Count);
+            most = Math.Max(most, await _engine.CountFamilyAsync(family, runningOnly: true));
             var states = await Task.WhenAll(ids.Select(id => _server.GetRunAsync(id)));
             if (states.All(run => TestStates.IsTerminal(run.GetProperty("mesos_state").GetString()!)))
                 break;
@@ -126,7 +132,7 @@ public abstract class TaskLifecycleTests(LongshoreServer server)
         Assert.InRange(most, 1, 2);
     }
 
-    [Fact]
+    [EngineFact]
     public async Task KillOfSleep600_EndsKilledWithinGrace_AndIsNotRetried()
     {
         var id = await _server.PostTaskAsync(Tasks.Definition(Families.New("kill"), "sleep 600", taskRetries: 3, systemRetries: 3));
@@ -144,7 +150,7 @@ public abstract class TaskLifecycleTests(LongshoreServer server)
         Assert.Equal(JsonValueKind.Null, (await _server.GetRunAsync(id)).GetProperty("retried_as").ValueKind);
     }
 
-    [Fact]
+    [EngineFact]
     public async Task KillBeforeLaunch_EndsKilledWithoutContainer()
     {
         var family = Families.New("killwait");
@@ -158,10 +164,10 @@ public abstract class TaskLifecycleTests(LongshoreServer server)
 
         var run = await _server.WaitForEndAsync(waiting);
         Assert.Equal("TASK_KILLED", run.GetProperty("mesos_state").GetString());
-        Assert.Empty(await TestEngine.ListByLabelAsync(DockerBackend.RunLabel, waiting));
+        Assert.Equal(0, await _engine.CountRunAsync(waiting));
     }
 
-    [Fact]
+    [EngineFact]
     public async Task FollowLogs_StreamsLinesUntilTheRunEnds()
     {
         var id = await _server.PostTaskAsync(Tasks.Definition(Families.New("follow"), "for i in 1 2 3; do echo line$i; sleep 0.5; done"));
@@ -172,7 +178,7 @@ public abstract class TaskLifecycleTests(LongshoreServer server)
         Assert.Equal("line1\nline2\nline3\n", text);
     }
 
-    [Fact]
+    [EngineFact]
     public async Task MissingImage_FailsWithAReasonNamingTheImage()
     {
         var id = await _server.PostTaskAsync(Tasks.Definition(Families.New("noimage"), "true", image: "localhost/longshore-missing:latest"));
@@ -183,7 +189,7 @@ public abstract class TaskLifecycleTests(LongshoreServer server)
         Assert.Contains("localhost/longshore-missing:latest", run.GetProperty("reason").GetString(), StringComparison.Ordinal);
     }
 
-    [Fact]
+    [EngineFact]
     public async Task PayloadLikeEnvironment_ReachesTheContainerUnchanged()
     {
         var tricky = "quote\" single' ; $(touch /tmp/pwned) `id` \n newline";
@@ -200,8 +206,13 @@ public abstract class TaskLifecycleTests(LongshoreServer server)
     private static Task WaitUntilAsync(Func<Task<bool>> condition) => Eventually.WaitUntilAsync(condition, TimeSpan.FromSeconds(30));
 }
 
-public sealed class SqliteTaskLifecycleTests(SharedServerFixture fixture) : TaskLifecycleTests(fixture.Server), IClassFixture<SharedServerFixture>;
+public sealed class SqliteTaskLifecycleTests(SharedServerFixture fixture) : TaskLifecycleTests(fixture.Server, fixture.Engine), IClassFixture<SharedServerFixture>;
 
-public sealed class PostgresTaskLifecycleTests(PostgresServerFixture fixture) : TaskLifecycleTests(fixture.Server), IClassFixture<PostgresServerFixture>;
+public sealed class PostgresTaskLifecycleTests(PostgresServerFixture fixture) : TaskLifecycleTests(fixture.Server, fixture.Engine), IClassFixture<PostgresServerFixture>;
 
-public sealed class RedisTaskLifecycleTests(RedisServerFixture fixture) : TaskLifecycleTests(fixture.Server), IClassFixture<RedisServerFixture>;
+public sealed class RedisTaskLifecycleTests(RedisServerFixture fixture) : TaskLifecycleTests(fixture.Server, fixture.Engine), IClassFixture<RedisServerFixture>;
+
+/// <summary>The suite on a real kube-apiserver and kubelet (SQLite store): one pod per run.</summary>
+[NeedsKubernetes]
+[Collection(TestCluster.Collection)]
+public sealed class KubernetesTaskLifecycleTests(KubernetesServerFixture fixture) : TaskLifecycleTests(fixture.Server, fixture.Engine);

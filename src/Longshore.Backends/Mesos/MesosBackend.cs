@@ -37,12 +37,14 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
     private readonly Dictionary<string, MesosOffer> _offers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, AgentInfo> _agentsById = new(StringComparer.Ordinal);
     private readonly Dictionary<string, AgentInfo> _agentsByHost = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _ending = new(StringComparer.Ordinal);
     private HashSet<string>? _lastActive;
     private long _pendingSeq;
     private bool _suppressed;
     private DateTimeOffset _lastOffers;
     private int _reviveQueued;
     private volatile bool _reconciledOnce;
+    private volatile string? _fault;
 
     private readonly IFrameworkIdKeeper _frameworkIds;
     private volatile string? _frameworkId;
@@ -67,6 +69,15 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
 
     /// <summary>The framework id the master gave (or the one kept from an earlier run).</summary>
     public string? FrameworkId => _frameworkId;
+
+    /// <summary>The master that holds the current subscription.</summary>
+    public Uri? Leader => _connection.Leader;
+
+    /// <summary>
+    /// Why the master refuses this framework (credentials or role ACLs), as one line naming the setting; null while it
+    /// does not. Subscribing goes on with backoff, so a fix on the master is picked up without a restart.
+    /// </summary>
+    public string? Fault => _fault;
 
     /// <summary>Runs waiting for an offer.</summary>
     public int PendingCount
@@ -133,6 +144,8 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
     /// <summary>Asks each master for its version: a probe, not a subscription (any instance may answer health checks).</summary>
     public async Task CheckAvailableAsync(CancellationToken cancellationToken = default)
     {
+        if (_fault is { } fault)
+            throw new EngineUnavailableException(fault);
         var failures = new List<string>();
         foreach (var master in _options.Masters)
         {
@@ -150,6 +163,37 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
         }
 
         throw new EngineUnavailableException("no Mesos master answers: " + string.Join("; ", failures));
+    }
+
+    /// <summary>
+    /// Start-up check that the master accepts this framework. With <paramref name="subscribe"/> (the instance will lead
+    /// at once) it subscribes and waits for SUBSCRIBED or a refusal, so a refused role is caught too; otherwise it only
+    /// checks the credentials, since subscribing would take the framework over from the leading instance. Throws
+    /// <see cref="MesosAccessException"/> when refused; returns when no master answers within <paramref name="wait"/>
+    /// (that shows in /healthz).
+    /// </summary>
+    public async Task VerifyAccessAsync(bool subscribe, TimeSpan wait, CancellationToken cancellationToken = default)
+    {
+        if (!subscribe)
+        {
+            await _connection.CheckCredentialsAsync(cancellationToken);
+            return;
+        }
+
+        Start();
+        var deadline = _time.GetUtcNow() + wait;
+        while (_time.GetUtcNow() < deadline)
+        {
+            if (_fault is { } fault)
+                throw new MesosAccessException(fault);
+            lock (_gate)
+            {
+                if (_subscribed.Task.IsCompleted)
+                    return;
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(50), _time, cancellationToken);
+        }
     }
 
     public async Task<LaunchResult> LaunchAsync(TaskRun run, CancellationToken cancellationToken = default)
@@ -422,6 +466,11 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
             {
                 break;
             }
+            catch (MesosAccessException e)
+            {
+                _fault = e.Message;
+                LogAccessRefused(e.Message, backoff.TotalSeconds);
+            }
             catch (Exception e)
             {
                 LogStreamFailed(e.Message, backoff.TotalSeconds);
@@ -496,6 +545,11 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
                 case HeartbeatEvent:
                     ReviveIfStarved();
                     break;
+                case ErrorEvent error when error.Message.StartsWith("Not authorized", StringComparison.Ordinal):
+                    // The ACLs refuse the framework's roles (recorded in 12-auth): nothing was registered, and the
+                    // master ends the stream.
+                    throw new MesosAccessException($"mesos-role: the Mesos master {_connection.Leader} refuses principal '{_options.Principal ?? "(none)"}' "
+                        + $"with roles {string.Join(',', _options.Roles)}: {error.Message}");
                 case ErrorEvent error:
                     LogMasterError(error.Message);
                     if (error.Message.Contains("removed", StringComparison.OrdinalIgnoreCase))
@@ -512,6 +566,7 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
     private async Task OnSubscribedAsync(SubscribedEvent subscribed, CancellationToken cancellationToken)
     {
         var known = _frameworkId;
+        _fault = null;
         _frameworkId = subscribed.FrameworkId;
         if (known != subscribed.FrameworkId)
             await _frameworkIds.SaveAsync(subscribed.FrameworkId, cancellationToken);
@@ -588,6 +643,7 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
             if (frameworkId is null)
                 return;
             OfferPlan plan;
+            Dictionary<string, MesosOffer> held;
             bool suppress;
             lock (_gate)
             {
@@ -611,6 +667,7 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
                     return new RunPlacement(t.FamilyId, agent?.Hostname ?? t.Hostname ?? "", agent?.Attributes ?? EmptyAttributes);
                 }).ToArray();
                 plan = OfferMatcher.Plan(agents, pending, placements);
+                held = new Dictionary<string, MesosOffer>(_offers, StringComparer.Ordinal);
                 foreach (var launch in plan.Launches)
                 {
                     foreach (var run in launch.Runs)
@@ -624,7 +681,8 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
                 suppress = _pending.Count == 0 && !_suppressed;
             }
 
-            await Task.WhenAll(plan.Launches.Select(launch => AcceptAsync(frameworkId, launch, cancellationToken)));
+            await Task.WhenAll(plan.Launches.Select(launch => AcceptAsync(frameworkId, launch,
+                new OfferedResources(launch.Agent.OfferIds.SelectMany(id => held.TryGetValue(id, out var offer) ? offer.Scalars : [])), cancellationToken)));
             if (plan.Unused.Count > 0)
                 await CallQuietlyAsync("DECLINE", MesosCalls.Decline(frameworkId, plan.Unused.SelectMany(a => a.OfferIds), _options.RefuseSeconds), cancellationToken);
             if (suppress)
@@ -636,10 +694,11 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
         }
     }
 
-    private async Task AcceptAsync(string frameworkId, AgentLaunch launch, CancellationToken cancellationToken)
+    private async Task AcceptAsync(string frameworkId, AgentLaunch launch, OfferedResources offered, CancellationToken cancellationToken)
     {
         var call = MesosCalls.Accept(frameworkId, launch.Agent.OfferIds, launch.Runs.Select(run =>
-            MesosCalls.TaskInfo(run, launch.Agent.AgentId, launch.Ports.GetValueOrDefault(run.MesosId) ?? [], _options.Roles.Count > 1 ? launch.Agent.Role : null)), _options.RefuseSeconds);
+            MesosCalls.TaskInfo(run, launch.Agent.AgentId, launch.Ports.GetValueOrDefault(run.MesosId) ?? [], _options.Roles.Count > 1 ? launch.Agent.Role : null,
+                offered)).ToArray(), _options.RefuseSeconds);
         Exception? failure = null;
         var ambiguous = false;
         try
@@ -705,6 +764,11 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
         var orphan = false;
         lock (_gate)
         {
+            // The agent's own end of this task is being given its output: a reconciliation answer with the same end may
+            // overtake it on the way to the scheduler and would end the run without exit code or output. Drop it; the
+            // agent's update (re-sent until acknowledged) carries the end.
+            if (state.IsTerminal() && status.Source == "SOURCE_MASTER" && _ending.Contains(status.TaskId))
+                return;
             _tasks.TryGetValue(status.TaskId, out var tracked);
             if (tracked is not null && status.AgentId is not null && tracked.AgentId is null)
                 _tasks[status.TaskId] = tracked = tracked with { AgentId = status.AgentId };
@@ -737,7 +801,11 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
         if (status.Uuid is { } uuid && status.AgentId is { } agentId)
             update = update with { Applied = ct => AcknowledgeAsync(frameworkId, agentId, status.TaskId, uuid, ct) };
         if (state.IsTerminal() && status.Source != "SOURCE_MASTER" && agentUrl is not null)
+        {
+            lock (_gate)
+                _ending.Add(status.TaskId);
             _ = Task.Run(() => EmitWithLogsAsync(update, agentUrl, frameworkId), CancellationToken.None);
+        }
         else
             _updates.Writer.TryWrite(update);
     }
@@ -761,6 +829,8 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
         }
 
         _updates.Writer.TryWrite(update);
+        lock (_gate)
+            _ending.Remove(update.MesosId);
     }
 
     private async Task AcknowledgeAsync(string frameworkId, string agentId, string taskId, string uuid, CancellationToken cancellationToken)
@@ -869,6 +939,9 @@ public sealed partial class MesosBackend : IExecutionBackend, ITaskLogSource, ID
     private sealed record Tracked(string FamilyId, string? AgentId, string? Hostname);
 
     private sealed record AgentInfo(string Id, string Hostname, Uri? Url, IReadOnlyDictionary<string, string> Attributes);
+
+    [LoggerMessage(2114, LogLevel.Error, "The Mesos master refuses this framework, trying again in {Seconds} s: {Message}")]
+    private partial void LogAccessRefused(string message, double seconds);
 
     [LoggerMessage(2120, LogLevel.Information, "Closed the Mesos subscription: this instance no longer schedules")]
     private partial void LogSteppedDown();

@@ -50,7 +50,15 @@ public sealed record MesosBackendOptions
         var errors = new List<string>();
         if (Masters.Count == 0)
             errors.Add("mesos-master: at least one master address is required with --engine mesos, e.g. http://mesos-master:5050");
-        foreach (var master in Masters)
+        if (Masters.Any(master => master.Scheme == "zk"))
+        {
+            // No maintained ZooKeeper client for .NET is available to us, and a hand-rolled one is not worth its risk:
+            // the masters' HTTP addresses find the leader as well (a non-leader answers 307 to it).
+            errors.Add("mesos-master: zk:// discovery is not supported; list every master's HTTP address instead, "
+                + "e.g. http://mesos-1:5050,http://mesos-2:5050,http://mesos-3:5050 (a master that does not lead redirects to the one that does)");
+        }
+
+        foreach (var master in Masters.Where(master => master.Scheme != "zk"))
         {
             if (master.Scheme is not ("http" or "https") || !string.IsNullOrEmpty(master.Query))
                 errors.Add($"mesos-master: '{master}' must be an http:// or https:// address such as http://mesos-master:5050 (zk:// is not supported)");

@@ -105,8 +105,10 @@ public static class MesosCalls
     /// as <c>PORT0</c>… and, on the BRIDGE network, mapped to the same port in the container. The master fills each
     /// resource's <c>allocation_info</c> in from the accepted offers, as the recorded launches show; with several roles
     /// every resource also names its offers' role (<paramref name="role"/>) so the task is plainly allocated to one.
+    /// With <paramref name="offered"/>, cpus and mem are taken from the offers' resources, reservations first, each
+    /// named as offered; without, they are asked for as unreserved scalars.
     /// </summary>
-    public static JsonObject TaskInfo(TaskRun run, string agentId, IReadOnlyList<int> ports, string? role = null)
+    public static JsonObject TaskInfo(TaskRun run, string agentId, IReadOnlyList<int> ports, string? role = null, OfferedResources? offered = null)
     {
         var definition = run.Definition;
         var env = new Dictionary<string, string>(definition.Env ?? [], StringComparer.Ordinal)
@@ -127,7 +129,7 @@ public static class MesosCalls
             ["name"] = run.MesosId,
             ["task_id"] = Id(run.MesosId),
             ["agent_id"] = Id(agentId),
-            ["resources"] = Resources(definition, ports, role),
+            ["resources"] = Resources(definition, ports, role, offered),
             ["command"] = command,
             ["labels"] = new JsonObject
             {
@@ -188,9 +190,11 @@ public static class MesosCalls
 
     private static JsonObject Capability(string type) => new() { ["type"] = type };
 
-    private static JsonArray Resources(TaskDefinition definition, IReadOnlyList<int> ports, string? role)
+    private static JsonArray Resources(TaskDefinition definition, IReadOnlyList<int> ports, string? role, OfferedResources? offered)
     {
-        var resources = new JsonArray(Scalar("cpus", definition.Cpus), Scalar("mem", definition.Mem));
+        var resources = offered is null
+            ? new JsonArray(Scalar("cpus", definition.Cpus), Scalar("mem", definition.Mem))
+            : new JsonArray([.. offered.Take("cpus", definition.Cpus), .. offered.Take("mem", definition.Mem)]);
         if (ports.Count > 0)
         {
             var ranges = new JsonArray([.. ports.Order().Select(port => (JsonNode)new JsonObject { ["begin"] = port, ["end"] = port })]);
@@ -206,7 +210,8 @@ public static class MesosCalls
         return resources;
     }
 
-    private static JsonObject Scalar(string name, double value) =>
+    /// <summary>An unreserved scalar resource.</summary>
+    public static JsonObject Scalar(string name, double value) =>
         new() { ["name"] = name, ["type"] = "SCALAR", ["scalar"] = new JsonObject { ["value"] = value } };
 
     private static JsonObject Label(string key, string value) => new() { ["key"] = key, ["value"] = value };

@@ -15,6 +15,12 @@ public sealed class MesosCallException(HttpStatusCode status, string body)
 }
 
 /// <summary>
+/// The master refuses this framework for good until its configuration changes: the credentials (401), or the ACLs on
+/// its roles. The message is one line naming the setting to fix, with no secret in it.
+/// </summary>
+public sealed class MesosAccessException(string message) : Exception(message);
+
+/// <summary>
 /// HTTP plumbing of the v1 scheduler API: SUBSCRIBE (following 307 redirects to the leading master, trying each
 /// configured master in turn) and calls carrying the <c>Mesos-Stream-Id</c> of the current subscription.
 /// </summary>
@@ -90,6 +96,8 @@ public sealed class MesosConnection : IDisposable
 
                 var body = await response.Content.ReadAsStringAsync(cancellationToken);
                 response.Dispose();
+                if (response.StatusCode == HttpStatusCode.Unauthorized)
+                    throw Unauthorized(target);
                 last = new MesosCallException(response.StatusCode, body);
                 break;
             }
@@ -97,6 +105,53 @@ public sealed class MesosConnection : IDisposable
 
         throw last ?? new HttpRequestException("no Mesos master configured");
     }
+
+    /// <summary>
+    /// Checks the credentials without subscribing (a subscription would take the framework over from the instance that
+    /// holds it): a call the master must refuse as invalid, which it authenticates first. Throws
+    /// <see cref="MesosAccessException"/> on 401; returns quietly when no master answers (that is for /healthz to tell).
+    /// </summary>
+    public async Task CheckCredentialsAsync(CancellationToken cancellationToken)
+    {
+        foreach (var master in _options.Masters)
+        {
+            var target = master;
+            for (var hop = 0; hop <= MaxRedirects; hop++)
+            {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                timeout.CancelAfter(TimeSpan.FromSeconds(5));
+                HttpResponseMessage response;
+                try
+                {
+                    response = await _http.SendAsync(Request(target, new JsonObject { ["type"] = "RECONCILE" }, streamId: null), timeout.Token);
+                }
+                catch (Exception e) when (e is HttpRequestException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+                {
+                    break;
+                }
+
+                using (response)
+                {
+                    if (response.StatusCode == HttpStatusCode.TemporaryRedirect && response.Headers.Location is { } location)
+                    {
+                        target = Redirected(target, location);
+                        continue;
+                    }
+
+                    if (response.StatusCode == HttpStatusCode.Unauthorized)
+                        throw Unauthorized(target);
+                    if (response.StatusCode == HttpStatusCode.BadRequest)
+                        return;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// <summary>The one line for a 401: the principal is named, the secret never.</summary>
+    public MesosAccessException Unauthorized(Uri master) => _options.Principal is { } principal
+        ? new MesosAccessException($"mesos-secret: the Mesos master {Root(master)} refused principal '{principal}' (401 Unauthorized): check --mesos-principal and --mesos-secret-file")
+        : new MesosAccessException($"mesos-principal: the Mesos master {Root(master)} requires authentication (401 Unauthorized): give --mesos-principal and --mesos-secret-file");
 
     /// <summary>Sends a call on the current subscription; throws <see cref="MesosCallException"/> unless it is accepted.</summary>
     public async Task CallAsync(JsonObject call, CancellationToken cancellationToken)

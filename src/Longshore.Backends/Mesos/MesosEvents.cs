@@ -50,11 +50,17 @@ public sealed record FailureEvent(string? AgentId) : MesosEvent("FAILURE");
 
 public sealed record OtherEvent(string EventType) : MesosEvent(EventType);
 
-/// <summary>An offer: its unreserved cpus, mem and ports, and its agent's attributes as text.</summary>
+/// <summary>
+/// An offer: its cpus and mem (unreserved and reserved for the offer's role), its unreserved ports, and its agent's
+/// attributes as text.
+/// </summary>
 public sealed record MesosOffer(string Id, string AgentId, string Hostname, Uri? AgentUrl, double Cpus, double Mem,
     IReadOnlyDictionary<string, string> Attributes)
 {
     public IReadOnlyList<PortRange> Ports { get; init; } = [];
+
+    /// <summary>The offered <c>cpus</c> and <c>mem</c> resources one by one, each with what a task must repeat to use it.</summary>
+    public IReadOnlyList<OfferedScalar> Scalars { get; init; } = [];
 
     /// <summary>The role the offer is allocated to (<c>allocation_info.role</c>), when the master says.</summary>
     public string? Role { get; init; }
@@ -63,18 +69,21 @@ public sealed record MesosOffer(string Id, string AgentId, string Hostname, Uri?
     {
         double cpus = 0, mem = 0;
         var ports = new List<PortRange>();
+        var scalars = new List<OfferedScalar>();
         if (offer.TryGetProperty("resources", out var resources))
         {
             foreach (var resource in resources.EnumerateArray())
             {
-                // Only unreserved resources are used: launching on a reservation needs the reservation in the task.
-                if (resource.TryGetProperty("reservations", out var r) && r.GetArrayLength() > 0)
+                // Persistent volumes, shared and revocable resources are not for a task's cpus and mem.
+                if (resource.TryGetProperty("disk", out _) || resource.TryGetProperty("shared", out _) || resource.TryGetProperty("revocable", out _))
                     continue;
-                if (resource.TryGetProperty("reservation", out _))
-                    continue;
+                var reserved = OfferedScalar.IsReserved(resource);
                 if (resource.GetProperty("name").GetString() == "ports" && resource.TryGetProperty("ranges", out var ranges)
                     && ranges.TryGetProperty("range", out var range))
                 {
+                    // Reserved ports are left alone: a task's port picks are made from the unreserved ranges only.
+                    if (reserved)
+                        continue;
                     foreach (var span in range.EnumerateArray())
                         ports.Add(new PortRange(span.GetProperty("begin").GetInt32(), span.GetProperty("end").GetInt32()));
                     continue;
@@ -82,15 +91,15 @@ public sealed record MesosOffer(string Id, string AgentId, string Hostname, Uri?
 
                 if (!resource.TryGetProperty("scalar", out var scalar))
                     continue;
-                switch (resource.GetProperty("name").GetString())
-                {
-                    case "cpus":
-                        cpus += scalar.GetProperty("value").GetDouble();
-                        break;
-                    case "mem":
-                        mem += scalar.GetProperty("value").GetDouble();
-                        break;
-                }
+                var name = resource.GetProperty("name").GetString();
+                if (name is not ("cpus" or "mem"))
+                    continue;
+                var value = scalar.GetProperty("value").GetDouble();
+                if (name == "cpus")
+                    cpus += value;
+                else
+                    mem += value;
+                scalars.Add(OfferedScalar.From(resource, value));
             }
         }
 
@@ -115,6 +124,7 @@ public sealed record MesosOffer(string Id, string AgentId, string Hostname, Uri?
             attributes)
         {
             Ports = ports,
+            Scalars = scalars,
             Role = offer.TryGetProperty("allocation_info", out var allocation) && allocation.TryGetProperty("role", out var role) ? role.GetString() : null,
         };
     }

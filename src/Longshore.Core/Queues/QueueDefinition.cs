@@ -28,6 +28,9 @@ public sealed record QueueBlock
     /// <summary>Unix seconds of the last poll (read-only; set by Longshore).</summary>
     public long? LastRunTstamp { get; init; }
 
+    /// <summary>Unix seconds of the last poll that made tasks (read-only; set by Longshore, as Hippo's).</summary>
+    public long? LastTaskQueuedTstamp { get; init; }
+
     /// <summary>
     /// on_success (default): a message is settled when its task chain ends — acknowledged if it finished, released if
     /// it failed for good. on_create (Hippo's behaviour): acknowledged as soon as its task is durably recorded.

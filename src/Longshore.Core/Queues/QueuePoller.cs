@@ -1,5 +1,8 @@
+using System.Diagnostics;
+using System.Collections.Concurrent;
 using Longshore.Core.Scheduling;
 using Longshore.Core.Tasks;
+using Longshore.Core.Tracing;
 using Microsoft.Extensions.Logging;
 
 namespace Longshore.Core.Queues;
@@ -18,19 +21,30 @@ public sealed partial class QueuePoller : IDisposable
     private readonly TimeProvider _time;
     private readonly Func<Guid> _newId;
     private readonly ILogger _logger;
-    private readonly Dictionary<string, int> _failures = new(StringComparer.Ordinal);
-    private readonly HashSet<string> _recovered = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, int> _failures = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte> _recovered = new(StringComparer.Ordinal);
     private readonly WakeSignal _wake;
+    private readonly WakeSignal _settleWake;
+    // One wake signal per running queue loop: a run of the queue ending frees room, an API change may move its next poll.
+    private readonly ConcurrentDictionary<string, WakeSignal> _queueWakes = new(StringComparer.Ordinal);
 
     // Settling and lease renewal take turns, so a lease is never renewed just after its message was released.
     private readonly SemaphoreSlim _settling = new(1, 1);
 
     private readonly QueueSecrets? _secrets;
+    private readonly QueueMetrics _metrics;
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _backlogMeasured = new(StringComparer.Ordinal);
+    // The first run of each batch recorded here and not yet settled, for the settle span's run id (lost on a restart).
+    private readonly ConcurrentDictionary<string, string> _batchRuns = new(StringComparer.Ordinal);
+
+    /// <summary>How often a queue's backlog is asked of its source (some sources count by listing).</summary>
+    public static readonly TimeSpan BacklogInterval = TimeSpan.FromSeconds(15);
 
     public QueuePoller(IQueueStore queues, Scheduler scheduler, IEnumerable<IQueueSource> sources, TimeProvider time, Func<Guid> newId, ILogger<QueuePoller> logger,
-        QueueSecrets? secrets = null)
+        QueueSecrets? secrets = null, QueueMetrics? metrics = null)
     {
         _secrets = secrets;
+        _metrics = metrics ?? new QueueMetrics();
         _queues = queues;
         _scheduler = scheduler;
         _sources = sources.ToDictionary(s => s.Type.Type, StringComparer.Ordinal);
@@ -38,42 +52,161 @@ public sealed partial class QueuePoller : IDisposable
         _newId = newId;
         _logger = logger;
         _wake = new WakeSignal(time);
+        _settleWake = new WakeSignal(time);
         scheduler.RunEnded += (run, _) =>
         {
             if (run.QueueId is not null)
-                Nudge();
+            {
+                _settleWake.Nudge();
+                Nudge(run.QueueId);
+            }
         };
     }
+
+    /// <summary>
+    /// The key of the queue's source state under which the poll loop keeps, in Unix milliseconds, when a poll last made
+    /// tasks (Hippo's <c>last_task_queued_tstamp</c>); stored in the same transaction as those tasks. Sources never use it.
+    /// </summary>
+    public const string LastTaskQueuedKey = "longshore:last_task_queued_at";
+
+    /// <summary>When a poll of the queue last made tasks, from its source state; null if none ever did.</summary>
+    public static DateTimeOffset? LastTaskQueuedAt(IReadOnlyDictionary<string, string> state) =>
+        state.TryGetValue(LastTaskQueuedKey, out var text) && long.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var ms)
+            ? DateTimeOffset.FromUnixTimeMilliseconds(ms)
+            : null;
 
     /// <summary>Longest sleep between passes. Default 1 s.</summary>
     public TimeSpan Interval { get; init; } = TimeSpan.FromSeconds(1);
 
     public IReadOnlyDictionary<string, IQueueSource> Sources => _sources;
 
-    public void Nudge() => _wake.Nudge();
+    /// <summary>Looks at every queue again now (one was created, changed or enabled).</summary>
+    public void Nudge()
+    {
+        _wake.Nudge();
+        foreach (var wake in _queueWakes.Values)
+            wake.Nudge();
+    }
+
+    /// <summary>Polls the queue now if it is due, instead of at its loop's next look.</summary>
+    public void Nudge(string queueId)
+    {
+        if (_queueWakes.TryGetValue(queueId, out var wake))
+            wake.Nudge();
+    }
 
     public void Dispose() => _settling.Dispose();
 
-    /// <summary>Runs the poll loop and, beside it, the lease renewal of leasing sources until cancelled.</summary>
+    /// <summary>
+    /// Runs one poll loop per enabled queue, and beside them the settling of ended batches and the lease renewal of
+    /// leasing sources, until cancelled.
+    /// </summary>
     public Task RunAsync(CancellationToken cancellationToken = default) =>
-        Task.WhenAll(PollLoopAsync(cancellationToken), RenewLeasesLoopAsync(cancellationToken));
+        Task.WhenAll(SuperviseAsync(cancellationToken), SettleLoopAsync(cancellationToken), RenewLeasesLoopAsync(cancellationToken));
 
-    private async Task PollLoopAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Keeps one loop per enabled queue: a queue's poll (a source may wait inside it for messages, as an SQS long poll or
+    /// a Redis blocking move does) never holds up another queue's.
+    /// </summary>
+    private async Task SuperviseAsync(CancellationToken cancellationToken)
+    {
+        var loops = new Dictionary<string, (CancellationTokenSource Stop, Task Loop)>(StringComparer.Ordinal);
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                try
+                {
+                    if (_scheduler.Reconciled)
+                    {
+                        var enabled = (await _queues.ListQueuesAsync(cancellationToken)).Where(q => q.Enabled).Select(q => q.Id).ToHashSet(StringComparer.Ordinal);
+                        foreach (var (id, (stop, loop)) in loops.Where(pair => !enabled.Contains(pair.Key) || pair.Value.Loop.IsCompleted).ToList())
+                        {
+                            await stop.CancelAsync();
+                            await loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                            stop.Dispose();
+                            loops.Remove(id);
+                        }
+
+                        foreach (var id in enabled.Where(id => !loops.ContainsKey(id)))
+                        {
+                            var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                            loops[id] = (stop, Task.Run(() => QueueLoopAsync(id, stop.Token), CancellationToken.None));
+                        }
+                    }
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    break;
+                }
+                catch (Exception e)
+                {
+                    LogPassFailed(e);
+                }
+
+                await _wake.WaitAsync(Interval, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+        }
+        finally
+        {
+            foreach (var (stop, _) in loops.Values)
+                await stop.CancelAsync();
+            await Task.WhenAll(loops.Values.Select(l => l.Loop)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            foreach (var (stop, _) in loops.Values)
+                stop.Dispose();
+        }
+    }
+
+    /// <summary>Polls one queue whenever it is due, until it is disabled or deleted (or the poller stops).</summary>
+    private async Task QueueLoopAsync(string id, CancellationToken cancellationToken)
+    {
+        var wake = _queueWakes[id] = new WakeSignal(_time);
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                var wait = Interval;
+                try
+                {
+                    if (await _queues.GetQueueAsync(id, cancellationToken) is not { Enabled: true } queue)
+                        return;
+                    var now = _time.GetUtcNow();
+                    if (queue.NextPollAt is null || queue.NextPollAt <= now)
+                    {
+                        await PollAsync(queue, cancellationToken);
+                        continue;
+                    }
+
+                    wait = queue.NextPollAt.Value - now;
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    return;
+                }
+                catch (Exception e)
+                {
+                    LogPassFailed(e);
+                }
+
+                await wake.WaitAsync(wait, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+        }
+        finally
+        {
+            _queueWakes.TryRemove(new KeyValuePair<string, WakeSignal>(id, wake));
+            _metrics.Forget(id);
+        }
+    }
+
+    /// <summary>Acknowledges or releases the messages of ended batches, whenever runs of a queue end.</summary>
+    private async Task SettleLoopAsync(CancellationToken cancellationToken)
     {
         while (!cancellationToken.IsCancellationRequested)
         {
             try
             {
                 if (_scheduler.Reconciled)
-                {
                     await SettleAsync(cancellationToken);
-                    var now = _time.GetUtcNow();
-                    foreach (var queue in await _queues.ListQueuesAsync(cancellationToken))
-                    {
-                        if (queue.Enabled && (queue.NextPollAt is null || queue.NextPollAt <= now))
-                            await PollAsync(queue, cancellationToken);
-                    }
-                }
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -84,7 +217,7 @@ public sealed partial class QueuePoller : IDisposable
                 LogPassFailed(e);
             }
 
-            await _wake.WaitAsync(Interval, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await _settleWake.WaitAsync(Interval, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
     }
 
@@ -185,7 +318,9 @@ public sealed partial class QueuePoller : IDisposable
         }
 
         // max_concurrent counts messages in flight: each unfinished task holds a whole batch.
-        var (active, _) = await _queues.QueueLoadAsync(queue.Id, cancellationToken);
+        var (active, oldestWaiting) = await _queues.QueueLoadAsync(queue.Id, cancellationToken);
+        _metrics.SetOldestWaiting(queue.Id, oldestWaiting is { } oldest ? now - oldest : TimeSpan.Zero);
+        await MeasureBacklogAsync(queue, source, now, cancellationToken);
         var room = queue.Block.MaxConcurrent - ((long)active * queue.Block.BatchSize);
         if (room <= 0)
         {
@@ -198,10 +333,10 @@ public sealed partial class QueuePoller : IDisposable
         try
         {
             // Once per queue and process: anything taken from the source but never recorded goes back first.
-            if (source is IRecoveringSource recovering && !_recovered.Contains(queue.Id))
+            if (source is IRecoveringSource recovering && !_recovered.ContainsKey(queue.Id))
             {
                 var returned = await recovering.RecoverAsync(queue, await _queues.PendingHandlesAsync(queue.Id, cancellationToken), cancellationToken);
-                _recovered.Add(queue.Id);
+                _recovered.TryAdd(queue.Id, 0);
                 if (returned > 0)
                     LogRecovered(queue.Id, returned);
             }
@@ -211,23 +346,33 @@ public sealed partial class QueuePoller : IDisposable
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            var failures = _failures[queue.Id] = _failures.GetValueOrDefault(queue.Id) + 1;
+            _metrics.PollErrors.Add(1, Tag(queue.Id));
+            var failures = _failures.AddOrUpdate(queue.Id, 1, (_, count) => count + 1);
             var backoff = TimeSpan.FromSeconds(Math.Min(queue.Block.FrequencySeconds, Math.Pow(2, Math.Min(failures, 16))));
             LogSourceFailed(queue.Id, failures, backoff.TotalSeconds, e.Message);
             await _queues.RecordPollAsync(queue.Id, now, e.Message, now + backoff, cancellationToken);
             return;
         }
 
-        _failures.Remove(queue.Id);
+        _failures.TryRemove(queue.Id, out _);
+        var received = Stopwatch.GetTimestamp();
+        var receivedAt = _time.GetUtcNow();
+        if (result.Messages.Count > 0)
+            _metrics.Received.Add(result.Messages.Count, Tag(queue.Id));
         var fresh = await DropDuplicatesAsync(queue, source, result.Messages, now, cancellationToken);
-        var batches = fresh.Chunk(queue.Block.BatchSize).Select(messages => new QueueBatch(NewRun(queue, messages, now),
+        var chunks = fresh.Chunk(queue.Block.BatchSize).ToList();
+        var batches = chunks.Select(messages => new QueueBatch(NewRun(queue, messages, now),
             messages.Where(m => m.Handle is not null).Select(m => m.Handle!).ToList())
         {
             DedupKeys = messages.Where(m => m.DedupKey is not null).Select(m => new DedupEntry(m.DedupKey!, m.Handle)).ToList(),
         }).ToList();
         try
         {
-            await _queues.EnqueueAsync(queue.Id, batches, result.State, cancellationToken);
+            var state = batches.Count == 0 ? result.State : new Dictionary<string, string>(result.State, StringComparer.Ordinal)
+            {
+                [LastTaskQueuedKey] = now.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            };
+            await _queues.EnqueueAsync(queue.Id, batches, state, cancellationToken);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -245,8 +390,36 @@ public sealed partial class QueuePoller : IDisposable
         await _queues.RecordPollAsync(queue.Id, now, null, next, cancellationToken);
         if (batches.Count > 0)
         {
-            LogEnqueued(queue.Id, fresh.Count, batches.Count);
             _scheduler.Nudge();
+            var recordedAt = _time.GetUtcNow();
+            for (var i = 0; i < batches.Count; i++)
+            {
+                _batchRuns[batches[i].Run.MessageKey!] = batches[i].Run.MesosId;
+                RunTracing.Received(queue.Id, batches[i].Run.MessageKey!, batches[i].Run, chunks[i].Length, receivedAt, recordedAt);
+            }
+
+            _metrics.Created.Add(batches.Count, Tag(queue.Id));
+            _scheduler.Metrics.StepSeconds.Record(Stopwatch.GetElapsedTime(received).TotalSeconds, Tag(queue.Id), new KeyValuePair<string, object?>("step", "recorded"));
+            LogEnqueued(queue.Id, fresh.Count, batches.Count);
+        }
+    }
+
+    private static KeyValuePair<string, object?> Tag(string queueId) => new("queue", queueId);
+
+    /// <summary>Asks the source how many messages wait, at most every <see cref="BacklogInterval"/> per queue; a failure leaves the last value.</summary>
+    private async Task MeasureBacklogAsync(StoredQueue queue, IQueueSource source, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (source is not IBacklogSource counted || _backlogMeasured.GetValueOrDefault(queue.Id) > now - BacklogInterval)
+            return;
+        _backlogMeasured[queue.Id] = now;
+        try
+        {
+            if (await counted.BacklogAsync(queue, cancellationToken) is { } backlog)
+                _metrics.SetBacklog(queue.Id, backlog);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // The poll that follows meets the same fault and shows it on the queue.
         }
     }
 
@@ -274,6 +447,7 @@ public sealed partial class QueuePoller : IDisposable
             }
             else if (seen.TryGetValue(message.DedupKey, out var earlier))
             {
+                _metrics.Duplicates.Add(1, Tag(queue.Id));
                 LogDuplicate(queue.Id, message.DedupKey, earlier.MessageKey);
                 if (message.Handle is null)
                     continue;
@@ -358,17 +532,33 @@ public sealed partial class QueuePoller : IDisposable
         foreach (var outcome in batches.GroupBy(b => b.Succeeded))
         {
             var group = outcome.ToList();
+            var started = _time.GetUtcNow();
             if (source is null || await TellSourceAsync(source, queue!, outcome.Key, group.SelectMany(b => b.Handles).ToList(), cancellationToken))
             {
                 await Task.WhenAll(group.Select(b => _queues.SettleBatchAsync(b.MessageKey, b.Succeeded, cancellationToken)));
+                Settled(group, started);
                 continue;
             }
 
             foreach (var batch in group)
             {
+                started = _time.GetUtcNow();
                 if (await TellSourceAsync(source, queue!, batch.Succeeded, batch.Handles, cancellationToken))
+                {
                     await _queues.SettleBatchAsync(batch.MessageKey, batch.Succeeded, cancellationToken);
+                    Settled([batch], started);
+                }
             }
+        }
+    }
+
+    private void Settled(IReadOnlyList<EndedBatch> batches, DateTimeOffset started)
+    {
+        var settled = _time.GetUtcNow();
+        foreach (var batch in batches)
+        {
+            _batchRuns.TryRemove(batch.MessageKey, out var runId);
+            RunTracing.Settled(batch.QueueId, batch.MessageKey, runId, batch.Succeeded, started, settled);
         }
     }
 
@@ -383,6 +573,7 @@ public sealed partial class QueuePoller : IDisposable
                 await source.AckAsync(queue, handles, cancellationToken);
             else
                 await source.ReleaseAsync(queue, handles, cancellationToken);
+            (succeeded ? _metrics.Acknowledged : _metrics.Released).Add(handles.Count, Tag(queue.Id));
             return true;
         }
         catch (Exception e) when (e is not OperationCanceledException)

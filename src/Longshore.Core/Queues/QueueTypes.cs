@@ -1,10 +1,39 @@
 namespace Longshore.Core.Queues;
 
-/// <summary>One setting of a queue type, as <c>GET /queuetypes/</c> shows it.</summary>
-public sealed record QueueInput(string Name, string Label, string? Default = null, bool Required = true, bool Secret = false);
+/// <summary>
+/// One setting of a queue type, as <c>GET /queuetypes/</c> shows it. As in Hippo, an input with a <see cref="Default"/>
+/// is optional and takes that default when it is omitted or empty; one without a default is needed unless
+/// <see cref="Required"/> is false.
+/// </summary>
+/// <param name="Number">A whole number (Hippo's <c>number</c> input); it may arrive as a JSON number or as a string from a form.</param>
+public sealed record QueueInput(string Name, string Label, string? Default = null, bool Required = true, bool Secret = false, bool Number = false)
+{
+    /// <summary>Hippo's input kind, what a form shows: <c>password</c> for secrets, <c>number</c> or <c>text</c>.</summary>
+    public string Input => Secret ? "password" : Number ? "number" : "text";
+
+    /// <summary>True when the queue cannot be created without it: no default, and not optional.</summary>
+    public bool Needed => Required && Default is null;
+}
 
 /// <summary>A queue type: where its settings live in the queue block, and which settings it takes.</summary>
-public sealed record QueueType(string Type, string Namespace, string Label, IReadOnlyList<QueueInput> Inputs);
+public sealed record QueueType(string Type, string Namespace, string Label, IReadOnlyList<QueueInput> Inputs)
+{
+    /// <summary>
+    /// The block's settings of this type, as text, with Hippo's rule for defaults applied: every input left out or empty
+    /// that has a default takes it. What the sources read and validate; the stored block keeps what was sent.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> SettingsOf(QueueBlock block)
+    {
+        var settings = new Dictionary<string, string>(block.SettingsOf(Namespace), StringComparer.Ordinal);
+        foreach (var input in Inputs)
+        {
+            if (input.Default is { Length: > 0 } value && string.IsNullOrEmpty(settings.GetValueOrDefault(input.Name)))
+                settings[input.Name] = value;
+        }
+
+        return settings;
+    }
+}
 
 /// <summary>The source plug-in point: one poll iteration; the shared poll loop does the rest.</summary>
 public interface IQueueSource

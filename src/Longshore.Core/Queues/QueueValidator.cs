@@ -36,8 +36,8 @@ public static class QueueValidator
             errors.Add("queue.name: must be at most 200 characters");
         if (source is not null)
         {
-            var settings = block.SettingsOf(source.Type.Namespace);
-            foreach (var input in source.Type.Inputs.Where(i => i.Required && string.IsNullOrEmpty(settings.GetValueOrDefault(i.Name)) && i.Default is null))
+            var settings = source.Type.SettingsOf(block);
+            foreach (var input in source.Type.Inputs.Where(i => i.Needed && string.IsNullOrEmpty(settings.GetValueOrDefault(i.Name))))
                 errors.Add($"queue.{source.Type.Namespace}.{input.Name}: is required ({input.Label})");
             errors.AddRange(source.Validate(settings));
         }

@@ -1,9 +1,11 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Threading.Channels;
 using Longshore.Core.Execution;
 using Longshore.Core.Storage;
 using Longshore.Core.Tasks;
+using Longshore.Core.Tracing;
 using Microsoft.Extensions.Logging;
 
 namespace Longshore.Core.Scheduling;
@@ -36,7 +38,11 @@ public sealed partial class Scheduler
     private readonly ConcurrentDictionary<Task, byte> _background = new();
     private const int StagingParallelism = 16;
     private const int UpdateLanes = 8;
-    private readonly ConcurrentDictionary<string, byte> _killsSent = new(StringComparer.Ordinal);
+    // When each kill was last sent: reconciliation sends again only one that has had its grace period to work.
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _killsSent = new(StringComparer.Ordinal);
+    // Kills asked for on this instance while the run's launch was under way: the launch sends them once it is done.
+    private readonly ConcurrentDictionary<string, byte> _killOnLaunch = new(StringComparer.Ordinal);
+    private readonly ActiveRuns _active = new();
 
     private volatile bool _leading;
 
@@ -45,6 +51,12 @@ public sealed partial class Scheduler
 
     /// <summary>Runs told to stop whose end has not been applied yet.</summary>
     internal int KillsInFlight => _killsSent.Count;
+
+    /// <summary>The scheduler's instruments; the poll loop records the first step of a queue's messages on them too.</summary>
+    public SchedulerMetrics Metrics => _metrics;
+
+    /// <summary>Active runs as this scheduler counts them (exact while it leads).</summary>
+    public int ActiveCount => _active.Total;
 
     /// <summary>Each family's max_concurrent as last seen on a waiting run, to leave full families out of the next read.</summary>
     private readonly Dictionary<string, int> _familyCaps = new(StringComparer.Ordinal);
@@ -61,7 +73,18 @@ public sealed partial class Scheduler
         _metrics = metrics;
         _logger = logger;
         _wake = new WakeSignal(time);
+        metrics.Meter.CreateObservableGauge("longshore_scheduler_free_capacity",
+            () => _leading ? [new Measurement<int>(_options.Capacity - _active.Total)] : Array.Empty<Measurement<int>>(),
+            description: "Runs the leading scheduler could still admit under --capacity.");
+        metrics.Meter.CreateObservableGauge("longshore_family_active_runs",
+            () => _leading
+                ? _active.ByFamilyAndState().Select(pair => new Measurement<int>(pair.Value,
+                    new KeyValuePair<string, object?>("family", pair.Key.Family), new KeyValuePair<string, object?>("state", pair.Key.State.ToWire())))
+                : [],
+            description: "Active runs (staging to killing) per task family and state, as the leading scheduler counts them.");
     }
+
+    private KeyValuePair<string, object?> EngineTag => new("engine", _backend.Name);
 
     /// <summary>Time the last pass finished; null before the first.</summary>
     public DateTimeOffset? LastPassAt { get; private set; }
@@ -94,6 +117,8 @@ public sealed partial class Scheduler
     {
         Reconciled = false;
         _killsSent.Clear();
+        _killOnLaunch.Clear();
+        _active.ForgetStates();
         _leading = true;
         // Not linked to cancellationToken: engine reports are applied until the launches under way have finished.
         using var stop = new CancellationTokenSource();
@@ -158,12 +183,20 @@ public sealed partial class Scheduler
         }
     }
 
+    /// <summary>One turn of the loop without its wait: a pass, pending kills, and when the next due run comes.</summary>
+    internal async Task<DateTimeOffset?> TurnAsync(CancellationToken cancellationToken)
+    {
+        await PassAsync(cancellationToken);
+        await SendPendingKillsAsync(cancellationToken);
+        return await _store.NextDueAsync(cancellationToken);
+    }
+
     /// <summary>Kills asked for through any instance are recorded as TASK_KILLING; the leader is the one that tells the engine.</summary>
     private async Task SendPendingKillsAsync(CancellationToken cancellationToken)
     {
         foreach (var run in await _store.ListAsync(new RunQuery(100, State: TaskState.Killing), cancellationToken))
         {
-            if (!_launching.ContainsKey(run.MesosId) && _killsSent.TryAdd(run.MesosId, 0))
+            if (!_launching.ContainsKey(run.MesosId) && _killsSent.TryAdd(run.MesosId, _time.GetUtcNow()))
                 Track(_background, SendKillAsync(run, cancellationToken));
         }
     }
@@ -173,14 +206,16 @@ public sealed partial class Scheduler
     {
         var started = Stopwatch.GetTimestamp();
         var now = _time.GetUtcNow();
-        var active = await _store.CountActiveByFamilyAsync(cancellationToken);
-        var free = _options.Capacity - active.Values.Sum();
+        // The counts are this leader's own (see ActiveRuns): at capacity a pass reads nothing at all.
+        var free = _options.Capacity - _active.Total;
         IReadOnlyList<TaskRun> due = [];
-        // At capacity nothing can be admitted: skip reading (and parsing) the waiting runs. Otherwise read twice as many as
-        // can start (some may belong to a family that turns out to be full), leaving out families known to be at their
-        // cap, so neither a long backlog nor a full family at its head costs or blocks anything per pass.
+        IReadOnlyDictionary<string, int> active = new Dictionary<string, int>();
+        // Otherwise read twice as many waiting runs as can start (some may belong to a family that turns out to be full),
+        // leaving out families known to be at their cap, so neither a long backlog nor a full family at its head costs or
+        // blocks anything per pass.
         if (free > 0)
         {
+            active = _active.ByFamily();
             var full = active.Where(family => _familyCaps.TryGetValue(family.Key, out var cap) && family.Value >= cap).Select(family => family.Key).ToList();
             due = await _store.ListDueAsync(now, Math.Min(_options.DueBatch, free * 2), full, cancellationToken);
             if (_familyCaps.Count > 100_000)
@@ -193,17 +228,42 @@ public sealed partial class Scheduler
         {
             // Each admitted run is staged by its own compare-and-set; they are independent, so they go to the store
             // together (one group commit in SQLite, parallel transactions in a shared store) rather than one by one.
-            await Parallel.ForEachAsync(Admission.Select(due, active, _options.Capacity),
-                new ParallelOptions { MaxDegreeOfParallelism = StagingParallelism, CancellationToken = cancellationToken }, async (run, _) =>
-                {
-                    // Intent before action: once TASK_STAGING is durable, a crash before or during the launch is found by
-                    // reconciliation instead of being launched a second time. A stop starts no more of these, but one begun
-                    // runs on to its launch: a staging write cut off by cancellation may still have committed.
-                    var staged = await _store.TryTransitionAsync(
-                        new RunTransition(run.MesosId, [TaskState.WaitingOnOffers], TaskState.Staging, _time.GetUtcNow()), _launches);
-                    if (staged)
-                        Track(_launching, run.MesosId, LaunchAsync(run with { State = TaskState.Staging }, _launches));
-                });
+            var staged = new ConcurrentBag<TaskRun>();
+            try
+            {
+                await Parallel.ForEachAsync(Admission.Select(due, active, _options.Capacity),
+                    new ParallelOptions { MaxDegreeOfParallelism = StagingParallelism, CancellationToken = cancellationToken }, async (run, _) =>
+                    {
+                        // Intent before action: once TASK_STAGING is durable, a crash before or during the launch is found by
+                        // reconciliation instead of being launched a second time. A stop starts no more of these, but one begun
+                        // runs on to its launch (under _launches): a staging write cut off by cancellation may still have committed.
+                        var at = _time.GetUtcNow();
+                        if (await _store.TryTransitionAsync(new RunTransition(run.MesosId, [TaskState.WaitingOnOffers], TaskState.Staging, at), _launches))
+                        {
+                            var stagedRun = run with { State = TaskState.Staging, StagedAt = at };
+                            _active.Started(stagedRun);
+                            staged.Add(stagedRun);
+                            Step(run.QueueId, "staged", at - run.CreatedAt);
+                            RunTracing.Admitted(run, at);
+                        }
+                    });
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && !staged.IsEmpty)
+            {
+                // Stopping: nothing more is staged, but the runs already staged go on to their launch.
+            }
+
+            // A leader paused after staging may wake after a newer one took over: look once more before acting on the
+            // engine. (A pause between this look and the engine calls remains; the newer leader's reconciliation removes
+            // what it leaves.)
+            if (!staged.IsEmpty && Fencing.CurrentTerm is { } term && _store is ILeaseStore leases && (await leases.GetLeaseAsync(_launches))?.Term != term)
+            {
+                LogLaunchAbandoned(staged.Count, term);
+                throw new StaleTermException(term, (await leases.GetLeaseAsync(_launches))?.Term);
+            }
+
+            foreach (var run in staged)
+                Track(_launching, run.MesosId, LaunchAsync(run, _launches));
         }
 
         LastPassAt = _time.GetUtcNow();
@@ -215,24 +275,18 @@ public sealed partial class Scheduler
         await Task.Yield();
         try
         {
-            // A leader paused after staging may wake after a newer one took over: look again just before acting. (A pause
-            // between this check and the engine call remains; the newer leader's reconciliation removes what it leaves.)
-            if (Fencing.CurrentTerm is { } term && _store is ILeaseStore leases && (await leases.GetLeaseAsync(cancellationToken))?.Term != term)
-            {
-                LogLaunchAbandoned(run.MesosId, term);
-                return;
-            }
-
             await _backend.LaunchAsync(run, cancellationToken);
-            _metrics.Launches.Add(1);
+            _metrics.Launches.Add(1, EngineTag);
             LogLaunched(run.MesosId, run.Attempt);
-            // A kill asked for while the launch was under way could not reach the engine before now.
-            if ((await _store.GetAsync(run.MesosId, cancellationToken))?.State == TaskState.Killing)
+            // A kill asked for here while the launch was under way could not reach the engine before now. (One asked for on
+            // another instance, or that lost the race with this line, is sent by the next pass: the run is TASK_KILLING.)
+            if (_killOnLaunch.TryRemove(run.MesosId, out _) && _killsSent.TryAdd(run.MesosId, _time.GetUtcNow()))
                 await SendKillAsync(run, cancellationToken);
         }
         catch (LaunchException e)
         {
             LogLaunchFailed(run.MesosId, e.IsTransient, e.Message);
+            _metrics.LaunchFailures.Add(1, EngineTag, new KeyValuePair<string, object?>("kind", e.IsTransient ? "transient" : "permanent"));
             var state = e.IsTransient ? TaskState.Dropped : TaskState.Failed;
             await ApplyAsync(new StatusUpdate(run.MesosId, state, _time.GetUtcNow()) { Reason = "launch failed: " + e.Message }, cancellationToken);
         }
@@ -247,6 +301,7 @@ public sealed partial class Scheduler
         catch (Exception e)
         {
             LogLaunchFailed(run.MesosId, true, e.Message);
+            _metrics.LaunchFailures.Add(1, EngineTag, new KeyValuePair<string, object?>("kind", "transient"));
             await ApplyAsync(new StatusUpdate(run.MesosId, TaskState.Dropped, _time.GetUtcNow()) { Reason = "launch failed: " + e.Message }, cancellationToken);
         }
     }
@@ -306,6 +361,28 @@ public sealed partial class Scheduler
     /// </summary>
     public async Task ApplyAsync(StatusUpdate update, CancellationToken cancellationToken = default)
     {
+        // A report on the way to the end (starting, running) of a run this leader staged is a compare-and-set from the
+        // state it last recorded: no read first. Should the store hold another state (a kill asked for elsewhere), the
+        // write changes nothing and the report is decided again below from what the store holds.
+        // (A report of the same state with a reason, news of why a run has not started yet, is decided below: it needs the
+        // stored reason.)
+        if (!update.State.IsTerminal() && _active.TryGet(update.MesosId, out var known)
+            && !(update.State == known.State && update.Reason is not null && known.State is TaskState.Staging or TaskState.Starting))
+        {
+            if (update.State == known.State || !TaskStates.CanTransition(known.State, update.State))
+                return;
+            if (await _store.TryTransitionAsync(new RunTransition(update.MesosId, [known.State], update.State, update.At)
+                {
+                    Reason = update.Reason,
+                    ContainerId = update.ContainerId,
+                    Agent = update.Agent,
+                }, cancellationToken))
+            {
+                Moved(update.MesosId, update.State, known.QueueId, known.MessageKey, known.StagedAt);
+                return;
+            }
+        }
+
         for (var attempt = 0; attempt < 8; attempt++)
         {
             var run = await _store.GetAsync(update.MesosId, cancellationToken);
@@ -329,7 +406,11 @@ public sealed partial class Scheduler
 
             if (!update.State.IsTerminal())
             {
-                if (update.State == run.State || !TaskStates.CanTransition(run.State, update.State))
+                // A run still waiting to start, with news of why (a pod the cluster cannot place yet, an image still pulling):
+                // the reason is kept, the state stays.
+                var news = update.State == run.State && run.State is TaskState.Staging or TaskState.Starting
+                    && update.Reason is not null && update.Reason != run.Reason;
+                if (!news && (update.State == run.State || !TaskStates.CanTransition(run.State, update.State)))
                     return;
                 var moved = await _store.TryTransitionAsync(new RunTransition(run.MesosId, [run.State], update.State, update.At)
                 {
@@ -338,14 +419,19 @@ public sealed partial class Scheduler
                     Agent = update.Agent,
                 }, cancellationToken);
                 if (moved)
+                {
+                    Moved(run.MesosId, update.State, run.QueueId, run.MessageKey, run.StagedAt);
                     return;
+                }
+
                 continue;
             }
 
-            // Whatever ends a run that was asked to die, it was killed, and a kill is never retried.
+            // Whatever ends a run that was asked to die, it was killed, and a kill is never retried. Why it was asked to die
+            // (a health check, a job scaled down) stays first in the reason, whatever the engine says about the end.
             var end = run.State == TaskState.Killing ? TaskState.Killed : update.State;
-            var reason = end == TaskState.Killed && update.State != TaskState.Killed
-                ? $"{run.Reason ?? "killed on request"}; {update.Reason}"
+            var reason = run.State == TaskState.Killing
+                ? update.Reason is null ? run.Reason ?? "killed on request" : $"{run.Reason ?? "killed on request"}; {update.Reason}"
                 : update.Reason;
             var retry = _retry.NextAttempt(run, end, _newId(), _time.GetUtcNow());
             var ended = await _store.TryTransitionAsync(new RunTransition(run.MesosId, [run.State], end, update.At)
@@ -360,7 +446,13 @@ public sealed partial class Scheduler
             if (!ended)
                 continue;
 
-            _metrics.Ends.Add(1, new KeyValuePair<string, object?>("state", end.ToWire()));
+            if (run.State.IsActive())
+                _active.Ended(run.MesosId, run.FamilyId);
+            _metrics.Ends.Add(1, new KeyValuePair<string, object?>("state", end.ToWire()), new KeyValuePair<string, object?>("family", run.FamilyId));
+            var endedAt = _time.GetUtcNow();
+            if (run.StartedAt is { } startedAt)
+                Step(run.QueueId, "ended", endedAt - startedAt);
+            RunTracing.Ended(run, end, update.ExitCode, reason, run.StartedAt ?? run.StagedAt ?? run.CreatedAt, endedAt);
             LogEnded(run.MesosId, end.ToWire(), update.ExitCode, reason, retry?.MesosId);
             // An ended run needs no kill any more: forgetting it keeps the set as small as the runs still dying.
             _killsSent.TryRemove(run.MesosId, out _);
@@ -392,7 +484,7 @@ public sealed partial class Scheduler
             {
                 if (await _store.TryTransitionAsync(new RunTransition(mesosId, [TaskState.WaitingOnOffers], TaskState.Killed, now) { Reason = reason + " before launch" }, cancellationToken))
                 {
-                    _metrics.Ends.Add(1, new KeyValuePair<string, object?>("state", TaskState.Killed.ToWire()));
+                    _metrics.Ends.Add(1, new KeyValuePair<string, object?>("state", TaskState.Killed.ToWire()), new KeyValuePair<string, object?>("family", run.FamilyId));
                     RunEnded?.Invoke(run, TaskState.Killed);
                     return (KillOutcome.Killed, await _store.GetAsync(mesosId, cancellationToken));
                 }
@@ -402,13 +494,16 @@ public sealed partial class Scheduler
 
             if (await _store.TryTransitionAsync(new RunTransition(mesosId, [run.State], TaskState.Killing, now) { Reason = reason }, cancellationToken))
             {
+                _active.Moved(mesosId, TaskState.Killing);
                 // A launch still under way sends the kill itself once the engine holds the container (one still waiting
                 // inside the engine for an offer is withdrawn, and its launch ends as killed); on an instance that does not
                 // lead, the leader's next pass sends it.
-                if (_leading && !_launching.ContainsKey(mesosId) && _killsSent.TryAdd(mesosId, 0))
+                if (_leading && !_launching.ContainsKey(mesosId) && _killsSent.TryAdd(mesosId, _time.GetUtcNow()))
                     Track(_background, SendKillAsync(run, CancellationToken.None));
-                else if (_backend is IDeferredLaunch deferred)
-                    deferred.TryWithdraw(mesosId);
+                else if (_backend is IDeferredLaunch deferred && deferred.TryWithdraw(mesosId))
+                    return (KillOutcome.Killing, await _store.GetAsync(mesosId, cancellationToken));
+                else if (_launching.ContainsKey(mesosId))
+                    _killOnLaunch.TryAdd(mesosId, 0);
                 return (KillOutcome.Killing, await _store.GetAsync(mesosId, cancellationToken));
             }
         }
@@ -423,7 +518,7 @@ public sealed partial class Scheduler
             if (!await _backend.KillAsync(run, _options.KillGrace, cancellationToken))
             {
                 // The engine holds nothing for it: the run is over, and killed is what it was asked to be.
-                await ApplyAsync(new StatusUpdate(run.MesosId, TaskState.Killed, _time.GetUtcNow()) { Reason = "killed on request; the engine held no container" }, cancellationToken);
+                await ApplyAsync(new StatusUpdate(run.MesosId, TaskState.Killed, _time.GetUtcNow()) { Reason = "the engine held no container" }, cancellationToken);
             }
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -469,7 +564,10 @@ public sealed partial class Scheduler
     /// <summary>Compares active runs with the engine: adopts what it holds, ends what it lost, re-sends pending kills.</summary>
     public async Task ReconcileAsync(CancellationToken cancellationToken = default)
     {
+        _active.BeginRecount();
         var active = await _store.ListActiveAsync(cancellationToken);
+        if (_active.Recount(active) is var drift and > 0 && Reconciled)
+            LogCountDrift(drift);
         var settled = active.Where(run => !_launching.ContainsKey(run.MesosId)).ToArray();
         var result = await _backend.ReconcileAsync(active, cancellationToken);
         var gone = result.GoneMesosIds.ToHashSet(StringComparer.Ordinal);
@@ -484,8 +582,9 @@ public sealed partial class Scheduler
                         : "container vanished: the engine no longer holds it",
                 }, cancellationToken);
             }
-            else if (run.State == TaskState.Killing)
+            else if (run.State == TaskState.Killing && !KillUnderWay(run.MesosId))
             {
+                _killsSent[run.MesosId] = _time.GetUtcNow();
                 Track(_background, SendKillAsync(run, cancellationToken));
             }
         }
@@ -493,6 +592,29 @@ public sealed partial class Scheduler
         LogReconciled(active.Count, gone.Count, result.OrphansRemoved);
         Reconciled = true;
     }
+
+    /// <summary>Records a move to another active state; reaching TASK_RUNNING ends the launch step.</summary>
+    private void Moved(string mesosId, TaskState state, string? queueId, string? messageKey, DateTimeOffset? stagedAt)
+    {
+        _active.Moved(mesosId, state);
+        if (state == TaskState.Running && stagedAt is { } staged)
+        {
+            var now = _time.GetUtcNow();
+            _metrics.LaunchSeconds.Record((now - staged).TotalSeconds, EngineTag);
+            Step(queueId, "running", now - staged);
+            RunTracing.Launched(mesosId, messageKey, _backend.Name, staged, now);
+        }
+    }
+
+    private void Step(string? queueId, string step, TimeSpan duration)
+    {
+        if (queueId is not null)
+            _metrics.StepSeconds.Record(Math.Max(0, duration.TotalSeconds), new KeyValuePair<string, object?>("queue", queueId), new KeyValuePair<string, object?>("step", step));
+    }
+
+    /// <summary>A kill sent less than its grace period (and a little) ago is still working: sending it again would only repeat it.</summary>
+    private bool KillUnderWay(string mesosId) =>
+        _killsSent.TryGetValue(mesosId, out var sent) && _time.GetUtcNow() - sent < _options.KillGrace + TimeSpan.FromSeconds(5);
 
     private async Task WaitForWorkAsync(CancellationToken cancellationToken)
     {
@@ -551,8 +673,11 @@ public sealed partial class Scheduler
     [LoggerMessage(1010, LogLevel.Information, "Reconciled {Active} active runs: {Gone} gone, {Orphans} orphaned containers removed")]
     private partial void LogReconciled(int active, int gone, int orphans);
 
-    [LoggerMessage(1012, LogLevel.Warning, "Not launching {MesosId}: term {Term} is no longer the store's; the current leader reconciles it")]
-    private partial void LogLaunchAbandoned(string mesosId, long term);
+    [LoggerMessage(1012, LogLevel.Warning, "Not launching {Count} staged runs: term {Term} is no longer the store's; the current leader reconciles them")]
+    private partial void LogLaunchAbandoned(int count, long term);
+
+    [LoggerMessage(1014, LogLevel.Warning, "Active run counts differed from the store's by {Drift}; corrected")]
+    private partial void LogCountDrift(int drift);
 
     [LoggerMessage(1013, LogLevel.Warning, "Scheduler stopped: the store refused a write of term {Term} (store at term {StoredTerm})")]
     private partial void LogFenced(long term, long? storedTerm);

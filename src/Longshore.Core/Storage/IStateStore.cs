@@ -4,10 +4,10 @@ using Longshore.Core.Queues;
 namespace Longshore.Core.Storage;
 
 /// <summary>
-/// The whole store contract behind one facade: runs, jobs, queues, the scheduler lease and shared settings. Implementations (SQLite,
+/// The whole store contract behind one facade: runs, jobs, queues, the scheduler lease, shared settings and retention. Implementations (SQLite,
 /// PostgreSQL, Redis) pass the same compliance suite.
 /// </summary>
-public interface IStateStore : ITaskStore, IJobStore, IQueueStore, ILeaseStore, ISettingStore, IAsyncDisposable
+public interface IStateStore : ITaskStore, IJobStore, IQueueStore, ILeaseStore, ISettingStore, IRetentionStore, IServerClock, IAsyncDisposable
 {
     /// <summary>Kind and location for logs and <c>/healthz</c>, never with a secret: <c>sqlite:/path</c>, <c>postgres:Host=…;Database=…</c>.</summary>
     string Description { get; }

@@ -29,6 +29,8 @@ public sealed record TaskDefinition
     /// <summary>Shell command, run as <c>sh -c cmd</c>; absent runs the image's own command.</summary>
     public string? Cmd { get; init; }
 
+    /// <summary>Environment variables. Values may arrive as numbers or true/false; as Hippo does, they are kept as text.</summary>
+    [JsonConverter(typeof(EnvJsonConverter))]
     public Dictionary<string, string>? Env { get; init; }
 
     /// <summary>Marathon-style <c>[attribute, operator, value]</c> placement rules (used by cluster engines).</summary>

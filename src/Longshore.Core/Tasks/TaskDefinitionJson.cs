@@ -68,6 +68,7 @@ public static class TaskDefinitionJson
             ("System.String", "must be a string"),
             ("System.Collections.Generic.Dictionary", "must be an object whose values are strings"),
             ("System.Collections.Generic.List", "must be an array"),
+            (EnvJsonConverter.ValueType, "must be an object whose values are strings, numbers or true/false"),
             ("Longshore.", "must be an object"),
         ];
         // The type the value should have become is named right after "converted to"; match its outermost name only,
@@ -83,4 +84,57 @@ public static class TaskDefinitionJson
 
         return "has a value of the wrong type";
     }
+}
+
+/// <summary>
+/// Reads <c>env</c> as Hippo does: a value sent as a number or as true/false is kept as its text (Python's <c>str()</c>:
+/// <c>5</c>, <c>1.5</c>, <c>True</c>, <c>False</c>), so clients that send <c>{"RETRIES": 3}</c> keep working.
+/// </summary>
+public sealed class EnvJsonConverter : JsonConverter<Dictionary<string, string>>
+{
+    /// <summary>Named in the error of a value of another kind, so <see cref="TaskDefinitionJson.Describe"/> can explain it.</summary>
+    public const string ValueType = "Longshore.Core.Tasks.EnvValue";
+
+    public override Dictionary<string, string>? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType == JsonTokenType.Null)
+            return null;
+        if (reader.TokenType != JsonTokenType.StartObject)
+            throw Refused(ValueType, "$.env");
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
+        {
+            var name = reader.GetString()!;
+            reader.Read();
+            try
+            {
+                values[name] = reader.TokenType switch
+                {
+                    JsonTokenType.String => reader.GetString()!,
+                    JsonTokenType.Number => System.Text.Encoding.UTF8.GetString(reader.HasValueSequence ? System.Buffers.BuffersExtensions.ToArray(reader.ValueSequence) : reader.ValueSpan),
+                    JsonTokenType.True => "True",
+                    JsonTokenType.False => "False",
+                    _ => throw Refused(ValueType, "$.env." + name),
+                };
+            }
+            catch (InvalidOperationException)
+            {
+                // A string the reader cannot decode (a lone surrogate escape).
+                throw Refused("System.String", "$.env." + name);
+            }
+        }
+
+        return values;
+    }
+
+    public override void Write(Utf8JsonWriter writer, Dictionary<string, string> value, JsonSerializerOptions options)
+    {
+        writer.WriteStartObject();
+        foreach (var (name, text) in value)
+            writer.WriteString(name, text);
+        writer.WriteEndObject();
+    }
+
+    /// <summary>An error that names its own path: the serializer cannot see inside this converter to name the variable.</summary>
+    private static JsonException Refused(string type, string path) => new($"The JSON value could not be converted to {type}.", path, null, null);
 }

@@ -46,7 +46,10 @@ public static partial class TaskDefinitionValidator
         }
 
         ValidateEnv(definition.Env, errors);
+        var before = errors.Count;
         ValidateConstraints(definition.Constraints, errors);
+        if (errors.Count == before && limits.Engine is { } engine)
+            errors.AddRange(engine.Check(definition));
         return errors;
     }
 

@@ -12,7 +12,8 @@ public static class HealthApi
 {
     public static void MapHealthApi(this IEndpointRouteBuilder routes, Uri engineEndpoint)
     {
-        routes.MapGet("/healthz", async (IExecutionBackend backend, IStateStore store, Scheduler scheduler, LeaderElection election, CancellationToken cancellationToken) =>
+        routes.MapGet("/healthz", async (IExecutionBackend backend, IStateStore store, Scheduler scheduler, LeaderElection election, StoreClock clock,
+            CancellationToken cancellationToken) =>
         {
             string? engineError = null;
             using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
@@ -39,6 +40,8 @@ public static class HealthApi
                 LeaderInstance = election.LastSeen?.Holder,
                 Engine = new { backend.Name, Endpoint = engineEndpoint.ToString(), Reachable = healthy, Error = engineError },
                 Store = new { store.Description, store.InstanceId },
+                // How far the store server's clock is from this machine's; Longshore keeps time by the store server's.
+                Clock = new { OffsetSeconds = clock.Offset.TotalSeconds, UncertaintySeconds = clock.Uncertainty.TotalSeconds },
                 Scheduler = new { Running = scheduler.Leading, scheduler.Reconciled, LastPassAt = scheduler.LastPassAt },
             };
             return Results.Json(body, statusCode: healthy ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
@@ -21,47 +22,77 @@ public static partial class QueuesApi
     {
         var queues = routes.MapGroup("/queues").WithTags("queues");
         queues.MapGet("/", ListAsync).WithSummary("Every queue with its poll status, backlog, running count and lag");
-        queues.MapPost("/", CreateAsync).WithSummary("Create a queue; returns {\"id\": …}");
-        queues.MapPut("/", (HttpRequest request, IQueueStore store, QueuePoller poller, QueueSecrets secrets, TaskLimits limits, CancellationToken ct) =>
-                UpdateAsync(null, request, store, poller, secrets, limits, ct))
-            .WithSummary("Update the queue named by the body's id");
+        queues.MapMethods("/", ["POST", "PUT"], (HttpRequest request, IQueueStore store, QueuePoller poller, QueueSecrets secrets, TaskLimits limits, TimeProvider time,
+                CancellationToken ct) => SaveAsync(null, request, store, poller, secrets, limits, time, ct))
+            .WithSummary("Create the queue, or replace the one with the body's id (as Hippo); returns {\"id\": …}");
         queues.MapGet("/{id}/", GetAsync).WithSummary("One queue");
         queues.MapMethods("/{id}/", ["POST", "PUT"], (string id, HttpRequest request, IQueueStore store, QueuePoller poller, QueueSecrets secrets, TaskLimits limits,
-            CancellationToken ct) => UpdateAsync(id, request, store, poller, secrets, limits, ct)).WithSummary("Update a queue");
-        queues.MapDelete("/{id}/", DeleteAsync).WithSummary("Delete a queue (its runs stay)");
-        queues.MapGet("/{id}/enable/", (string id, IQueueStore store, QueuePoller poller, CancellationToken ct) => SetStatusAsync(id, "ENABLED", store, poller, ct));
-        queues.MapGet("/{id}/disable/", (string id, IQueueStore store, QueuePoller poller, CancellationToken ct) => SetStatusAsync(id, "DISABLED", store, poller, ct));
-        routes.MapGet("/queuetypes/", (QueuePoller poller) => Results.Json(poller.Sources.Values.OrderBy(s => s.Type.Type, StringComparer.Ordinal).Select(s => s.Type)))
-            .WithTags("queues").WithSummary("Each queue type: namespace, label and inputs with their labels and defaults");
+            TimeProvider time, CancellationToken ct) => SaveAsync(id, request, store, poller, secrets, limits, time, ct)).WithSummary("Update a queue; returns it");
+        queues.MapDelete("/{id}/", DeleteAsync).WithSummary("Delete a queue (its runs stay); returns {\"deleted\": id}");
+        queues.MapGet("/{id}/enable/", (string id, IQueueStore store, QueuePoller poller, CancellationToken ct) => SetStatusAsync(id, "ENABLED", store, poller, ct))
+            .WithSummary("Start polling; returns {\"enabled\": id}");
+        queues.MapGet("/{id}/disable/", (string id, IQueueStore store, QueuePoller poller, CancellationToken ct) => SetStatusAsync(id, "DISABLED", store, poller, ct))
+            .WithSummary("Stop polling; returns {\"disabled\": id}");
+        routes.MapGet("/queuetypes/", (QueuePoller poller) => Results.Json(poller.Sources.Values.OrderBy(s => s.Type.Type, StringComparer.Ordinal).Select(s => Describe(s.Type))))
+            .WithTags("queues").WithSummary("Each queue type as Hippo lists it: namespace, label, and inputs keyed by name with input kind, label and default");
+    }
+
+    /// <summary>
+    /// A queue type in Hippo's shape: <c>inputs</c> is an object keyed by the input's name, each with <c>input</c>
+    /// (<c>text</c>, <c>number</c> or <c>password</c>), <c>label</c> and, where there is one, <c>default</c> (a number
+    /// for number inputs); <c>required</c> and <c>secret</c> are ours. Keys keep the source's order.
+    /// </summary>
+    public static JsonObject Describe(QueueType type)
+    {
+        var inputs = new JsonObject();
+        foreach (var input in type.Inputs)
+        {
+            var item = new JsonObject { ["input"] = input.Input, ["label"] = input.Label };
+            if (input.Default is { } value)
+            {
+                item["default"] = input.Number && long.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var number)
+                    ? JsonValue.Create(number)
+                    : JsonValue.Create(value);
+            }
+
+            item["required"] = input.Needed;
+            item["secret"] = input.Secret;
+            inputs[input.Name] = item;
+        }
+
+        return new JsonObject { ["type"] = type.Type, ["namespace"] = type.Namespace, ["label"] = type.Label, ["inputs"] = inputs };
     }
 
     [GeneratedRegex("[^A-Za-z0-9_.-]+")]
     private static partial Regex NotIdCharacters();
 
-    private static async Task<IResult> CreateAsync(HttpRequest request, IQueueStore store, QueuePoller poller, QueueSecrets secrets, TaskLimits limits, TimeProvider time,
-        CancellationToken cancellationToken)
+    /// <summary>
+    /// <c>POST</c>/<c>PUT /queues/</c> create the queue or, as Hippo does, replace the one with that id (its poll status
+    /// and source state stay), answering <c>{"id": …}</c>; on <c>/queues/{id}/</c> the queue must exist, and the answer is
+    /// the queue.
+    /// </summary>
+    private static async Task<IResult> SaveAsync(string? pathId, HttpRequest request, IQueueStore store, QueuePoller poller, QueueSecrets secrets, TaskLimits limits,
+        TimeProvider time, CancellationToken cancellationToken)
     {
-        var (template, block, error) = await ReadAsync(request, null, null, poller, secrets, limits, cancellationToken);
+        var (template, block, existing, error) = await ReadAsync(request, pathId, store, poller, secrets, limits, cancellationToken);
         if (error is not null)
             return error;
-        var queue = new StoredQueue { Id = template!.Id!, Template = template, Block = secrets.Protect(block!), CreatedAt = time.GetUtcNow() };
-        if (!await store.CreateQueueAsync(queue, cancellationToken))
-            return ApiResults.Error(StatusCodes.Status409Conflict, $"id: a queue '{queue.Id}' exists already; update it with PUT /queues/{queue.Id}/");
-        poller.Nudge();
-        return Results.Json(new { queue.Id });
-    }
+        var id = template!.Id!;
+        if (existing is null)
+        {
+            var queue = new StoredQueue { Id = id, Template = template, Block = secrets.Protect(block!), CreatedAt = time.GetUtcNow() };
+            if (!await store.CreateQueueAsync(queue, cancellationToken))
+                return ApiResults.Error(StatusCodes.Status409Conflict, $"id: queue '{id}' was created by another request at the same time; send it again to replace it");
+        }
+        else if (!await store.UpdateQueueAsync(existing with { Template = template, Block = secrets.Protect(block!) }, cancellationToken))
+        {
+            return NotFound(id);
+        }
 
-    private static async Task<IResult> UpdateAsync(string? pathId, HttpRequest request, IQueueStore store, QueuePoller poller, QueueSecrets secrets, TaskLimits limits,
-        CancellationToken cancellationToken)
-    {
-        var (template, block, error) = await ReadAsync(request, pathId, store, poller, secrets, limits, cancellationToken);
-        if (error is not null)
-            return error;
-        var existing = (await store.GetQueueAsync(template!.Id!, cancellationToken))!;
-        if (!await store.UpdateQueueAsync(existing with { Template = template, Block = secrets.Protect(block!) }, cancellationToken))
-            return NotFound(template.Id!);
         poller.Nudge();
-        return Results.Json(await ShowAsync((await store.GetQueueAsync(template.Id!, cancellationToken))!, store, poller, cancellationToken));
+        return pathId is null
+            ? Results.Json(new { id })
+            : Results.Json(await ShowAsync((await store.GetQueueAsync(id, cancellationToken))!, store, poller, cancellationToken));
     }
 
     private static async Task<IResult> ListAsync(IQueueStore store, QueuePoller poller, CancellationToken cancellationToken)
@@ -76,7 +107,7 @@ public static partial class QueuesApi
         await store.GetQueueAsync(id, cancellationToken) is { } queue ? Results.Json(await ShowAsync(queue, store, poller, cancellationToken)) : NotFound(id);
 
     private static async Task<IResult> DeleteAsync(string id, IQueueStore store, CancellationToken cancellationToken) =>
-        await store.DeleteQueueAsync(id, cancellationToken) ? Results.Json(new { id, deleted = true }) : NotFound(id);
+        await store.DeleteQueueAsync(id, cancellationToken) ? Results.Json(new { deleted = id }) : NotFound(id);
 
     private static async Task<IResult> SetStatusAsync(string id, string status, IQueueStore store, QueuePoller poller, CancellationToken cancellationToken)
     {
@@ -85,47 +116,50 @@ public static partial class QueuesApi
             return NotFound(id);
         await store.UpdateQueueAsync(queue with { Block = queue.Block with { Status = status } }, cancellationToken);
         poller.Nudge();
-        return Results.Json(await ShowAsync((await store.GetQueueAsync(id, cancellationToken))!, store, poller, cancellationToken));
+        // Hippo's answer: {"enabled": id} or {"disabled": id}.
+        return Results.Json(new JsonObject { [status == "ENABLED" ? "enabled" : "disabled"] = id });
     }
 
-    /// <summary>Parses and validates a body; on update, fills masked secrets from the stored queue.</summary>
-    private static async Task<(TaskDefinition?, QueueBlock?, IResult?)> ReadAsync(HttpRequest request, string? pathId, IQueueStore? store, QueuePoller poller,
+    /// <summary>
+    /// Parses and validates a body and finds the stored queue of its id (which must exist when named in the path); a
+    /// queue being replaced has its masked secrets filled from the stored one.
+    /// </summary>
+    private static async Task<(TaskDefinition?, QueueBlock?, StoredQueue?, IResult?)> ReadAsync(HttpRequest request, string? pathId, IQueueStore store, QueuePoller poller,
         QueueSecrets secrets, TaskLimits limits, CancellationToken cancellationToken)
     {
         var body = await RequestBody.ReadAsync(request, cancellationToken);
         if (body is null)
-            return (null, null, ApiResults.Error(StatusCodes.Status413PayloadTooLarge, $"body: must be at most {RequestBody.MaxBytes} bytes"));
+            return (null, null, null, ApiResults.Error(StatusCodes.Status413PayloadTooLarge, $"body: must be at most {RequestBody.MaxBytes} bytes"));
         var (template, errors) = TaskDefinitionJson.Parse<TaskDefinition>(body);
         var (envelope, envelopeErrors) = TaskDefinitionJson.Parse<QueueEnvelope>(body);
         if (errors.Count > 0 || envelopeErrors.Count > 0)
-            return (null, null, ApiResults.BadRequest(errors.Concat(envelopeErrors).Distinct()));
+            return (null, null, null, ApiResults.BadRequest(errors.Concat(envelopeErrors).Distinct()));
 
         var block = envelope!.Queue;
         var id = pathId ?? template!.Id ?? (block?.Name is { Length: > 0 } name ? NotIdCharacters().Replace(name, "-").Trim('-', '.', '_') : null);
         if (pathId is not null && template!.Id is not null && template.Id != pathId)
-            return (null, null, ApiResults.BadRequest([$"id: '{template.Id}' does not match the queue in the path, '{pathId}'"]));
+            return (null, null, null, ApiResults.BadRequest([$"id: '{template.Id}' does not match the queue in the path, '{pathId}'"]));
         template = template! with { Id = id };
-        if (store is not null)
-        {
-            var existing = id is null ? null : await store.GetQueueAsync(id, cancellationToken);
-            if (existing is null)
-                return (null, null, NotFound(id ?? "(no id)"));
-            if (block is not null)
-                block = Unmask(block, secrets.Unseal(existing.Block), poller);
-        }
+        var existing = string.IsNullOrEmpty(id) ? null : await store.GetQueueAsync(id, cancellationToken);
+        if (pathId is not null && existing is null)
+            return (null, null, null, NotFound(pathId));
+        if (existing is not null && block is not null)
+            block = Unmask(block, secrets.Unseal(existing.Block), poller);
 
         // Sources check their settings with references resolved (a connection string must still parse); their errors never repeat a value.
         var problems = block is null ? QueueValidator.Validate(template, block, poller.Sources, limits) : secrets.CheckReferences(block);
         if (problems.Count == 0 && block is not null)
             problems = QueueValidator.Validate(template, secrets.Reveal(block), poller.Sources, limits);
-        return problems.Count > 0 ? (null, null, ApiResults.BadRequest(problems)) : (template, block, null);
+        return problems.Count > 0 ? (null, null, null, ApiResults.BadRequest(problems)) : (template, block, existing, null);
     }
 
     private static async Task<JsonNode> ShowAsync(StoredQueue queue, IQueueStore store, QueuePoller poller, CancellationToken cancellationToken)
     {
         var node = JsonSerializer.SerializeToNode(queue.Template with { Id = queue.Id }, TaskDefinitionJson.Options)!.AsObject();
         var block = JsonSerializer.SerializeToNode(queue.Block, TaskDefinitionJson.Options)!.AsObject();
+        // Hippo's timestamps, in Unix seconds: the last poll, and the last time a poll made tasks.
         block["last_run_tstamp"] = queue.LastPollAt?.ToUnixTimeSeconds();
+        block["last_task_queued_tstamp"] = QueuePoller.LastTaskQueuedAt(await store.GetSourceStateAsync(queue.Id, cancellationToken))?.ToUnixTimeSeconds();
         if (poller.Sources.GetValueOrDefault(queue.Block.Type ?? string.Empty) is { } source && block[source.Type.Namespace] is JsonObject settings)
         {
             // A reference (${env:…}, ${file:…}) says where the secret is, not what it is: it is shown as written.

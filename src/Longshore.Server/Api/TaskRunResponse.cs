@@ -13,6 +13,7 @@ public sealed record TaskRunResponse
     public ContainerSpec? Container { get; init; }
     public double Mem { get; init; }
     public double Cpus { get; init; }
+    public int Ports { get; init; }
     public string? Cmd { get; init; }
     public Dictionary<string, string>? Env { get; init; }
     public List<List<string>>? Constraints { get; init; }
@@ -27,8 +28,11 @@ public sealed record TaskRunResponse
     public string? RetryOf { get; init; }
     public string? RetriedAs { get; init; }
 
-    /// <summary>Creation time in Unix seconds, as Hippo reports it.</summary>
+    /// <summary>Creation time in Unix seconds.</summary>
     public long Tstamp { get; init; }
+
+    /// <summary>Hippo's <c>status_tstamp</c>: when the run last changed state (or was created), in Unix seconds with milliseconds.</summary>
+    public double StatusTstamp { get; init; }
     public DateTimeOffset CreatedAt { get; init; }
     public DateTimeOffset? NotBefore { get; init; }
     public DateTimeOffset? StagedAt { get; init; }
@@ -45,6 +49,7 @@ public sealed record TaskRunResponse
         Container = run.Definition.Container,
         Mem = run.Definition.Mem,
         Cpus = run.Definition.Cpus,
+        Ports = run.Definition.Ports,
         Cmd = run.Definition.Cmd,
         Env = run.Definition.Env,
         Constraints = run.Definition.Constraints,
@@ -59,6 +64,7 @@ public sealed record TaskRunResponse
         RetryOf = run.RetryOf,
         RetriedAs = run.RetriedAs,
         Tstamp = run.CreatedAt.ToUnixTimeSeconds(),
+        StatusTstamp = run.UpdatedAt.ToUnixTimeMilliseconds() / 1000.0,
         CreatedAt = run.CreatedAt,
         NotBefore = run.State == TaskState.WaitingOnOffers ? run.NotBefore : null,
         StagedAt = run.StagedAt,
@@ -68,5 +74,11 @@ public sealed record TaskRunResponse
 }
 
 public sealed record CreatedTaskResponse(string MesosId);
+
+/// <summary>Hippo's answer to a kill: <c>{"killed": mesos_id}</c>.</summary>
+public sealed record KilledTaskResponse(string Killed);
+
+/// <summary>Hippo's answer to a delete: <c>{"deleted": mesos_id}</c>.</summary>
+public sealed record DeletedTaskResponse(string Deleted);
 
 public sealed record LogsResponse(string MesosId, string MesosState, string Stdout, string Stderr, bool Truncated);

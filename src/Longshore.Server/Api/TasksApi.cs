@@ -21,8 +21,8 @@ public static class TasksApi
         group.MapGet("/", ListAsync).WithSummary("Recent runs, newest first; ?limit=&after=<mesos_id>&state=&id=");
         group.MapPost("/", CreateAsync).WithSummary("Create a one-off task; returns its mesos_id");
         group.MapGet("/{mesosId}/", GetAsync).WithSummary("One run");
-        group.MapDelete("/{mesosId}/", DeleteAsync).WithSummary("Delete a run that has ended, with its logs");
-        group.MapMethods("/{mesosId}/kill/", ["GET", "POST"], KillAsync).WithSummary("Kill a run: SIGTERM, then SIGKILL after the grace period");
+        group.MapDelete("/{mesosId}/", DeleteAsync).WithSummary("Delete a run that has ended, with its logs; returns {\"deleted\": mesos_id}");
+        group.MapMethods("/{mesosId}/kill/", ["GET", "POST"], KillAsync).WithSummary("Kill a run: SIGTERM, then SIGKILL after the grace period; returns {\"killed\": mesos_id}");
         group.MapGet("/{mesosId}/logs/", LogsAsync).WithSummary("stdout and stderr; ?follow=true streams them as text while the run lasts");
         return group;
     }
@@ -89,7 +89,7 @@ public static class TasksApi
                 $"task '{mesosId}' is {run.State.ToWire()}; kill it first (/tasks/{mesosId}/kill/), then delete it once it has ended");
         }
 
-        return Results.Json(TaskRunResponse.From(run));
+        return Results.Json(new DeletedTaskResponse(mesosId));
     }
 
     private static async Task<IResult> KillAsync(string mesosId, Scheduler scheduler, CancellationToken cancellationToken)
@@ -99,7 +99,7 @@ public static class TasksApi
         {
             KillOutcome.NotFound => ApiResults.NotFound(mesosId),
             KillOutcome.AlreadyEnded => ApiResults.Error(StatusCodes.Status409Conflict, $"task '{mesosId}' already ended {run!.State.ToWire()}"),
-            _ => Results.Json(TaskRunResponse.From(run!)),
+            _ => Results.Json(new KilledTaskResponse(mesosId)),
         };
     }
 

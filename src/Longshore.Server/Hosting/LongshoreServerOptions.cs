@@ -1,3 +1,4 @@
+using Longshore.Backends.Kubernetes;
 using Longshore.Backends.Mesos;
 using Longshore.Core.Jobs;
 using Longshore.Core.Scheduling;
@@ -13,11 +14,14 @@ public sealed record LongshoreServerOptions
     /// <summary>Folder for the embedded store (longshore.db). Created if missing.</summary>
     public string DataDir { get; init; } = "longshore-data";
 
-    /// <summary>Execution engine: <c>docker</c> (the local Docker-compatible engine, default) or <c>mesos</c>.</summary>
+    /// <summary>Execution engine: <c>docker</c> (the local Docker-compatible engine, default), <c>mesos</c> or <c>kubernetes</c>.</summary>
     public string Engine { get; init; } = "docker";
 
     /// <summary>Mesos settings, used with <see cref="Engine"/> <c>mesos</c>; the framework id file defaults to &lt;data&gt;/mesos-framework-id.</summary>
     public MesosBackendOptions Mesos { get; init; } = new();
+
+    /// <summary>Kubernetes settings, used with <see cref="Engine"/> <c>kubernetes</c>; the instance label is the store's id.</summary>
+    public KubernetesBackendOptions Kubernetes { get; init; } = new();
 
     /// <summary>Engine endpoint; null tries DOCKER_HOST, then the usual Docker and Podman sockets.</summary>
     public string? DockerHost { get; init; }
@@ -34,6 +38,9 @@ public sealed record LongshoreServerOptions
     public int LogCapBytes { get; init; } = 1024 * 1024;
 
     public JobSettings Jobs { get; init; } = new();
+
+    /// <summary>How long ended runs are kept (Hippo's TASK_RETENTION_SECONDS and TASK_RETENTION_COUNT).</summary>
+    public RetentionOptions Retention { get; init; } = new();
 
     /// <summary>File of access tokens, one <c>ROLE:NAME:TOKEN</c> per line.</summary>
     public string? TokensFile { get; init; }
@@ -58,6 +65,7 @@ public sealed record LongshoreServerOptions
     {
         var errors = new List<string>(Scheduler.Validate());
         errors.AddRange(Leader.Validate());
+        errors.AddRange(Retention.Validate());
         foreach (var url in Urls.Split(';', StringSplitOptions.RemoveEmptyEntries))
         {
             if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
@@ -86,10 +94,12 @@ public sealed record LongshoreServerOptions
             errors.Add(storeError);
         if (SecretsDir is not null && (!SecretsDir.StartsWith('/') || !Directory.Exists(SecretsDir)))
             errors.Add($"secrets-dir: must be an absolute path to an existing folder, got '{SecretsDir}'");
-        if (Engine is not ("docker" or "mesos"))
-            errors.Add($"engine: must be docker or mesos, got '{Engine}'");
+        if (Engine is not ("docker" or "mesos" or "kubernetes"))
+            errors.Add($"engine: must be docker, mesos or kubernetes, got '{Engine}'");
         if (Engine == "mesos")
             errors.AddRange(Mesos.Validate());
+        if (Engine == "kubernetes")
+            errors.AddRange(Kubernetes.Validate());
         if (SqliteSynchronous is not ("FULL" or "NORMAL"))
             errors.Add($"sqlite-synchronous: must be FULL or NORMAL, got '{SqliteSynchronous}'");
         return errors;

@@ -7,7 +7,8 @@ namespace Longshore.Sources.Cron;
 /// <summary>
 /// <c>cron</c>: a cron string fires tasks. Each fire happens at most once, across restarts too: the last fire handled is
 /// stored with the tasks it made. Fires missed while Longshore was down are replayed, the most recent
-/// <c>maxbacklog</c> of them (0: none, wait for the next). The payload is the fire time (ISO 8601, UTC).
+/// <c>maxbacklog</c> of them (default 1, as Hippo; 0: none, wait for the next). The payload is the fire time in Unix
+/// seconds, as Hippo gives it.
 /// </summary>
 public sealed class CronSource : IQueueSource
 {
@@ -21,9 +22,9 @@ public sealed class CronSource : IQueueSource
 
     public QueueType Type { get; } = new("cron", "cron", "Cron schedule",
     [
-        new QueueInput("cronstring", "Cron string (5 fields, or 6 with seconds first)"),
+        new QueueInput("cronstring", "Cron string (5 fields, or 6 with seconds first)", "* * * * *", Required: false),
         new QueueInput("timezone", "Time zone (IANA name)", "UTC", Required: false),
-        new QueueInput("maxbacklog", "Missed fires to replay after downtime", "0", Required: false),
+        new QueueInput("maxbacklog", "Missed fires to replay after downtime", "1", Required: false, Number: true),
     ]);
 
     public IReadOnlyList<string> Validate(IReadOnlyDictionary<string, string> settings)
@@ -40,10 +41,10 @@ public sealed class CronSource : IQueueSource
 
     public Task<PollResult> PollAsync(StoredQueue queue, IReadOnlyDictionary<string, string> state, int max, DateTimeOffset now, CancellationToken cancellationToken = default)
     {
-        var settings = queue.Block.SettingsOf("cron");
+        var settings = Type.SettingsOf(queue.Block);
         var expression = Parse(settings["cronstring"])!;
         var zone = Zone(settings)!;
-        var maxBacklog = int.Parse(settings.GetValueOrDefault("maxbacklog", "0"), CultureInfo.InvariantCulture);
+        var maxBacklog = int.Parse(settings["maxbacklog"], CultureInfo.InvariantCulture);
         var since = state.TryGetValue(LastFire, out var last) ? DateTimeOffset.FromUnixTimeMilliseconds(long.Parse(last, CultureInfo.InvariantCulture)) : queue.CreatedAt;
         if (since < now - Lookback)
             since = now - Lookback;
@@ -65,7 +66,7 @@ public sealed class CronSource : IQueueSource
         }
 
         var fires = missed.Concat(onTime).TakeLast(Math.Max(0, max)).ToList();
-        var messages = fires.Select(fire => new QueueMessage(fire.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture))).ToList();
+        var messages = fires.Select(fire => new QueueMessage(fire.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture))).ToList();
         var next = expression.GetNextOccurrence(now.UtcDateTime, zone, inclusive: false);
         var newState = new Dictionary<string, string>(StringComparer.Ordinal) { [LastFire] = now.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture) };
         return Task.FromResult(new PollResult(messages, newState) { NextPollAt = next is { } n ? new DateTimeOffset(n, TimeSpan.Zero) : now + TimeSpan.FromHours(1) });

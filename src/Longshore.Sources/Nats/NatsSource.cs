@@ -18,15 +18,18 @@ public sealed class NatsSource : IQueueSource, IAcknowledgingSource, IAsyncDispo
 {
     private readonly ConcurrentDictionary<string, Lazy<Task<NatsConnection>>> _connections = new(StringComparer.Ordinal);
 
+    private const string DefaultWaitSeconds = "2";
+
     public QueueType Type { get; } = new("nats", "nats", "NATS JetStream",
     [
         new QueueInput("url", "Server URL", "nats://127.0.0.1:4222", Required: false),
         new QueueInput("stream", "Stream"),
         new QueueInput("subject", "Subject filter (empty: the whole stream)", Required: false),
         new QueueInput("consumer", "Durable consumer name (default: longshore-<queue id>)", Required: false),
-        new QueueInput("ack_wait_seconds", "Seconds before an unacknowledged message is redelivered", "21600", Required: false),
-        new QueueInput("nak_delay_seconds", "Seconds before a failed message is delivered again", "10", Required: false),
-        new QueueInput("max_deliver", "Deliveries before a failing message is terminated", "5", Required: false),
+        new QueueInput("ack_wait_seconds", "Seconds before an unacknowledged message is redelivered", "21600", Required: false, Number: true),
+        new QueueInput("nak_delay_seconds", "Seconds before a failed message is delivered again", "10", Required: false, Number: true),
+        new QueueInput("max_deliver", "Deliveries before a failing message is terminated", "5", Required: false, Number: true),
+        new QueueInput("wait_seconds", "Seconds a poll of an empty stream waits for a message (0 to 20; 0: poll every frequency_seconds)", DefaultWaitSeconds, Required: false, Number: true),
         new QueueInput("user", "User", Required: false),
         new QueueInput("password", "Password", Required: false, Secret: true),
         new QueueInput("token", "Token", Required: false, Secret: true),
@@ -43,6 +46,9 @@ public sealed class NatsSource : IQueueSource, IAcknowledgingSource, IAsyncDispo
             errors.Add("queue.nats.nak_delay_seconds: must be a whole number of seconds from 0 to 86400");
         if (!int.TryParse(settings.GetValueOrDefault("max_deliver", "5"), NumberStyles.None, CultureInfo.InvariantCulture, out var deliver) || deliver is < 1 or > 1000)
             errors.Add("queue.nats.max_deliver: must be a whole number from 1 to 1000");
+        if (!int.TryParse(settings.GetValueOrDefault("wait_seconds") is { Length: > 0 } ws ? ws : DefaultWaitSeconds, NumberStyles.None, CultureInfo.InvariantCulture, out var waitSeconds)
+            || waitSeconds > 20)
+            errors.Add("queue.nats.wait_seconds: must be a whole number of seconds from 0 to 20");
         foreach (var name in (string[])["stream", "consumer"])
         {
             if (settings.GetValueOrDefault(name) is { Length: > 0 } value && value.Any(c => c is '.' or '*' or '>' or ' '))
@@ -54,7 +60,7 @@ public sealed class NatsSource : IQueueSource, IAcknowledgingSource, IAsyncDispo
 
     public async Task<PollResult> PollAsync(StoredQueue queue, IReadOnlyDictionary<string, string> state, int max, DateTimeOffset now, CancellationToken cancellationToken = default)
     {
-        var settings = queue.Block.SettingsOf("nats");
+        var settings = Type.SettingsOf(queue.Block);
         var connection = await ConnectAsync(settings);
         var js = new NatsJSContext(connection);
         var config = new ConsumerConfig(settings.GetValueOrDefault("consumer") is { Length: > 0 } name ? name : "longshore-" + queue.Id.Replace('.', '-'))
@@ -68,9 +74,28 @@ public sealed class NatsSource : IQueueSource, IAcknowledgingSource, IAsyncDispo
         var consumer = await js.CreateOrUpdateConsumerAsync(settings["stream"], config, cancellationToken);
         var messages = new List<QueueMessage>();
         await foreach (var message in consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = Math.Clamp(max, 1, 1000) }, cancellationToken: cancellationToken))
-            messages.Add(new QueueMessage(Encoding.UTF8.GetString(message.Data ?? []), message.ReplyTo) { DedupKey = DedupKey(message.ReplyTo) });
-        return new PollResult(messages, new Dictionary<string, string>());
+            messages.Add(Message(message));
+        var wait = int.Parse(settings.GetValueOrDefault("wait_seconds") is { Length: > 0 } ws ? ws : DefaultWaitSeconds, CultureInfo.InvariantCulture);
+        if (messages.Count > 0 || wait == 0)
+            return new PollResult(messages, new Dictionary<string, string>());
+
+        // Nothing there: one pull request waits for the first message, then whatever else came with it is taken at once.
+        if (await consumer.NextAsync<byte[]>(opts: new NatsJSNextOpts { Expires = TimeSpan.FromSeconds(wait) }, cancellationToken: cancellationToken) is { } first)
+        {
+            messages.Add(Message(first));
+            if (max > 1)
+            {
+                await foreach (var message in consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = Math.Clamp(max - 1, 1, 1000) }, cancellationToken: cancellationToken))
+                    messages.Add(Message(message));
+            }
+        }
+
+        // The wait paced this poll: the next one may start at once.
+        return new PollResult(messages, new Dictionary<string, string>()) { NextPollAt = now };
     }
+
+    private static QueueMessage Message(INatsJSMsg<byte[]> message) =>
+        new(Encoding.UTF8.GetString(message.Data ?? []), message.ReplyTo) { DedupKey = DedupKey(message.ReplyTo) };
 
     // JetStream acknowledgements are plain messages to each delivery's reply subject, so they work from any later poll.
     public Task AckAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default) =>
@@ -79,7 +104,7 @@ public sealed class NatsSource : IQueueSource, IAcknowledgingSource, IAsyncDispo
     /// <summary>Failed for good: delivered again after nak_delay_seconds, or terminated once max_deliver deliveries are spent.</summary>
     public Task ReleaseAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default)
     {
-        var settings = queue.Block.SettingsOf("nats");
+        var settings = Type.SettingsOf(queue.Block);
         var delay = TimeSpan.FromSeconds(int.Parse(settings.GetValueOrDefault("nak_delay_seconds") is { Length: > 0 } d ? d : "10", CultureInfo.InvariantCulture));
         var maxDeliver = int.Parse(settings.GetValueOrDefault("max_deliver") is { Length: > 0 } m ? m : "5", CultureInfo.InvariantCulture);
         var nak = "-NAK {\"delay\":" + (delay.Ticks * 100).ToString(CultureInfo.InvariantCulture) + "}";
@@ -107,7 +132,7 @@ public sealed class NatsSource : IQueueSource, IAcknowledgingSource, IAsyncDispo
 
     private async Task ReplyAsync(StoredQueue queue, IEnumerable<(string Subject, string Body)> replies, CancellationToken cancellationToken)
     {
-        var connection = await ConnectAsync(queue.Block.SettingsOf("nats"));
+        var connection = await ConnectAsync(Type.SettingsOf(queue.Block));
         foreach (var (subject, body) in replies)
             await connection.PublishAsync(subject, Encoding.ASCII.GetBytes(body), cancellationToken: cancellationToken);
         await connection.PingAsync(cancellationToken);

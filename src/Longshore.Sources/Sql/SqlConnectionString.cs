@@ -7,7 +7,8 @@ namespace Longshore.Sources.Sql;
 
 /// <summary>
 /// Turns Hippo's <c>jdbc:postgresql://user:pass@host:port/db</c> (also <c>jdbc:mysql://</c>, <c>jdbc:mariadb://</c>,
-/// <c>jdbc:sqlite:PATH</c>) or a native connection string plus a driver name into an open-able connection.
+/// <c>jdbc:sqlite:PATH</c>; the <c>jdbc:</c> is optional, as in Hippo) or a native connection string plus a driver name
+/// into an open-able connection.
 /// </summary>
 public sealed record SqlConnectionString(string Driver, string Native)
 {
@@ -18,9 +19,12 @@ public sealed record SqlConnectionString(string Driver, string Native)
     {
         if (text.StartsWith("jdbc:sqlite:", StringComparison.Ordinal))
             return (new SqlConnectionString("sqlite", new SqliteConnectionStringBuilder { DataSource = text["jdbc:sqlite:".Length..], Mode = SqliteOpenMode.ReadOnly }.ToString()), null);
-        if (text.StartsWith("jdbc:", StringComparison.Ordinal))
+        var url = text.StartsWith("jdbc:", StringComparison.Ordinal) ? text[5..]
+            : text.StartsWith("postgresql://", StringComparison.Ordinal) || text.StartsWith("mysql://", StringComparison.Ordinal) || text.StartsWith("mariadb://", StringComparison.Ordinal) ? text
+            : null;
+        if (url is not null)
         {
-            if (!Uri.TryCreate(text[5..], UriKind.Absolute, out var uri) || uri.Scheme is not ("postgresql" or "mysql" or "mariadb") || uri.AbsolutePath.Length < 2)
+            if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("postgresql" or "mysql" or "mariadb") || uri.AbsolutePath.Length < 2)
                 return (null, "queue.sqlquery.conn_string: must look like jdbc:postgresql://user:pass@host:port/db (or jdbc:mysql://, jdbc:mariadb://, jdbc:sqlite:PATH)");
             var user = Uri.UnescapeDataString(uri.UserInfo.Split(':', 2)[0]);
             var password = uri.UserInfo.Contains(':', StringComparison.Ordinal) ? Uri.UnescapeDataString(uri.UserInfo.Split(':', 2)[1]) : string.Empty;

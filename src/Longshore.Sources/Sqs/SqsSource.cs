@@ -33,8 +33,8 @@ public sealed class SqsSource : IQueueSource, IAcknowledgingSource, ILeasingSour
     [
         .. AwsConnection<AmazonSQSClient, AmazonSQSConfig>.Inputs,
         new QueueInput("queuename", "Queue name or queue URL"),
-        new QueueInput("wait_seconds", "Long-polling wait per receive, 0 to 20 seconds", "5", Required: false),
-        new QueueInput("visibility_seconds", "Visibility timeout of a received message, renewed while its task runs", "60", Required: false),
+        new QueueInput("wait_seconds", "Long-polling wait per receive, 0 to 20 seconds", "5", Required: false, Number: true),
+        new QueueInput("visibility_seconds", "Visibility timeout of a received message, renewed while its task runs", "60", Required: false, Number: true),
     ]);
 
     public IReadOnlyList<string> Validate(IReadOnlyDictionary<string, string> settings)
@@ -93,7 +93,8 @@ public sealed class SqsSource : IQueueSource, IAcknowledgingSource, ILeasingSour
             messages.AddRange(received.Messages.Select(m => new QueueMessage(m.Body ?? string.Empty, m.ReceiptHandle) { DedupKey = m.MessageId }));
         }
 
-        return new PollResult(messages, new Dictionary<string, string>());
+        // A long poll paces itself: the next one may start at once, and a message sent meanwhile is taken as it arrives.
+        return new PollResult(messages, new Dictionary<string, string>()) { NextPollAt = wait > 0 ? now : null };
     }
 
     public async Task AckAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default)
@@ -115,7 +116,7 @@ public sealed class SqsSource : IQueueSource, IAcknowledgingSource, ILeasingSour
         ChangeVisibilityAsync(queue, handles, _ => 0, cancellationToken);
 
     public TimeSpan LeaseRenewal(StoredQueue queue) =>
-        TimeSpan.FromSeconds(Setting(queue.Block.SettingsOf("sqs"), "visibility_seconds", DefaultVisibilitySeconds) / 3.0);
+        TimeSpan.FromSeconds(Setting(Type.SettingsOf(queue.Block), "visibility_seconds", DefaultVisibilitySeconds) / 3.0);
 
     public Task ExtendAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default) =>
         ChangeVisibilityAsync(queue, handles, settings => Setting(settings, "visibility_seconds", DefaultVisibilitySeconds), cancellationToken);
@@ -155,7 +156,7 @@ public sealed class SqsSource : IQueueSource, IAcknowledgingSource, ILeasingSour
 
     private async Task<(AmazonSQSClient Client, string Url, IReadOnlyDictionary<string, string> Settings)> OpenAsync(StoredQueue queue, CancellationToken cancellationToken)
     {
-        var settings = queue.Block.SettingsOf("sqs");
+        var settings = Type.SettingsOf(queue.Block);
         var client = _connection.ClientFor(settings);
         var name = settings["queuename"];
         if (name.StartsWith("http://", StringComparison.Ordinal) || name.StartsWith("https://", StringComparison.Ordinal))

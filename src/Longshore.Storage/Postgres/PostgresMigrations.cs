@@ -85,5 +85,10 @@ internal static class PostgresMigrations
         CREATE INDEX queue_dedup_message ON queue_dedup (message_key);
         CREATE INDEX queue_dedup_expiry ON queue_dedup (expires_at);
         """,
+        """
+        -- Retention deletes ended runs oldest first by their last state change, without reading the runs it keeps.
+        CREATE INDEX runs_ended ON runs (updated_at) WHERE state IN ('TASK_FINISHED', 'TASK_FAILED', 'TASK_KILLED', 'TASK_LOST', 'TASK_ERROR',
+            'TASK_DROPPED', 'TASK_GONE', 'TASK_GONE_BY_OPERATOR', 'TASK_UNKNOWN');
+        """,
     ];
 }

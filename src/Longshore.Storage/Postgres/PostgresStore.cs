@@ -18,7 +18,7 @@ namespace Longshore.Storage.Postgres;
 /// lock, so of two concurrent writers exactly one moves a run. A fenced write first takes a share lock on the lease row
 /// and compares the term: a leader change (an update of that row) waits for it, or it sees the new term and is refused.
 /// </summary>
-public sealed class PostgresStore : IStateStore
+public sealed partial class PostgresStore : IStateStore
 {
     private static readonly string ActiveStates = InList(TaskStates.Active);
     private static readonly string TerminalStates = InList(TaskStates.Terminal);
@@ -29,9 +29,14 @@ public sealed class PostgresStore : IStateStore
 
     private readonly NpgsqlDataSource _dataSource;
 
-    private PostgresStore(NpgsqlDataSource dataSource, string description)
+    // The lease has connections of its own: a renewal that waited behind a busy pool (a flood of API writes) could miss
+    // its lease and make the leader step down for nothing.
+    private readonly NpgsqlDataSource _leaseSource;
+
+    private PostgresStore(NpgsqlDataSource dataSource, NpgsqlDataSource leaseSource, string description)
     {
         _dataSource = dataSource;
+        _leaseSource = leaseSource;
         Description = description;
     }
 
@@ -74,10 +79,11 @@ public sealed class PostgresStore : IStateStore
     public static async Task<PostgresStore> OpenAsync(string connectionString, TimeSpan? stalledTransactionLimit = null, CancellationToken cancellationToken = default)
     {
         var session = SessionConnectionString(connectionString, stalledTransactionLimit ?? DefaultStalledTransactionLimit);
-        var store = new PostgresStore(NpgsqlDataSource.Create(session), Redact(connectionString));
+        var store = new PostgresStore(NpgsqlDataSource.Create(session),
+            NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(session) { MaxPoolSize = 2, MinPoolSize = 1 }.ConnectionString), Redact(connectionString));
         try
         {
-            await store.MigrateAsync(cancellationToken);
+            await MigrateAsync(connectionString, cancellationToken);
             await store.ExecuteAsync("INSERT INTO meta (key, value) VALUES ('instance_id', @v) ON CONFLICT (key) DO NOTHING;", cancellationToken,
                 ("v", Guid.NewGuid().ToString("N")[..12]));
             store.InstanceId = (string)(await store.ScalarAsync("SELECT value FROM meta WHERE key = 'instance_id';", cancellationToken))!;
@@ -90,9 +96,14 @@ public sealed class PostgresStore : IStateStore
         }
     }
 
-    private async Task MigrateAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs once at open, on a connection of its own without the stalled-transaction limit: a migration is one long
+    /// transaction, and under load the client may pause inside it for longer than a short lease's renewal interval.
+    /// </summary>
+    private static async Task MigrateAsync(string connectionString, CancellationToken cancellationToken)
     {
-        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString);
+        await connection.OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await Command(connection, transaction, "SELECT pg_advisory_xact_lock(hashtext(current_schema()));", []).ExecuteNonQueryAsync(cancellationToken);
         await Command(connection, transaction, "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL);", []).ExecuteNonQueryAsync(cancellationToken);
@@ -190,6 +201,9 @@ public sealed class PostgresStore : IStateStore
     /// The next transaction id the server will hand out: it moves with every write transaction of every instance (and of
     /// anything else in the database, which only costs a spare refresh), without a write of its own.
     /// </remarks>
+    public async Task<DateTimeOffset> GetServerTimeAsync(CancellationToken cancellationToken = default) =>
+        new((DateTime)(await ScalarAsync("SELECT clock_timestamp();", cancellationToken))!);
+
     public async Task<long> ChangeMarkAsync(CancellationToken cancellationToken = default) =>
         (long)(await ScalarAsync("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint;", cancellationToken))!;
 
@@ -429,7 +443,7 @@ public sealed class PostgresStore : IStateStore
             await Command(connection, transaction, "UPDATE leases SET holder = @holder, term = @term, expires_at = @expires WHERE name = 'scheduler';",
                 [("holder", next.Holder), ("term", next.Term), ("expires", next.ExpiresAt.ToUnixTimeMilliseconds())]).ExecuteNonQueryAsync(cancellationToken);
             return next;
-        }, cancellationToken, fenced: false);
+        }, cancellationToken, fenced: false, _leaseSource);
 
     public async Task<Lease?> GetLeaseAsync(CancellationToken cancellationToken = default)
     {
@@ -452,15 +466,20 @@ public sealed class PostgresStore : IStateStore
         await WriteAsync((connection, transaction) => Command(connection, transaction, sql, parameters).ExecuteNonQueryAsync(cancellationToken), cancellationToken);
     }
 
-    public ValueTask DisposeAsync() => _dataSource.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await _dataSource.DisposeAsync();
+        await _leaseSource.DisposeAsync();
+    }
 
     /// <summary>
     /// One write, one transaction. Under a leadership scope (<see cref="Fencing.CurrentTerm"/>) it first share-locks the
     /// lease row and checks the term, so a newer leader's takeover either waits for this write or refuses it.
     /// </summary>
-    private async Task<T> WriteAsync<T>(Func<NpgsqlConnection, NpgsqlTransaction, Task<T>> work, CancellationToken cancellationToken, bool fenced = true)
+    private async Task<T> WriteAsync<T>(Func<NpgsqlConnection, NpgsqlTransaction, Task<T>> work, CancellationToken cancellationToken, bool fenced = true,
+        NpgsqlDataSource? source = null)
     {
-        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        await using var connection = await (source ?? _dataSource).OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         if (fenced && Fencing.CurrentTerm is { } term)
         {

@@ -33,6 +33,9 @@ internal sealed class RedisKeys(string prefix)
 
     public string ByFamily(string family) => prefix + "family:" + family;
 
+    /// <summary>Set of the family ids that have (or had) runs: retention by count walks it instead of the keyspace.</summary>
+    public string Families => prefix + "families";
+
     public string ByJob(string jobId) => prefix + "jobruns:" + jobId;
 
     public string ByMessage(string messageKey) => prefix + "msgruns:" + messageKey;

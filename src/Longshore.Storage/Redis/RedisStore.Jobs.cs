@@ -11,6 +11,9 @@ namespace Longshore.Storage.Redis;
 /// <summary>Jobs, queues and the lease, each a hash guarded by the same conditional transactions as runs.</summary>
 public sealed partial class RedisStore
 {
+    // Past the window, so the stored expires_at (on the instances' clock) and not Redis's own clock decides what is seen.
+    private static readonly TimeSpan DedupTtlMargin = TimeSpan.FromHours(1);
+
     public async Task<bool> CreateJobAsync(Job job, CancellationToken cancellationToken = default)
     {
         while (true)
@@ -176,7 +179,9 @@ public sealed partial class RedisStore
                     var dedup = _keys.Dedup(id, entry.Key);
                     _ = tx.KeyDeleteAsync(dedup);
                     _ = tx.HashSetAsync(dedup, [new("message_key", key), new("handle", entry.Handle), new("expires_at", expires)]);
-                    _ = tx.KeyExpireAsync(dedup, DateTimeOffset.FromUnixTimeMilliseconds(expires).UtcDateTime);
+                    // A relative TTL: Redis judges expiry by its own clock, which need not agree with this instance's (or a
+                    // test's) idea of now. The stored expires_at decides what counts as seen; the TTL only frees the memory later.
+                    _ = tx.KeyExpireAsync(dedup, QueueDedup.Window + DedupTtlMargin);
                     _ = tx.SortedSetAddAsync(_keys.DedupIndex(id), entry.Key, expires);
                     _ = tx.SetAddAsync(_keys.DedupOfBatch(key), entry.Key);
                 }

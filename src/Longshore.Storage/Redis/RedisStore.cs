@@ -75,6 +75,13 @@ public sealed partial class RedisStore : IStateStore
 
     public async ValueTask DisposeAsync() => await _redis.DisposeAsync();
 
+    public async Task<DateTimeOffset> GetServerTimeAsync(CancellationToken cancellationToken = default)
+    {
+        // TIME answers [unix seconds, microseconds].
+        var time = (RedisResult[])(await _db.ExecuteAsync("TIME"))!;
+        return DateTimeOffset.FromUnixTimeSeconds((long)time[0]).AddTicks((long)time[1] * 10);
+    }
+
     public async Task InsertAsync(TaskRun run, CancellationToken cancellationToken = default)
     {
         var seq = await _db.StringIncrementAsync(_keys.Seq);
@@ -239,6 +246,7 @@ public sealed partial class RedisStore : IStateStore
             _ = tx.SortedSetAddAsync(_keys.Due, run.MesosId, run.NotBefore.ToUnixTimeMilliseconds());
         if (run.State.IsActive())
             _ = tx.HashIncrementAsync(_keys.ActiveByFamily, run.FamilyId);
+        _ = tx.SetAddAsync(_keys.Families, run.FamilyId);
     }
 
     private void ApplyTransition(ITransaction tx, TaskRun run, RunTransition transition)

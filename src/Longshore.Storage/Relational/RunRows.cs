@@ -109,6 +109,58 @@ internal static class RunRows
         return JsonSerializer.Serialize(list);
     }
 
+    /// <summary>
+    /// The ended states in their declared order: the predicate of the <c>runs_ended</c> index of both SQL stores, written
+    /// the same way in the queries that use it (SQLite uses a partial index only for a predicate it can match term by term).
+    /// </summary>
+    public static readonly string EndedStates = InList(TaskStates.Terminal.Order());
+
+    /// <summary>
+    /// Deletes up to <c>limit</c> ended runs whose last state change is before <c>cutoff</c>, oldest first, returning
+    /// their ids and batch keys. A run whose queue batch is still unsettled stays: settling needs it.
+    /// </summary>
+    public static string PruneEndedBeforeSql(char prefix, string indexHint) => $"""
+        DELETE FROM runs WHERE seq IN (
+            SELECT r.seq FROM runs r {indexHint}
+            WHERE r.state IN ({EndedStates}) AND r.updated_at < {prefix}cutoff AND {Unpinned("r")}
+            ORDER BY r.updated_at LIMIT {prefix}limit)
+        RETURNING mesos_id, message_key
+        """;
+
+    /// <summary>Deletes up to <c>limit</c> of a family's ended runs beyond its newest <c>keep</c> (by creation), returning their ids and batch keys.</summary>
+    public static string PruneFamilySql(char prefix) => $"""
+        DELETE FROM runs WHERE seq IN (
+            SELECT old.seq FROM (
+                SELECT seq, message_key FROM runs WHERE family_id = {prefix}family AND state IN ({EndedStates})
+                ORDER BY seq DESC LIMIT {prefix}limit OFFSET {prefix}keep) old
+            WHERE {Unpinned("old")})
+        RETURNING mesos_id, message_key
+        """;
+
+    /// <summary>Families with more than <c>keep</c> ended runs (the <c>(family_id, state)</c> index answers it alone).</summary>
+    public static string FamiliesOverSql(char prefix) =>
+        $"SELECT family_id FROM runs WHERE state IN ({EndedStates}) GROUP BY family_id HAVING COUNT(*) > {prefix}keep;";
+
+    /// <summary>
+    /// What goes with pruned runs, given their ids and batch keys as lists (<paramref name="elements"/> turns a parameter
+    /// name into the SQL of its elements): their logs, and their batches once settled and left without a run.
+    /// </summary>
+    public static string PrunedLeftoversSql(char prefix, Func<string, string> elements) => $"""
+        DELETE FROM run_logs WHERE mesos_id IN ({elements(prefix + "ids")});
+        DELETE FROM queue_batches WHERE message_key IN ({elements(prefix + "keys")}) AND state <> 'PENDING'
+            AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.message_key = queue_batches.message_key);
+        """;
+
+    /// <summary>Deletes up to <c>limit</c> de-duplication keys that expired before <c>cutoff</c> (a queue that gets no more messages never prunes its own).</summary>
+    public static string PruneExpiredDedupSql(char prefix) => $"""
+        DELETE FROM queue_dedup WHERE (queue_id, dedup_key) IN (
+            SELECT queue_id, dedup_key FROM queue_dedup WHERE expires_at < {prefix}cutoff LIMIT {prefix}limit);
+        """;
+
+    /// <summary>A run whose queue batch is not settled yet: settling reads it, so retention leaves it.</summary>
+    private static string Unpinned(string alias) =>
+        $"NOT EXISTS (SELECT 1 FROM queue_batches b WHERE b.message_key = {alias}.message_key AND b.state = 'PENDING')";
+
     public static string Json<T>(T value) => JsonSerializer.Serialize(value, TaskDefinitionJson.Options);
 
     public static string InList(IEnumerable<TaskState> states) => string.Join(", ", states.Select(state => $"'{state.ToWire()}'"));

@@ -112,5 +112,11 @@ internal static class SqliteMigrations
         -- The scheduler lease; term grows on every change of holder and fences the writes of older leaders.
         CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, term INTEGER NOT NULL, expires_at INTEGER NOT NULL);
         """,
+        """
+        -- Retention deletes ended runs oldest first by their last state change, without reading the runs it keeps. The
+        -- predicate is RunRows.EndedStates, written out in the same order (a partial index serves only that exact term).
+        CREATE INDEX runs_ended ON runs (updated_at) WHERE state IN ('TASK_FINISHED', 'TASK_FAILED', 'TASK_KILLED', 'TASK_LOST', 'TASK_ERROR',
+            'TASK_DROPPED', 'TASK_GONE', 'TASK_GONE_BY_OPERATOR', 'TASK_UNKNOWN');
+        """,
     ];
 }

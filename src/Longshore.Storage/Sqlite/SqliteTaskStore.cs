@@ -37,6 +37,9 @@ public sealed partial class SqliteTaskStore : IStateStore, IDisposable
 
     public string Description => "sqlite:" + Path;
 
+    /// <summary>The machine's clock: every instance that can open this file runs on this machine.</summary>
+    public Task<DateTimeOffset> GetServerTimeAsync(CancellationToken cancellationToken = default) => Task.FromResult(TimeProvider.System.GetUtcNow());
+
     /// <summary>Opens (creating if needed) the database file and brings its schema up to date.</summary>
     /// <param name="synchronous">SQLite's <c>synchronous</c> pragma: FULL (default) or NORMAL.</param>
     public static async Task<SqliteTaskStore> OpenAsync(string path, string synchronous = "FULL", CancellationToken cancellationToken = default)

@@ -5,7 +5,7 @@ namespace Longshore.Core.Tests.Jobs;
 
 public sealed class JobPlannerTests
 {
-    private static readonly DateTimeOffset T0 = new(2026, 11, 23, 12, 0, 0, TimeSpan.Zero);
+    private static readonly DateTimeOffset T0 = TestClock.Now();
     private static readonly TimeSpan StableAfter = TimeSpan.FromSeconds(10);
     private long _seq;
 

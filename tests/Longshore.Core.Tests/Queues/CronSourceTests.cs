@@ -7,7 +7,8 @@ namespace Longshore.Core.Tests.Queues;
 
 public sealed class CronSourceTests
 {
-    private static readonly DateTimeOffset Created = new(2026, 11, 23, 12, 0, 0, TimeSpan.Zero);
+    // Noon (UTC) of the test clock's day: the expressions below fire on whole minutes and hours.
+    private static readonly DateTimeOffset Created = TestClock.Now(TimeSpan.FromDays(1)).AddHours(12);
     private readonly CronSource _source = new();
 
     private static StoredQueue Queue(string cron, int maxBacklog = 0, string timezone = "UTC") => new()
@@ -22,6 +23,9 @@ public sealed class CronSourceTests
         },
     };
 
+    /// <summary>A fire time as the payload spells it, as Hippo does: Unix seconds.</summary>
+    private static string Fire(DateTimeOffset at) => at.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
+
     private static Dictionary<string, string> Watermark(DateTimeOffset at) => new() { ["last_fire"] = at.ToUnixTimeMilliseconds().ToString() };
 
     [Fact]
@@ -31,7 +35,7 @@ public sealed class CronSourceTests
 
         var result = await _source.PollAsync(Queue("*/5 * * * *"), Watermark(Created.AddMinutes(4)), 100, now);
 
-        Assert.Equal(["2026-11-23T12:05:00Z"], result.Messages.Select(m => m.Payload));
+        Assert.Equal([Fire(Created.AddMinutes(5))], result.Messages.Select(m => m.Payload));
         Assert.Equal(now.ToUnixTimeMilliseconds().ToString(), result.State["last_fire"]);
         Assert.Equal(Created.AddMinutes(10), result.NextPollAt);
     }
@@ -52,7 +56,7 @@ public sealed class CronSourceTests
         // Down from 12:00 to 12:10 with a fire every minute: ten fires missed, three replayed.
         var result = await _source.PollAsync(Queue("* * * * *", maxBacklog: 3), Watermark(Created), 100, Created.AddMinutes(10).AddSeconds(30));
 
-        Assert.Equal(["2026-11-23T12:08:00Z", "2026-11-23T12:09:00Z", "2026-11-23T12:10:00Z"], result.Messages.Select(m => m.Payload));
+        Assert.Equal([Fire(Created.AddMinutes(8)), Fire(Created.AddMinutes(9)), Fire(Created.AddMinutes(10))], result.Messages.Select(m => m.Payload));
     }
 
     [Fact]
@@ -67,10 +71,25 @@ public sealed class CronSourceTests
     [Fact]
     public async Task TimeZone_IsHonoured()
     {
-        // 09:00 in New York on 23 November is 14:00 UTC.
-        var result = await _source.PollAsync(Queue("0 9 * * *", timezone: "America/New_York"), Watermark(Created), 10, Created.AddHours(2).AddSeconds(1));
+        // 09:00 in New York is 13:00 or 14:00 UTC, depending on daylight saving time that day.
+        var newYork = TimeZoneInfo.FindSystemTimeZoneById("America/New_York");
+        var nine = TimeZoneInfo.ConvertTimeToUtc(DateTime.SpecifyKind(Created.UtcDateTime.Date.AddHours(9), DateTimeKind.Unspecified), newYork);
 
-        Assert.Equal(["2026-11-23T14:00:00Z"], result.Messages.Select(m => m.Payload));
+        var result = await _source.PollAsync(Queue("0 9 * * *", timezone: "America/New_York"), Watermark(Created), 10, nine.AddSeconds(1));
+
+        Assert.Equal([Fire(nine)], result.Messages.Select(m => m.Payload));
+    }
+
+    [Fact]
+    public async Task NoSettings_TakeHipposDefaults_EveryMinute_OneMissedFireReplayed()
+    {
+        var queue = Queue("*") with { Block = new QueueBlock { Type = "cron", Settings = new() { ["cron"] = JsonSerializer.SerializeToElement(new { cronstring = "", maxbacklog = (string?)null }) } } };
+
+        var result = await _source.PollAsync(queue, Watermark(Created), 100, Created.AddMinutes(10).AddSeconds(30));
+
+        Assert.Empty(_source.Validate(_source.Type.SettingsOf(queue.Block)));
+        Assert.Equal([Fire(Created.AddMinutes(10))], result.Messages.Select(m => m.Payload));
+        Assert.Equal(Created.AddMinutes(11), result.NextPollAt);
     }
 
     [Theory]

@@ -63,7 +63,7 @@ public sealed class LeaderElectionTests
     public async Task RunAsync_FreeLease_LeadsAndRunsWorkUnderItsTerm()
     {
         var store = new FakeLeaseStore();
-        var time = new FakeTimeProvider(DateTimeOffset.UnixEpoch);
+        var time = TestClock.Fake();
         var election = new LeaderElection(store, Options, time, NullLogger<LeaderElection>.Instance, "a");
         long? seenTerm = null;
         using var stop = new CancellationTokenSource();
@@ -85,7 +85,7 @@ public sealed class LeaderElectionTests
     public async Task RunAsync_LeaseTakenByAnother_StepsDownAndStopsTheWork()
     {
         var store = new FakeLeaseStore();
-        var time = new FakeTimeProvider(DateTimeOffset.UnixEpoch);
+        var time = TestClock.Fake();
         var election = new LeaderElection(store, Options, time, NullLogger<LeaderElection>.Instance, "a");
         var stopped = false;
         using var stop = new CancellationTokenSource();
@@ -109,7 +109,7 @@ public sealed class LeaderElectionTests
     public async Task RunAsync_RenewalsFailing_StepsDownBeforeTheLeaseExpires()
     {
         var store = new FakeLeaseStore();
-        var time = new FakeTimeProvider(DateTimeOffset.UnixEpoch);
+        var time = TestClock.Fake();
         var election = new LeaderElection(store, Options, time, NullLogger<LeaderElection>.Instance, "a");
         using var stop = new CancellationTokenSource();
         var running = election.RunAsync(token => Task.Delay(Timeout.Infinite, token).ContinueWith(_ => { }, TaskScheduler.Default), stop.Token);
@@ -129,7 +129,7 @@ public sealed class LeaderElectionTests
     public async Task RunAsync_WorkRefusedByTheStore_StepsDownAndLeadsAgainUnderANewTerm()
     {
         var store = new FakeLeaseStore();
-        var time = new FakeTimeProvider(DateTimeOffset.UnixEpoch);
+        var time = TestClock.Fake();
         var election = new LeaderElection(store, Options, time, NullLogger<LeaderElection>.Instance, "a");
         var terms = new List<long>();
         using var stop = new CancellationTokenSource();
@@ -151,7 +151,7 @@ public sealed class LeaderElectionTests
     [Fact]
     public void Decide_HeldByAnotherUntilExpiry_TakenOnlyAfterWithNextTerm()
     {
-        var now = DateTimeOffset.UnixEpoch;
+        var now = TestClock.Now();
         var held = new Lease("a", 4, now.AddSeconds(5));
         Assert.Null(Fencing.Decide(held, "b", TimeSpan.FromSeconds(10), now, takeOver: false));
         Assert.Equal(new Lease("b", 5, now.AddSeconds(15)), Fencing.Decide(held, "b", TimeSpan.FromSeconds(10), now.AddSeconds(5), takeOver: false));

@@ -5,10 +5,11 @@ namespace Longshore.Core.Tests.Tasks;
 
 public sealed class RetryPolicyTests
 {
-    private static readonly DateTimeOffset Then = new(2026, 11, 23, 11, 0, 0, TimeSpan.Zero);
+    private static readonly DateTimeOffset Start = TestClock.Now();
+    private static readonly DateTimeOffset Then = Start.AddHours(-1);
     private static readonly RetryOptions Options = new() { BackoffBase = TimeSpan.FromSeconds(1), BackoffCap = TimeSpan.FromSeconds(10) };
     private static readonly Guid Uuid = Guid.Parse("3ff3991c-e0e3-49a3-a522-7a03386ffda2");
-    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 11, 23, 12, 0, 0, TimeSpan.Zero));
+    private readonly FakeTimeProvider _time = new(Start);
 
     private static TaskRun Ended(int taskLeft, int systemLeft, int attempt = 1) => new()
     {

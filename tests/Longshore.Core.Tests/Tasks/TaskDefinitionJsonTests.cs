@@ -50,8 +50,9 @@ public sealed class TaskDefinitionJsonTests
     [InlineData("""{"system_retries":"2"}""", "system_retries: must be a whole number in range")]
     [InlineData("""{"id":7}""", "id: must be a string")]
     [InlineData("""{"cmd":5}""", "cmd: must be a string")]
-    [InlineData("""{"env":{"A":1}}""", "env.A: must be a string")]
-    [InlineData("""{"env":[]}""", "env: must be an object whose values are strings")]
+    [InlineData("""{"env":{"A":{}}}""", "env.A: must be an object whose values are strings, numbers or true/false")]
+    [InlineData("""{"env":{"A":[1]}}""", "env.A: must be an object whose values are strings, numbers or true/false")]
+    [InlineData("""{"env":[]}""", "env: must be an object whose values are strings, numbers or true/false")]
     [InlineData("""{"container":"x"}""", "container: must be an object")]
     [InlineData("""{"container":{"docker":[]}}""", "container.docker: must be an object")]
     [InlineData("""{"container":{"docker":{"force_pull_image":"yes"}}}""", "container.docker.force_pull_image: must be true or false")]
@@ -62,6 +63,19 @@ public sealed class TaskDefinitionJsonTests
     [InlineData("""{"constraints":[["a",1]]}""", "constraints[0][1]: must be a string")]
     public void Parse_ValueOfTheWrongType_GivesOneErrorNamingTheField(string body, string expected) =>
         Assert.Equal(expected, SingleParseError(body));
+
+    [Fact]
+    public void Parse_EnvNumbersAndBooleans_KeptAsTheirText_AsHippoDoes()
+    {
+        var (definition, errors) = Parse("""{"env":{"RETRIES":3,"RATIO":1.5,"BIG":1e3,"ON":true,"OFF":false,"NAME":"x"},"cmd":"true"}""");
+
+        Assert.Empty(errors);
+        Assert.Equal(new Dictionary<string, string> { ["RETRIES"] = "3", ["RATIO"] = "1.5", ["BIG"] = "1e3", ["ON"] = "True", ["OFF"] = "False", ["NAME"] = "x" },
+            definition!.Env);
+        Assert.Null(Parse("""{"env":null}""").Value!.Env);
+        var written = JsonSerializer.Serialize(definition, TaskDefinitionJson.Options);
+        Assert.Contains("\"env\":{\"RETRIES\":\"3\",", written, StringComparison.Ordinal);
+    }
 
     [Fact]
     public void Parse_TooDeeplyNested_SaysSoInsteadOfThrowing()

@@ -4,7 +4,7 @@ namespace Longshore.Core.Tests.Tasks;
 
 public sealed class TaskRunTests
 {
-    private static readonly DateTimeOffset Now = new(2026, 11, 23, 12, 0, 0, TimeSpan.Zero);
+    private static readonly DateTimeOffset Now = TestClock.Now();
     private static readonly Guid Uuid = Guid.Parse("3FF3991C-E0E3-49A3-A522-7A03386FFDA2");
 
     [Fact]

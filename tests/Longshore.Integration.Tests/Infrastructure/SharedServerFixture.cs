@@ -3,14 +3,20 @@ namespace Longshore.Integration.Tests.Infrastructure;
 /// <summary>One server for the tests that do not restart it; each test uses its own family ids. The embedded SQLite store.</summary>
 public class SharedServerFixture : IAsyncLifetime
 {
+    /// <summary>Quick retries, a short kill grace and frequent reconciliation, so scenarios end in seconds.</summary>
+    public static readonly string[] QuickArguments = ["--retry-backoff-base", "0.2", "--retry-backoff-cap", "1", "--kill-grace", "2", "--reconcile-interval", "2",
+        "--job-backoff-base", "0.5", "--job-backoff-cap", "8"];
+
     public LongshoreServer Server { get; private set; } = null!;
+
+    /// <summary>The engine the server runs on, as the tests inspect it.</summary>
+    public IEngineProbe Engine { get; } = new DockerProbe();
 
     /// <summary>Arguments choosing the store; none is the embedded default.</summary>
     protected virtual Task<string[]> StoreArgumentsAsync() => Task.FromResult<string[]>([]);
 
     public async Task InitializeAsync() =>
-        Server = await LongshoreServer.StartAsync(["--retry-backoff-base", "0.2", "--retry-backoff-cap", "1", "--kill-grace", "2", "--reconcile-interval", "2",
-            "--job-backoff-base", "0.5", "--job-backoff-cap", "8", .. await StoreArgumentsAsync()]);
+        Server = await LongshoreServer.StartAsync([.. QuickArguments, .. await StoreArgumentsAsync()]);
 
     public virtual async Task DisposeAsync() => await Server.DisposeAsync();
 }
@@ -71,3 +77,41 @@ public static class Tasks
         ["ports"] = ports,
     };
 }
+
+/// <summary>
+/// The shared server with <c>--engine kubernetes</c> on the test cluster, in a namespace of its own (deleted with it).
+/// Without a configured cluster it starts nothing: its tests are skipped.
+/// </summary>
+public sealed class KubernetesServerFixture : IAsyncLifetime
+{
+    public LongshoreServer Server { get; private set; } = null!;
+
+    public string Namespace { get; private set; } = "";
+
+    public IEngineProbe Engine { get; private set; } = null!;
+
+    /// <summary>Arguments that put a server on the test cluster in <paramref name="ns"/>.</summary>
+    public static string[] Arguments(string ns) =>
+        ["--engine", "kubernetes", "--kubeconfig", TestCluster.Kubeconfig!, "--kube-namespace", ns, "--kube-image-pull-grace", "5"];
+
+    public async Task InitializeAsync()
+    {
+        if (TestCluster.Kubeconfig is null)
+            return;
+        await TestCluster.LabelNodesAsync();
+        Namespace = await TestCluster.CreateNamespaceAsync("ls-test");
+        Engine = new KubernetesProbe(Namespace);
+        Server = await LongshoreServer.StartAsync([.. SharedServerFixture.QuickArguments, .. Arguments(Namespace)]);
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (TestCluster.Kubeconfig is null)
+            return;
+        await Server.DisposeAsync();
+        await TestCluster.DeleteNamespaceAsync(Namespace);
+    }
+}
+
+[CollectionDefinition(TestCluster.Collection)]
+public sealed class KubernetesCollection : ICollectionFixture<KubernetesServerFixture>;

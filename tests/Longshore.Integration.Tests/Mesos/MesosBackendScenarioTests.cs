@@ -51,6 +51,22 @@ public sealed class MesosBackendScenarioTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Run_ReconciledWhileItsOutputIsRead_EndsWithExitCodeAndOutputFromTheAgentsUpdate()
+    {
+        // Seen on the real master under load: the scheduler's reconciliation (every 2 s here) asks about the run while
+        // its end is held back for the sandbox read, and the master answers the same end without exit code or output.
+        _master.AddAgent("agent-1");
+        _master.FilesDelay = TimeSpan.FromSeconds(1);
+        var run = await _harness.SubmitAsync("slow-sandbox", "echo hi; exit 0");
+
+        var done = await _harness.WaitForStateAsync(run.MesosId, TaskState.Finished, Wait);
+
+        Assert.Equal(0, done.ExitCode);
+        Assert.Equal($"output of {run.MesosId}\n", (await _harness.Store.GetLogsAsync(run.MesosId))?.Stdout);
+        Assert.Contains(_master.Calls, c => c.Type == "RECONCILE" && c.Body.GetProperty("reconcile").GetProperty("tasks").GetArrayLength() > 0);
+    }
+
+    [Fact]
     public async Task Run_CommandFails_EndsFailedWithTheExitCodeAndSpendsATaskRetry()
     {
         _master.AddAgent("agent-1");

@@ -82,7 +82,7 @@ public sealed class MesosHarness : IAsyncDisposable
     }
 
     public async Task<TaskRun> SubmitAsync(string family, string cmd, double cpus = 0.5, double mem = 64, List<List<string>>? constraints = null,
-        int taskRetries = 0, int systemRetries = 2, int ports = 0)
+        int taskRetries = 0, int systemRetries = 2, int ports = 0, Func<TaskDefinition, TaskDefinition>? shape = null)
     {
         var definition = new TaskDefinition
         {
@@ -97,7 +97,7 @@ public sealed class MesosHarness : IAsyncDisposable
             MaxConcurrent = 1000,
             Container = new ContainerSpec { Docker = new DockerSpec { Image = Image } },
         };
-        var run = TaskRun.CreateFirst(definition, Guid.NewGuid(), TimeProvider.System.GetUtcNow());
+        var run = TaskRun.CreateFirst(shape?.Invoke(definition) ?? definition, Guid.NewGuid(), TimeProvider.System.GetUtcNow());
         await Store.InsertAsync(run);
         Scheduler.Nudge();
         return run;

@@ -67,13 +67,26 @@ public sealed class MesosServerTests
     }
 
     [Fact]
+    public async Task Server_ZookeeperMasterList_ExitsTwoWithOneLineSayingWhatToGiveInstead()
+    {
+        var data = Directory.CreateTempSubdirectory("longshore-mesos-zk-").FullName;
+
+        var (exit, _, stderr) = await CliProcess.RunAsync(["server", "--data", data, "--engine", "mesos", "--mesos-master", "zk://zk1:2181,zk2:2181/mesos"]);
+
+        Assert.Equal(2, exit);
+        var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("longshore server: mesos-master: zk:// discovery is not supported", line, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Validate_UnknownEngineAndZookeeperMaster_NamesBoth()
     {
-        var errors = new LongshoreServerOptions { Engine = "kubernetes" }.Validate();
+        var errors = new LongshoreServerOptions { Engine = "nomad" }.Validate();
         var mesos = new LongshoreServerOptions { Engine = "mesos", Mesos = new MesosBackendOptions { Masters = [new Uri("zk://zk1:2181/mesos")] } }.Validate();
 
         Assert.Contains(errors, e => e.StartsWith("engine:", StringComparison.Ordinal));
-        Assert.Contains(mesos, e => e.StartsWith("mesos-master:", StringComparison.Ordinal) && e.Contains("zk://", StringComparison.Ordinal));
+        var zk = Assert.Single(mesos, e => e.StartsWith("mesos-master:", StringComparison.Ordinal));
+        Assert.Contains("zk:// discovery is not supported; list every master's HTTP address instead", zk, StringComparison.Ordinal);
     }
 
     [Fact]

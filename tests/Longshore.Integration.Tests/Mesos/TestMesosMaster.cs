@@ -45,6 +45,24 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
     /// <summary>When set, this master is not the leader and redirects every scheduler call there.</summary>
     public Uri? LeaderRedirect { get; }
 
+    /// <summary>
+    /// A newly elected leader still recovering its registry: scheduler calls get 503 "Master has not finished recovery"
+    /// (recorded in 14-failover).
+    /// </summary>
+    public bool Recovering { get; set; }
+
+    /// <summary>
+    /// <c>--authenticate_http_frameworks</c> with basic credentials (principal → secret): scheduler calls without the
+    /// right Authorization get the recorded 401 (12-auth). Null: no authentication.
+    /// </summary>
+    public Dictionary<string, string>? Credentials { get; set; }
+
+    /// <summary>
+    /// ACLs on <c>register_frameworks</c>: the roles each principal may subscribe with; a principal not listed may use any.
+    /// A refused SUBSCRIBE gets 200, an ERROR event and the end of the stream, and nothing is registered (12-auth).
+    /// </summary>
+    public Dictionary<string, string[]> AllowedRoles { get; } = new(StringComparer.Ordinal);
+
     public double HeartbeatSeconds { get; set; } = 15.0;
 
     /// <summary>How soon an unacknowledged agent update is sent again.</summary>
@@ -249,14 +267,30 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
             return false;
         }
 
-        if (LeaderRedirect is { } leader)
+        // The master authenticates before anything else, a non-leader included (12-auth).
+        Authorizations.Enqueue(request.Header("Authorization"));
+        var principal = Authenticate(request.Header("Authorization"));
+        if (Credentials is not null && principal is null)
         {
-            await WriteAsync(stream, 307, "Temporary Redirect", [("Location", $"//{leader.Authority}/api/v1/scheduler")], "");
+            await WriteAsync(stream, 401, "Unauthorized", [("WWW-Authenticate", "Basic realm=\"mesos-master-scheduler\""), ("Content-Type", "text/plain; charset=utf-8")],
+                "401 Unauthorized.");
             return false;
         }
 
-        Authorizations.Enqueue(request.Header("Authorization"));
-        var (status, error, call) = Validate(request);
+        if (LeaderRedirect is { } leader)
+        {
+            // The recorded Location names the leader's /master/api/v1/scheduler (14-failover).
+            await WriteAsync(stream, 307, "Temporary Redirect", [("Location", $"//{leader.Authority}/master/api/v1/scheduler")], "");
+            return false;
+        }
+
+        if (Recovering)
+        {
+            await WriteAsync(stream, 503, "Service Unavailable", [("Content-Type", "text/plain; charset=utf-8")], "Master has not finished recovery");
+            return false;
+        }
+
+        var (status, error, call) = Validate(request, principal);
         if (call is not null)
             Calls.Enqueue((call.Value.GetProperty("type").GetString()!, call.Value));
         if (error is not null)
@@ -280,8 +314,27 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
         return false;
     }
 
+    /// <summary>The principal whose basic credentials match, when <see cref="Credentials"/> are set.</summary>
+    private string? Authenticate(string? authorization)
+    {
+        if (Credentials is null || authorization is null || !authorization.StartsWith("Basic ", StringComparison.Ordinal))
+            return null;
+        string decoded;
+        try
+        {
+            decoded = Encoding.UTF8.GetString(Convert.FromBase64String(authorization["Basic ".Length..]));
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+
+        var colon = decoded.IndexOf(':', StringComparison.Ordinal);
+        return colon > 0 && Credentials.TryGetValue(decoded[..colon], out var secret) && secret == decoded[(colon + 1)..] ? decoded[..colon] : null;
+    }
+
     /// <summary>The checks in the master's order: Content-Type, JSON, protobuf conversion, validation (recorded in 08-errors).</summary>
-    private static (int Status, string? Error, JsonElement? Call) Validate(HttpRequest request)
+    private static (int Status, string? Error, JsonElement? Call) Validate(HttpRequest request, string? principal)
     {
         var contentType = request.Header("Content-Type");
         if (contentType is null)
@@ -313,6 +366,8 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
                 return (400, "Failed to convert JSON into Call protobuf: Missing required fields: subscribe.framework_info.name", call);
             if (call.TryGetProperty("framework_id", out var callId) && (!info.TryGetProperty("id", out var infoId) || infoId.GetRawText() != callId.GetRawText()))
                 return (400, "Failed to validate scheduler::Call: 'framework_id' differs from 'subscribe.framework_info.id'", call);
+            if (principal is not null && info.TryGetProperty("principal", out var named) && named.GetString() != principal)
+                return (400, $"Failed to validate scheduler::Call: Authenticated principal '{principal}' does not match principal '{named.GetString()}' set in `FrameworkInfo`", call);
             if (request.Header("Mesos-Stream-Id") is not null)
                 return (400, "Subscribe calls should not include the 'Mesos-Stream-Id' header", call);
             var accept = request.Header("Accept");
@@ -413,6 +468,21 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
         var info = call.GetProperty("subscribe").GetProperty("framework_info");
         var requested = call.TryGetProperty("framework_id", out var fid) ? fid.GetProperty("value").GetString() : null;
         var stream = new EventStream(Guid.NewGuid().ToString(), network);
+        var asked = info.TryGetProperty("roles", out var askedRoles) ? askedRoles.EnumerateArray().Select(r => r.GetString()!).ToArray() : ["*"];
+        var allowed = info.TryGetProperty("principal", out var p) && AllowedRoles.TryGetValue(p.GetString()!, out var roles) ? roles : null;
+        if (allowed is not null && asked.Except(allowed).ToArray() is { Length: > 0 } refused)
+        {
+            await stream.WriteHeadAsync();
+            stream.Send(new JsonObject
+            {
+                ["type"] = "ERROR",
+                ["error"] = new JsonObject { ["message"] = $"Not authorized to register framework  with roles {{ {string.Join(", ", refused)} }}" },
+            }.ToJsonString());
+            stream.End();
+            await stream.Completion;
+            return;
+        }
+
         Framework framework;
         lock (_gate)
         {
@@ -433,8 +503,8 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
             {
                 var id = requested ?? $"{_masterId}-{_frameworkCount++:D4}";
                 framework = new Framework(id, info.GetProperty("name").GetString()!);
-                if (info.TryGetProperty("roles", out var roles))
-                    framework.Roles.AddRange(roles.EnumerateArray().Select(r => r.GetString()!));
+                if (info.TryGetProperty("roles", out var frameworkRoles))
+                    framework.Roles.AddRange(frameworkRoles.EnumerateArray().Select(r => r.GetString()!));
                 if (framework.Roles.Count == 0)
                     framework.Roles.Add("*");
                 _frameworks[id] = framework;
@@ -523,8 +593,11 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
         foreach (var json in tasks)
         {
             var taskId = json.GetProperty("task_id").GetProperty("value").GetString()!;
-            var (cpus, mem, ports) = Resources(json);
-            var task = new TaskInfo(taskId, agent.Id, json, json.TryGetProperty("container", out _) ? "Container" : "Command") { Cpus = cpus, Mem = mem, Ports = ports };
+            var (cpus, mem, ports, reservedRole, reservedCpus, reservedMem) = Resources(json);
+            var task = new TaskInfo(taskId, agent.Id, json, json.TryGetProperty("container", out _) ? "Container" : "Command")
+            {
+                Cpus = cpus, Mem = mem, Ports = ports, ReservedRole = reservedRole, ReservedCpus = reservedCpus, ReservedMem = reservedMem,
+            };
             var taskRoles = json.GetProperty("resources").EnumerateArray()
                 .Select(r => r.TryGetProperty("allocation_info", out var a) ? a.GetProperty("role").GetString() : offerRoles.Length == 1 ? offerRoles[0] : null)
                 .Distinct().ToArray();
@@ -540,7 +613,11 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
                 continue;
             }
 
-            if (agent.FreeCpus(framework) + 0.0005 < cpus || agent.FreeMem(framework) + 0.0005 < mem || !ports.All(agent.FreePorts(framework).Contains))
+            // Reserved resources come only from the reservation of the role the task is allocated to.
+            var (freeReservedCpus, freeReservedMem) = reservedRole is null ? (0, 0) : agent.FreeReserved(framework, reservedRole);
+            if ((reservedRole is not null && reservedRole != taskRoles[0]) || freeReservedCpus + 0.0005 < reservedCpus || freeReservedMem + 0.0005 < reservedMem
+                || agent.FreeCpus(framework) + 0.0005 < cpus - reservedCpus || agent.FreeMem(framework) + 0.0005 < mem - reservedMem
+                || !ports.All(agent.FreePorts(framework).Contains))
             {
                 framework.Send(Update(task, "TASK_ERROR", "SOURCE_MASTER", "REASON_TASK_INVALID", "Task uses more resources than available", uuid: null));
                 continue;
@@ -563,9 +640,11 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
     [GeneratedRegex(@"exit (\d+)")]
     private static partial Regex ExitPattern();
 
-    private static (double Cpus, double Mem, int[] Ports) Resources(JsonElement task)
+    /// <summary>A task's cpus and mem in all, what of them it takes from a reservation, for which role, and its ports.</summary>
+    private static (double Cpus, double Mem, int[] Ports, string? ReservedRole, double ReservedCpus, double ReservedMem) Resources(JsonElement task)
     {
-        double cpus = 0, mem = 0;
+        double cpus = 0, mem = 0, reservedCpus = 0, reservedMem = 0;
+        string? reservedRole = null;
         var ports = new List<int>();
         foreach (var r in task.GetProperty("resources").EnumerateArray())
         {
@@ -577,13 +656,22 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
             }
 
             var value = r.GetProperty("scalar").GetProperty("value").GetDouble();
+            var reserved = r.TryGetProperty("role", out var role) && role.GetString() != "*" ? role.GetString() : null;
+            if (reserved is not null)
+                reservedRole = reserved;
             if (r.GetProperty("name").GetString() == "cpus")
+            {
                 cpus += value;
+                reservedCpus += reserved is null ? 0 : value;
+            }
             else if (r.GetProperty("name").GetString() == "mem")
+            {
                 mem += value;
+                reservedMem += reserved is null ? 0 : value;
+            }
         }
 
-        return (cpus, mem, [.. ports]);
+        return (cpus, mem, [.. ports], reservedRole, reservedCpus, reservedMem);
     }
 
     private void Kill(Framework framework, JsonElement kill)
@@ -736,11 +824,12 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
                 continue;
             var cpus = agent.FreeCpus(framework);
             var mem = agent.FreeMem(framework);
-            if (cpus < 0.01 || mem < 1)
-                continue;
             var roles = agent.Roles ?? [framework.Roles.FirstOrDefault() ?? "*"];
             foreach (var role in roles.Where(framework.Roles.Contains))
             {
+                var (reservedCpus, reservedMem) = agent.FreeReserved(framework, role);
+                if ((cpus < 0.01 || mem < 1) && (reservedCpus < 0.01 || reservedMem < 1))
+                    continue;
                 var offer = new Offer($"{_masterId}-O{_offerCount++}", agent.Id, role);
                 framework.Offers.Add(offer);
                 offers.Add(OfferJson(framework, agent, offer, cpus / roles.Length, mem / roles.Length));
@@ -757,7 +846,9 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
         var attributes = new JsonArray();
         foreach (var (name, value) in agent.Attributes)
             attributes.Add(new JsonObject { ["name"] = name, ["type"] = "TEXT", ["text"] = new JsonObject { ["value"] = value } });
-        var resources = new JsonArray(Resource("cpus", cpus, offer.Role), Resource("mem", mem, offer.Role));
+        // In the recorded order (13-reserved): ports, what is reserved for the offer's role ("role":"batch"), then the
+        // unreserved cpus and mem ("role":"*").
+        var resources = new JsonArray();
         if (agent.Roles is null || agent.Roles[0] == offer.Role)
         {
             resources.Add(new JsonObject
@@ -766,6 +857,16 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
                 ["allocation_info"] = new JsonObject { ["role"] = offer.Role },
             });
         }
+
+        var (reservedCpus, reservedMem) = agent.FreeReserved(framework, offer.Role);
+        if (reservedCpus >= 0.001)
+            resources.Add(Resource("cpus", reservedCpus, offer.Role, reservedFor: offer.Role));
+        if (reservedMem >= 0.001)
+            resources.Add(Resource("mem", reservedMem, offer.Role, reservedFor: offer.Role));
+        if (cpus >= 0.001)
+            resources.Add(Resource("cpus", cpus, offer.Role));
+        if (mem >= 0.001)
+            resources.Add(Resource("mem", mem, offer.Role));
 
         var json = new JsonObject
         {
@@ -833,17 +934,22 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
         return ranges;
     }
 
-    private static JsonObject Resource(string name, double value, string role) => new()
+    private static JsonObject Resource(string name, double value, string role, string reservedFor = "*") => new()
     {
         ["name"] = name,
         ["type"] = "SCALAR",
         ["scalar"] = new JsonObject { ["value"] = Math.Round(value, 3) },
-        ["role"] = "*",
+        ["role"] = reservedFor,
         ["allocation_info"] = new JsonObject { ["role"] = role },
     };
 
+    /// <summary>How long the agent's files API takes to answer (a loaded agent).</summary>
+    public TimeSpan FilesDelay { get; set; }
+
     private async Task FilesReadAsync(HttpRequest request, NetworkStream stream)
     {
+        if (FilesDelay > TimeSpan.Zero)
+            await System.Threading.Tasks.Task.Delay(FilesDelay);
         var query = request.Target.Contains('?', StringComparison.Ordinal) ? request.Target[(request.Target.IndexOf('?', StringComparison.Ordinal) + 1)..] : "";
         var args = query.Split('&', StringSplitOptions.RemoveEmptyEntries).Select(p => p.Split('=', 2))
             .ToDictionary(p => p[0], p => p.Length > 1 ? Uri.UnescapeDataString(p[1]) : "", StringComparer.Ordinal);
@@ -895,10 +1001,12 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
         202 => "Accepted",
         307 => "Temporary Redirect",
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         405 => "Method Not Allowed",
         406 => "Not Acceptable",
         415 => "Unsupported Media Type",
+        503 => "Service Unavailable",
         _ => "Error",
     };
 
@@ -936,9 +1044,19 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
 
         internal Dictionary<string, string> Sandboxes { get; } = new(StringComparer.Ordinal);
 
-        internal double FreeCpus(Framework framework) => Cpus - framework.Tasks.Values.Where(t => t.AgentId == Id && !IsTerminal(t.State)).Sum(t => t.Cpus);
+        /// <summary>Resources reserved for a role (<c>--resources=cpus(batch):1;mem(batch):512</c>), beside the unreserved <see cref="Cpus"/> and <see cref="Mem"/>.</summary>
+        public Dictionary<string, (double Cpus, double Mem)> Reserved { get; } = new(StringComparer.Ordinal);
 
-        internal double FreeMem(Framework framework) => Mem - framework.Tasks.Values.Where(t => t.AgentId == Id && !IsTerminal(t.State)).Sum(t => t.Mem);
+        internal double FreeCpus(Framework framework) => Cpus - Live(framework).Sum(t => t.Cpus - t.ReservedCpus);
+
+        internal double FreeMem(Framework framework) => Mem - Live(framework).Sum(t => t.Mem - t.ReservedMem);
+
+        internal (double Cpus, double Mem) FreeReserved(Framework framework, string role) => Reserved.TryGetValue(role, out var reserved)
+            ? (reserved.Cpus - Live(framework).Where(t => t.ReservedRole == role).Sum(t => t.ReservedCpus),
+               reserved.Mem - Live(framework).Where(t => t.ReservedRole == role).Sum(t => t.ReservedMem))
+            : (0, 0);
+
+        private IEnumerable<TaskInfo> Live(Framework framework) => framework.Tasks.Values.Where(t => t.AgentId == Id && !IsTerminal(t.State));
 
         internal SortedSet<int> FreePorts(Framework framework)
         {
@@ -967,6 +1085,13 @@ public sealed partial class TestMesosMaster : IAsyncDisposable
         public double Mem { get; init; }
 
         public int[] Ports { get; init; } = [];
+
+        /// <summary>The role whose reservation the task draws on, and how much of its cpus and mem come from it.</summary>
+        public string? ReservedRole { get; init; }
+
+        public double ReservedCpus { get; init; }
+
+        public double ReservedMem { get; init; }
 
         internal DateTimeOffset? EndsAt { get; set; }
 

@@ -153,6 +153,59 @@ public sealed class TranscriptReplayTests
             v => v.GetProperty("name").GetString() == "X" && v.GetProperty("value").GetString() == "transcripts");
     }
 
+    [Fact]
+    public void Parse_RecordedReservedOffer_CountsTheReservationAndKeepsWhatATaskMustRepeat()
+    {
+        var offer = RecordedReservedOffer();
+
+        Assert.Equal("batch", offer.Role);
+        Assert.Equal(4.0, offer.Cpus);
+        Assert.Equal(3584.0, offer.Mem);
+        var reserved = Assert.Single(offer.Scalars, s => s.Reserved && s.Name == "cpus");
+        Assert.Equal(1.0, reserved.Amount);
+        Assert.Equal("""{"name":"cpus","type":"SCALAR","role":"batch"}""", reserved.Identity.ToJsonString());
+    }
+
+    [Fact]
+    public void Accept_RecordedReservedOffer_TakesTheReservationFirstAsTheRealMasterAccepted()
+    {
+        var offer = RecordedReservedOffer();
+        var accepted = JsonDocument.Parse(Transcripts.Entries("13-reserved").First(e => e.GetProperty("kind").GetString() == "request"
+            && e.GetProperty("label").GetString() == "ACCEPT").GetProperty("body").GetString()!).RootElement;
+        var recordedTask = accepted.GetProperty("accept").GetProperty("operations")[0].GetProperty("launch").GetProperty("task_infos")[0];
+        var run = new Longshore.Core.Tasks.TaskRun
+        {
+            MesosId = recordedTask.GetProperty("task_id").GetProperty("value").GetString()!,
+            FamilyId = "reserved",
+            Definition = new Longshore.Core.Tasks.TaskDefinition { Id = "reserved", Cpus = 1.5, Mem = 64, Cmd = "echo on-the-batch-reservation" },
+        };
+
+        var task = MesosCalls.TaskInfo(run, offer.AgentId, [], "batch", new OfferedResources(offer.Scalars));
+
+        Assert.Equal(recordedTask.GetProperty("resources").GetRawText(), task["resources"]!.ToJsonString());
+        // The task ended TASK_FINISHED on the real agent: the master took exactly these resources.
+        Assert.Contains(Transcripts.Records("13-reserved", "stream1"), r => r.Contains("\"TASK_FINISHED\"", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Take_MoreThanTheReservation_RestComesFromUnreservedAndNothingIsTakenTwice()
+    {
+        var pool = new OfferedResources(RecordedReservedOffer().Scalars);
+
+        var first = pool.Take("cpus", 0.75).Select(r => r.ToJsonString()).ToArray();
+        var second = pool.Take("cpus", 0.75).Select(r => r.ToJsonString()).ToArray();
+
+        Assert.Equal(["""{"name":"cpus","type":"SCALAR","role":"batch","scalar":{"value":0.75}}"""], first);
+        Assert.Equal(["""{"name":"cpus","type":"SCALAR","role":"batch","scalar":{"value":0.25}}""",
+            """{"name":"cpus","type":"SCALAR","role":"*","scalar":{"value":0.5}}"""], second);
+    }
+
+    private static MesosOffer RecordedReservedOffer()
+    {
+        var offers = Transcripts.Records("13-reserved", "stream1").Select(r => MesosEvent.Parse(Encoding.UTF8.GetBytes(r))).OfType<OffersEvent>().First();
+        return offers.Offers.Single(o => o.Role == "batch");
+    }
+
     private static string[] Keys(JsonElement element) => [.. element.EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal)];
 
     /// <summary>Hands out one byte per read, like a network that splits every record.</summary>

@@ -16,7 +16,7 @@ namespace Longshore.Integration.Tests.Queues;
 /// </summary>
 public sealed class CronQueueAcceptanceTests : IAsyncLifetime
 {
-    private static readonly DateTimeOffset Start = new(2026, 11, 24, 6, 0, 0, TimeSpan.Zero);
+    private static readonly DateTimeOffset Start = TestClock.Now(TimeSpan.FromMinutes(1));
     private readonly FakeTimeProvider _time = new(Start);
     private LocalStore _local = null!;
 
@@ -62,11 +62,11 @@ public sealed class CronQueueAcceptanceTests : IAsyncLifetime
         Assert.Equal(72, batches.Count);
         Assert.Equal(71, batches.Count(b => b.Length == 7));
         Assert.Equal(1, batches.Count(b => b.Length == 3));
-        var expected = Enumerable.Range(1, 500).Select(s => Start.AddSeconds(s).ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture));
+        var expected = Enumerable.Range(1, 500).Select(s => Start.AddSeconds(s).ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture));
         Assert.Equal(expected, batches.SelectMany(b => b).Order(StringComparer.Ordinal));
         // Three seconds later: exactly the three new fires, in one batch.
         var newest = Assert.Single(runs, r => !afterRestart.Any(a => a.MesosId == r.MesosId));
-        Assert.Equal(string.Join('|', Enumerable.Range(501, 3).Select(s => Start.AddSeconds(s).ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture))),
+        Assert.Equal(string.Join('|', Enumerable.Range(501, 3).Select(s => Start.AddSeconds(s).ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture))),
             newest.Definition.Env!["HIPPO_DATA"]);
     }
 

@@ -11,7 +11,7 @@ namespace Longshore.Integration.Tests.Queues;
 /// <summary>The poll loop's lease renewal (<see cref="ILeasingSource"/>) through the real store, with a fake leasing source.</summary>
 public sealed class LeaseRenewalTests : IAsyncLifetime
 {
-    private static readonly DateTimeOffset Start = new(2026, 11, 24, 6, 0, 0, TimeSpan.Zero);
+    private static readonly DateTimeOffset Start = TestClock.Now(TimeSpan.FromMinutes(1));
     private readonly FakeTimeProvider _time = new(Start);
     private readonly LeasingSource _source = new();
     private LocalStore _local = null!;

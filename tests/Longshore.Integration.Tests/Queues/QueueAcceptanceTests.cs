@@ -85,8 +85,8 @@ public abstract class QueueAcceptanceTests : IAsyncLifetime
     {
         var messages = Messages(300, "k");
         await PushAsync(messages);
-        (await _server.Http.PostAsJsonAsync("/queues/", Definition("sleep 1; printf '%s' $HIPPO_DATA", batchSize: 5))).EnsureSuccessStatusCode();
-        await Eventually.WaitUntilAsync(async () => (await FinishedAsync()).Count >= 8, TimeSpan.FromSeconds(120), () => _server.Output);
+        (await _server.Http.PostAsJsonAsync("/queues/", Definition("sleep 1; printf '%s' $HIPPO_DATA", batchSize: 10))).EnsureSuccessStatusCode();
+        await Eventually.WaitUntilAsync(async () => (await FinishedAsync()).Count >= 4, TimeSpan.FromSeconds(120), () => _server.Output);
 
         await _server.KillHardAsync();
         await Task.Delay(2000);

@@ -10,7 +10,7 @@ namespace Longshore.Integration.Tests.Storage;
 /// </summary>
 public abstract class QueueDedupComplianceTests : IAsyncLifetime
 {
-    private static readonly DateTimeOffset Now = new(2026, 11, 24, 12, 0, 0, TimeSpan.Zero);
+    private static readonly DateTimeOffset Now = TestClock.Now(TimeSpan.FromSeconds(1));
     private readonly string _queue = "dedup-" + Guid.NewGuid().ToString("N")[..8];
     private IQueueStore _store = null!;
 

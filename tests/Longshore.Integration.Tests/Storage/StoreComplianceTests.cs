@@ -12,13 +12,13 @@ namespace Longshore.Integration.Tests.Storage;
 /// its own (a fresh file, schema or key prefix); <see cref="OpenAnotherAsync"/> opens a second client on the same store,
 /// as a second Longshore instance would.
 /// </summary>
-public abstract class StoreComplianceTests : IAsyncLifetime
+public abstract partial class StoreComplianceTests : IAsyncLifetime
 {
     /// <summary>Runs in the volume test: enough to see a listing that scans or sorts everything; 1,000,000 is in bench/.</summary>
     protected virtual int VolumeRuns => 10_000;
 
     private readonly List<IStateStore> _opened = [];
-    protected static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    protected static readonly DateTimeOffset T0 = TestClock.Now(TimeSpan.FromSeconds(1));
 
     protected IStateStore Store { get; private set; } = null!;
 

@@ -329,15 +329,17 @@ const queues = {
       if (e.status === 404) { main().replaceChildren(h("h1", {}, "Queues"), h("p", { class: "muted" }, "This server has no queue support.")); return; }
       throw e;
     }
-    const typeList = Array.isArray(types) ? types : Object.entries(types).map(([key, t]) => Object.assign({ type: key }, t));
-    const typeSelect = h("select", { id: "q-type", name: "type" }, typeList.map(t => h("option", { value: t.type || t.namespace }, t.label || t.type)));
+    // Hippo's shape: a list of types, each with its inputs keyed by name ({input, label, default, required, secret}).
+    const typeSelect = h("select", { id: "q-type", name: "type" }, types.map(t => h("option", { value: t.type || t.namespace }, t.label || t.namespace)));
+    const typeOf = () => types.find(x => (x.type || x.namespace) === typeSelect.value) || { namespace: typeSelect.value, inputs: {} };
     const fields = h("div", {});
     const message = h("p", { role: "status" });
     const drawFields = () => {
-      const t = typeList.find(x => (x.type || x.namespace) === typeSelect.value) || { inputs: [] };
-      const inputs = Array.isArray(t.inputs) ? t.inputs : Object.entries(t.inputs || {}).map(([name, i]) => Object.assign({ name }, i));
-      fields.replaceChildren(...inputs.map(i => h("div", {}, h("label", { for: "q-in-" + i.name }, i.label || i.name),
-        h("input", { id: "q-in-" + i.name, "data-input": i.name, value: i.default ?? "", type: /secret|password/i.test(i.name) ? "password" : "text" }))));
+      const t = typeOf();
+      // An input left empty takes its default on the server, so the default is shown, not filled in.
+      fields.replaceChildren(...Object.entries(t.inputs || {}).map(([name, i]) => h("div", {}, h("label", { for: "q-in-" + name }, i.label || name),
+        h("input", { id: "q-in-" + name, "data-input": name, type: i.input === "password" || i.input === "number" ? i.input : "text",
+          placeholder: i.default ?? "", required: i.required }))));
     };
     typeSelect.addEventListener("change", drawFields);
     drawFields();
@@ -345,11 +347,12 @@ const queues = {
     const cmd = h("input", { id: "q-cmd", value: "echo $HIPPO_DATA" });
     const form = h("form", { id: "queue-form", onsubmit: async e => {
       e.preventDefault();
-      const t = typeList.find(x => (x.type || x.namespace) === typeSelect.value);
       const settings = {};
-      for (const input of fields.querySelectorAll("[data-input]")) settings[input.dataset.input] = input.value;
+      for (const input of fields.querySelectorAll("[data-input]")) {
+        if (input.value !== "") settings[input.dataset.input] = input.type === "number" ? Number(input.value) : input.value;
+      }
       const body = { id: name.value, cmd: cmd.value, mem: 32, cpus: 0.1, container: { type: "DOCKER", docker: { image: image.value } },
-        queue: { type: typeSelect.value, name: name.value, status: "ENABLED", [t.namespace || typeSelect.value]: settings } };
+        queue: { type: typeSelect.value, name: name.value, status: "ENABLED", [typeOf().namespace]: settings } };
       try { await api("/queues/", { method: "POST", body: JSON.stringify(body) }); message.textContent = "Created " + name.value; message.className = ""; render(); }
       catch (err) { message.textContent = err.message; message.className = "error"; }
     } },
@@ -403,6 +406,18 @@ function connect() {
   });
 }
 
+// The engine's health from /healthz (no token needed): a banner says why the engine is unavailable, e.g. a Mesos
+// master that refuses the framework's secret or role.
+async function checkEngine() {
+  const banner = document.getElementById("engine");
+  try {
+    const health = await (await fetch("/healthz")).json();
+    const error = health && health.engine && health.engine.error;
+    banner.textContent = error ? `Engine ${health.engine.name} unavailable: ${error}` : "";
+    banner.hidden = !error;
+  } catch { /* the server itself is away; the live indicator says so */ }
+}
+
 // A live update redraws the view; never while someone is typing into one of its fields, or their input would vanish.
 let refreshPending = false;
 function liveRefresh() {
@@ -425,4 +440,6 @@ document.addEventListener("DOMContentLoaded", () => {
   window.addEventListener("hashchange", route);
   route();
   connect();
+  checkEngine();
+  setInterval(checkEngine, 10000);
 });

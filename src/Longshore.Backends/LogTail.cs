@@ -2,11 +2,12 @@ using System.Text;
 using Docker.DotNet;
 using Longshore.Core.Execution;
 
-namespace Longshore.Backends.Docker;
+namespace Longshore.Backends;
 
-/// <summary>Reads a multiplexed log stream keeping only the last <c>cap</c> bytes of each of stdout and stderr.</summary>
+/// <summary>Reads a run's output keeping only the last <c>cap</c> bytes of each of stdout and stderr.</summary>
 internal static class LogTail
 {
+    /// <summary>A Docker multiplexed stream: stdout and stderr apart.</summary>
     public static async Task<TaskLogs> ReadAsync(MultiplexedStream stream, int cap, CancellationToken cancellationToken)
     {
         using var stdout = new Tail(cap);
@@ -21,6 +22,17 @@ internal static class LogTail
         }
 
         return new TaskLogs(stdout.ToText(), stderr.ToText(), stdout.Dropped || stderr.Dropped);
+    }
+
+    /// <summary>One interleaved stream (a Kubernetes container log): all of it is kept as stdout.</summary>
+    public static async Task<TaskLogs> ReadAsync(Stream stream, int cap, CancellationToken cancellationToken)
+    {
+        using var output = new Tail(cap);
+        var buffer = new byte[81920];
+        int read;
+        while ((read = await stream.ReadAsync(buffer, cancellationToken)) > 0)
+            output.Append(buffer.AsSpan(0, read));
+        return new TaskLogs(output.ToText(), string.Empty, output.Dropped);
     }
 
     private sealed class Tail(int cap) : IDisposable
