@@ -110,7 +110,7 @@ public sealed class RedisSource : IQueueSource, IAcknowledgingSource, IRecoverin
         return new PollResult(messages, new Dictionary<string, string>()) { NextPollAt = now };
     }
 
-    private static int WaitSeconds(StoredQueue queue) =>
+    private int WaitSeconds(StoredQueue queue) =>
         int.Parse(Type.SettingsOf(queue.Block).GetValueOrDefault("wait_seconds") is { Length: > 0 } w ? w : DefaultWaitSeconds, CultureInfo.InvariantCulture);
 
     private async Task<ConnectionMultiplexer> OpenBlockingAsync(StoredQueue queue, int waitSeconds)
