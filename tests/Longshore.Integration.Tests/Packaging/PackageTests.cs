@@ -158,7 +158,10 @@ public sealed partial class PackageTests
     /// <summary>The first ```sh block after a README heading.</summary>
     private static string Block(string readme, string heading)
     {
-        var section = readme[(readme.IndexOf("\n" + heading + "\n", StringComparison.Ordinal) + heading.Length + 2)..];
+        // The heading's line may go on ("### Binary (linux-x64, linux-arm64)"); a heading not found is a failure, not the first block.
+        var at = readme.IndexOf("\n" + heading, StringComparison.Ordinal);
+        Assert.True(at >= 0, $"README has no heading '{heading}'");
+        var section = readme[readme.IndexOf('\n', at + 1)..];
         var start = section.IndexOf("```sh\n", StringComparison.Ordinal) + "```sh\n".Length;
         return section[start..section.IndexOf("\n```", start, StringComparison.Ordinal)];
     }
