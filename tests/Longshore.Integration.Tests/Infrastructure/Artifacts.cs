@@ -37,15 +37,28 @@ public static class Artifacts
     /// <summary>The image (and its base, localhost/longshore-base:bookworm) in podman's storage, and its archive.</summary>
     public static Task ImageAsync() => EnsureAsync("image");
 
-    private static async Task EnsureAsync(string target)
+    /// <summary>
+    /// The image imported into the test cluster's containerd too (scripts/setup-kubernetes.sh with LONGSHORE_K8S_IMAGES).
+    /// scripts/test.sh imports it after building; by hand it is built and imported here, once per run.
+    /// </summary>
+    public static async Task ImageInClusterAsync()
+    {
+        await ImageAsync();
+        await OnceAsync("image-in-cluster", "env", $"LONGSHORE_K8S_IMAGES={ImageArchive}", "bash", Path.Combine(Checkout.Root!, "scripts", "setup-kubernetes.sh"));
+    }
+
+    private static Task EnsureAsync(string target) => OnceAsync(target, "bash", Path.Combine(Checkout.Root!, "scripts", "package.sh"), target);
+
+    /// <summary>Runs the command once per test run under the key; nothing when scripts/test.sh prepared everything.</summary>
+    private static async Task OnceAsync(string key, string file, params string[] args)
     {
         if (Prebuilt)
             return;
         await Gate.WaitAsync();
         try
         {
-            if (Built.Add(target))
-                await Processes.RunCheckedAsync("bash", Path.Combine(Checkout.Root!, "scripts", "package.sh"), target);
+            if (Built.Add(key))
+                await Processes.RunCheckedAsync(file, args);
         }
         finally
         {
