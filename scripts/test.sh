@@ -34,6 +34,9 @@ if ! command -v systemd-analyze >/dev/null; then
 fi
 bash scripts/package.sh all >/dev/null
 export LONGSHORE_DIST="$PWD/dist"
+# The image just built goes into the cluster's containerd too, for InClusterTests (Longshore deployed from
+# deploy/kubernetes); the script is idempotent and only imports here, the cluster already runs.
+LONGSHORE_K8S_IMAGES="$LONGSHORE_DIST/longshore-image.tar" bash scripts/setup-kubernetes.sh >/dev/null
 
 results=$(mktemp -d)
 status=0
