@@ -25,6 +25,19 @@ mesos_env=$(bash scripts/setup-mesos.sh)
 eval "$mesos_env"
 trap 'bash scripts/setup-mesos.sh stop' EXIT
 
+# The release artifacts (executables, .debs, the image) are built once here and the packaging tests use them from
+# LONGSHORE_DIST; the debootstrap base and NuGet's runtime packs stay cached between runs (docs/operations.md).
+if ! command -v systemd-analyze >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq systemd >&2
+fi
+bash scripts/package.sh all >/dev/null
+export LONGSHORE_DIST="$PWD/dist"
+# The image just built goes into the cluster's containerd too, for InClusterTests (Longshore deployed from
+# deploy/kubernetes); the script is idempotent and only imports here, the cluster already runs.
+LONGSHORE_K8S_IMAGES="$LONGSHORE_DIST/longshore-image.tar" bash scripts/setup-kubernetes.sh >/dev/null
+
 results=$(mktemp -d)
 status=0
 dotnet test Longshore.sln -c Release --logger "trx" --results-directory "$results" 2>&1 | tee "$results/output.txt" || status=$?

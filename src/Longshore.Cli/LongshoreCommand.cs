@@ -27,6 +27,7 @@ public static class LongshoreCommand
         root.Subcommands.Add(TaskCommands.Create(client));
         root.Subcommands.Add(JobCommands.Create(client));
         root.Subcommands.Add(QueueCommands.Create(client));
+        root.Subcommands.Add(HealthCommand(client));
         root.Subcommands.Add(CompletionCommand());
         return root;
     }
@@ -45,6 +46,23 @@ public static class LongshoreCommand
 
         // The web host stops gracefully on SIGTERM itself; System.CommandLine's own handler would turn that into exit 143.
         return await result.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+    }
+
+    /// <summary>The server's <c>/healthz</c> as an exit code: what the container image's HEALTHCHECK runs.</summary>
+    private static Command HealthCommand(ClientOptions client)
+    {
+        var command = new Command("health", "Ask the server whether it is healthy (GET /healthz): exit 0 when it is, 4 when degraded, 3 when unreachable");
+        client.SetAction(command, async (_, api, json, cancellationToken) =>
+        {
+            var health = await api.GetAsync("/healthz", cancellationToken);
+            if (json)
+                Output.Json(Console.Out, health);
+            else
+                Console.WriteLine($"{Output.Text(health["status"])}: engine {Output.Text(health["engine"]?["name"])} at {Output.Text(health["engine"]?["endpoint"])}, "
+                    + $"{(health["leader"]?.GetValue<bool>() == true ? "leading" : "following")}, store {Output.Text(health["store"]?["description"])}");
+            return ExitCodes.Ok;
+        });
+        return command;
     }
 
     private static Command CompletionCommand()
@@ -87,8 +105,9 @@ public static class LongshoreCommand
         var logCap = new Option<int>("--log-cap-bytes") { Description = "Bytes of stdout and of stderr kept per run (the tail)", DefaultValueFactory = _ => defaults.LogCapBytes };
         var jobBackoffBase = new Option<double>("--job-backoff-base") { Description = "Seconds before restarting a replica that crashed quickly (doubles while it keeps crashing)", DefaultValueFactory = _ => defaults.Jobs.Backoff.BackoffBase.TotalSeconds };
         var jobBackoffCap = new Option<double>("--job-backoff-cap") { Description = "Longest replica restart backoff in seconds", DefaultValueFactory = _ => defaults.Jobs.Backoff.BackoffCap.TotalSeconds };
-        var tokensFile = new Option<string?>("--tokens-file") { Description = "Access tokens, one ROLE:NAME:TOKEN per line (also LONGSHORE_TOKENS); required to listen beyond loopback" };
-        var secretsKey = new Option<string?>("--secrets-key") { Description = "Base64 32-byte key encrypting queue secrets at rest (also LONGSHORE_SECRETS_KEY; default: <data>/secrets.key, created once)" };
+        var tokensFile = new Option<string?>("--tokens-file") { Description = "Access tokens, one ROLE:NAME:TOKEN per line; tokens (or --tokens) are required to listen beyond loopback" };
+        var tokens = new Option<string?>("--tokens") { Description = "Access tokens, ROLE:NAME:TOKEN entries ';'-separated; give them as LONGSHORE_TOKENS or in the file: a flag shows in the process list" };
+        var secretsKey = new Option<string?>("--secrets-key") { Description = "Base64 32-byte key encrypting queue secrets at rest (default: <data>/secrets.key, created once); best as LONGSHORE_SECRETS_KEY" };
         var store = new Option<string?>("--store") { Description = "Where state is kept: sqlite:PATH (default <data>/longshore.db), postgres:CONNSTRING or redis:CONFIG (shared by several instances)" };
         var leaderLease = new Option<double>("--leader-lease") { Description = "Seconds a scheduler lease lasts unrenewed: with several instances on one store, a follower takes over within about 4/3 of it", DefaultValueFactory = _ => defaults.Leader.LeaseDuration.TotalSeconds };
         var secretsDir = new Option<string?>("--secrets-dir") { Description = "Folder whose files queue settings may reference as ${file:NAME} (default: none, such references are refused)" };
@@ -113,19 +132,30 @@ public static class LongshoreCommand
             DefaultValueFactory = _ => defaults.Mesos.FrameworkName,
         };
         var mesosPrincipal = new Option<string?>("--mesos-principal") { Description = "Principal for HTTP basic authentication with the master" };
-        var mesosSecretFile = new Option<string?>("--mesos-secret-file") { Description = "File holding the principal's secret (also LONGSHORE_MESOS_SECRET); never logged" };
+        var mesosSecretFile = new Option<string?>("--mesos-secret-file") { Description = "File holding the principal's secret; never logged" };
+        var mesosSecret = new Option<string?>("--mesos-secret") { Description = "The principal's secret itself, when there is no --mesos-secret-file; best as LONGSHORE_MESOS_SECRET" };
         var mesosFailover = new Option<double>("--mesos-failover-timeout") { Description = "Seconds the master keeps the framework's tasks while Longshore is away", DefaultValueFactory = _ => defaults.Mesos.FailoverTimeout.TotalSeconds };
         var mesosRefuse = new Option<double>("--mesos-refuse-seconds") { Description = "Seconds a declined agent is not offered again", DefaultValueFactory = _ => defaults.Mesos.RefuseSeconds };
 
+        var config = new Option<string?>("--config") { Description = $"Configuration file, JSON keyed by option name without dashes (also LONGSHORE_CONFIG; default {ServerConfiguration.DefaultFile} when present)" };
+        var printConfig = new Option<bool>("--print-config") { Description = "Print the effective settings (secrets masked) and where each comes from, then exit" };
+
+        // Every option added to this command can also be given in the configuration file and as a LONGSHORE_ variable,
+        // under names derived from its own (--kill-grace: key KillGrace, variable LONGSHORE_KILL_GRACE): see ServerConfiguration.
         var command = new Command("server", "Run the API, the scheduler and the engine backend (local engine or Mesos).")
         {
-            urls, data, dockerHost, allowHostPath, capacity, killGrace, backoffBase, backoffCap, reconcile, logCap, store, leaderLease, synchronous, jobBackoffBase, jobBackoffCap, tokensFile, secretsKey, secretsDir,
+            urls, data, dockerHost, allowHostPath, capacity, killGrace, backoffBase, backoffCap, reconcile, logCap, store, leaderLease, synchronous, jobBackoffBase, jobBackoffCap, tokensFile, tokens, secretsKey, secretsDir,
             retention, retentionCount,
-            engine, mesosMaster, mesosRole, mesosFramework, mesosPrincipal, mesosSecretFile, mesosFailover, mesosRefuse,
+            engine, mesosMaster, mesosRole, mesosFramework, mesosPrincipal, mesosSecretFile, mesosSecret, mesosFailover, mesosRefuse,
             kubeconfig, kubeNamespace, kubeServiceAccount, kubePullGrace,
+            config, printConfig,
         };
-        command.SetAction(async (result, cancellationToken) =>
+        command.SetAction(async (parsed, cancellationToken) =>
         {
+            var configuration = ServerConfiguration.Load(parsed, command, config, [printConfig], Environment.GetEnvironmentVariable);
+            if (configuration.Errors.Count > 0)
+                return await ReportAsync(configuration.Errors);
+            var result = configuration.Result;
             var options = new LongshoreServerOptions
             {
                 Urls = result.GetValue(urls)!,
@@ -141,11 +171,11 @@ public static class LongshoreCommand
                 Retry = new RetryOptions { BackoffBase = Seconds(result.GetValue(backoffBase)), BackoffCap = Seconds(result.GetValue(backoffCap)) },
                 LogCapBytes = result.GetValue(logCap),
                 Leader = new LeaderOptions { LeaseDuration = Seconds(result.GetValue(leaderLease)) },
-                Store = result.GetValue(store) ?? Environment.GetEnvironmentVariable("LONGSHORE_STORE"),
+                Store = result.GetValue(store),
                 SqliteSynchronous = result.GetValue(synchronous)!,
                 TokensFile = result.GetValue(tokensFile),
-                SecretsKey = result.GetValue(secretsKey) ?? Environment.GetEnvironmentVariable("LONGSHORE_SECRETS_KEY"),
-                TokensVariable = Environment.GetEnvironmentVariable("LONGSHORE_TOKENS"),
+                SecretsKey = result.GetValue(secretsKey),
+                TokensVariable = result.GetValue(tokens),
                 SecretsDir = result.GetValue(secretsDir),
                 Jobs = new JobSettings { Backoff = new RetryOptions { BackoffBase = Seconds(result.GetValue(jobBackoffBase)), BackoffCap = Seconds(result.GetValue(jobBackoffCap)) } },
                 Retention = new RetentionOptions
@@ -160,7 +190,7 @@ public static class LongshoreCommand
                     Roles = result.GetValue(mesosRole)!.Split(',', StringSplitOptions.TrimEntries),
                     FrameworkName = result.GetValue(mesosFramework)!,
                     Principal = result.GetValue(mesosPrincipal),
-                    Secret = MesosSecret(result.GetValue(mesosSecretFile)),
+                    Secret = MesosSecret(result.GetValue(mesosSecretFile)) ?? result.GetValue(mesosSecret),
                     SecretFile = result.GetValue(mesosSecretFile),
                     FailoverTimeout = Seconds(result.GetValue(mesosFailover)),
                     RefuseSeconds = result.GetValue(mesosRefuse),
@@ -173,6 +203,12 @@ public static class LongshoreCommand
                     ImagePullGrace = Seconds(result.GetValue(kubePullGrace)),
                 },
             };
+            if (result.GetValue(printConfig))
+            {
+                configuration.Print(Console.Out);
+                return options.Validate() is { Count: > 0 } errors ? await ReportAsync(errors) : ExitOk;
+            }
+
             return await RunServerAsync(options, cancellationToken);
         });
         return command;
@@ -187,9 +223,16 @@ public static class LongshoreCommand
             .Select(master => Uri.TryCreate(master, UriKind.Absolute, out var uri) ? uri : new Uri("invalid:" + Uri.EscapeDataString(master)))
             .ToArray();
 
-    /// <summary>The secret from its file (trailing newline dropped), else from LONGSHORE_MESOS_SECRET.</summary>
-    private static string? MesosSecret(string? file) =>
-        file is not null && File.Exists(file) ? File.ReadAllText(file).TrimEnd('\r', '\n') : Environment.GetEnvironmentVariable("LONGSHORE_MESOS_SECRET");
+    /// <summary>The secret from its file, trailing newline dropped.</summary>
+    private static string? MesosSecret(string? file) => file is not null && File.Exists(file) ? File.ReadAllText(file).TrimEnd('\r', '\n') : null;
+
+    /// <summary>One line per failing setting on stderr; the usage exit code.</summary>
+    private static async Task<int> ReportAsync(IEnumerable<string> errors)
+    {
+        foreach (var error in errors)
+            await Console.Error.WriteLineAsync("longshore server: " + error);
+        return ExitUsage;
+    }
 
     /// <summary>
     /// A setting from Hippo's environment variable when the option is not given; one that is not a number becomes -1, so
@@ -212,9 +255,7 @@ public static class LongshoreCommand
         }
         catch (OptionsException e)
         {
-            foreach (var error in e.Errors)
-                await Console.Error.WriteLineAsync("longshore server: " + error);
-            return ExitUsage;
+            return await ReportAsync(e.Errors);
         }
         catch (StoreUnavailableException e)
         {

@@ -92,6 +92,19 @@ public sealed class CliTests(SharedServerFixture fixture) : IClassFixture<Shared
     }
 
     [Fact]
+    public async Task Health_ExitsZeroWithTheStatus_OrThreeWhenNothingAnswers()
+    {
+        var healthy = await CliProcess.RunAsync(["health", "--server", ServerUrl]);
+        var json = await CliProcess.RunAsync(["health", "--json", "--server", ServerUrl]);
+        var unreachable = await CliProcess.RunAsync(["health", "--server", $"http://127.0.0.1:{LongshoreServer.FreePort()}"]);
+
+        Assert.Equal(0, healthy.ExitCode);
+        Assert.StartsWith("ok: engine docker at ", healthy.Stdout, StringComparison.Ordinal);
+        Assert.Equal("ok", JsonDocument.Parse(json.Stdout).RootElement.GetProperty("status").GetString());
+        Assert.Equal(3, unreachable.ExitCode);
+    }
+
+    [Fact]
     public async Task UnreachableServer_ExitCode3_OneClearLine()
     {
         var result = await CliProcess.RunAsync(["task", "ls", "--server", "http://127.0.0.1:9"]);

@@ -30,7 +30,7 @@ public sealed class ObservabilityTests : IAsyncLifetime, IDisposable
         _collector.Start();
         _collecting = Task.Run(CollectAsync);
         _redis = await ConnectionMultiplexer.ConnectAsync(RedisHost);
-        _server = await LongshoreServer.StartWithEnvironmentAsync(new Dictionary<string, string>
+        _server = await LongshoreServer.StartAsync(new Dictionary<string, string?>
         {
             ["OTEL_EXPORTER_OTLP_ENDPOINT"] = $"http://127.0.0.1:{port}",
             ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",

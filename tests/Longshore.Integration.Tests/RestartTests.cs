@@ -2,7 +2,10 @@ using System.Diagnostics;
 using System.Net.Http.Json;
 using Docker.DotNet.Models;
 using Longshore.Backends.Docker;
+using Longshore.Core.Storage;
+using Longshore.Core.Tasks;
 using Longshore.Integration.Tests.Infrastructure;
+using Longshore.Storage.Sqlite;
 
 namespace Longshore.Integration.Tests;
 
@@ -134,6 +137,45 @@ public sealed class RestartTests
         Assert.Equal(3, replayed.Count);
         var lastBeforeCrash = runs.Where(r => r.Created < killedAt).Max(r => r.Fire);
         Assert.True(replayed.Min(r => r.Fire) > lastBeforeCrash + TimeSpan.FromSeconds(1), "older missed fires should have been skipped");
+    }
+
+    [Fact]
+    public async Task SigtermDuringLaunches_ThenRestart_EveryRunLaunchedOnce_NoneLostOrRetried()
+    {
+        var shared = Directory.CreateTempSubdirectory("longshore-term-").FullName;
+        await using var server = await LongshoreServer.StartAsync("--capacity", "24", "--allow-host-path", shared);
+        var family = Families.New("termlaunch");
+        var volume = new Dictionary<string, string> { ["hostPath"] = shared, ["containerPath"] = "/shared", ["mode"] = "RW" };
+        // No system retries: a run whose launch the stop cut off ends TASK_LOST for good instead of hiding behind a retry.
+        var ids = await Task.WhenAll(Enumerable.Range(0, 24).Select(_ => server.PostTaskAsync(Tasks.Definition(family,
+            "echo $MESOS_TASK_ID >> /shared/launches; sleep 2", systemRetries: 0, maxConcurrent: 24, volumes: [volume]))));
+
+        // SIGTERM (as systemd or podman stop sends it) once the scheduler has begun launching: most launches are under way.
+        await Eventually.WaitUntilAsync(async () => (await server.RunsAsync(family)).Any(run => run.GetProperty("mesos_state").GetString() != "WAITING_ON_OFFERS"),
+            TimeSpan.FromSeconds(60), () => server.Output);
+        var exitCode = await server.StopGracefullyAsync();
+        var stopOutput = server.Output;
+        // Stopped: every run is still waiting (no container), launched (its container started) or already ended, none in between.
+        IReadOnlyList<TaskRun> stored;
+        using (var store = await SqliteTaskStore.OpenAsync(Path.Combine(server.DataDir, "longshore.db")))
+            stored = await store.ListAsync(new RunQuery(1000, FamilyId: family));
+        var containers = (await TestEngine.ListByLabelAsync(DockerBackend.FamilyLabel, family)).ToDictionary(c => c.Labels[DockerBackend.RunLabel], c => c.State);
+        var halfLaunched = stored.Where(run => run.State != Longshore.Core.Tasks.TaskState.WaitingOnOffers && !run.State.IsTerminal()
+            && (!containers.TryGetValue(run.MesosId, out var state) || state is "created" or "configured")).ToList();
+        Assert.True(halfLaunched.Count == 0, "half-launched at the stop: " + string.Join(", ", halfLaunched.Select(run =>
+            $"{run.MesosId} {run.State} container {containers.GetValueOrDefault(run.MesosId) ?? "none"}")));
+        Assert.Contains(stored, run => run.State != Longshore.Core.Tasks.TaskState.WaitingOnOffers);
+        await server.StartAgainAsync();
+        var ends = new List<System.Text.Json.JsonElement>();
+        foreach (var id in ids)
+            ends.Add(await server.WaitForEndAsync(id, TimeSpan.FromSeconds(120)));
+
+        Assert.Equal(0, exitCode);
+        Assert.DoesNotContain(" fail:", stopOutput, StringComparison.Ordinal);
+        Assert.All(ends, run => Assert.True(run.GetProperty("mesos_state").GetString() == "TASK_FINISHED", run.ToString()));
+        Assert.Equal(ids.Length, (await server.RunsAsync(family)).Count);
+        var launches = (await File.ReadAllLinesAsync(Path.Combine(shared, "launches"))).Where(line => line.Length > 0);
+        Assert.Equal(ids.Order(), launches.Order());
     }
 
     [Fact]

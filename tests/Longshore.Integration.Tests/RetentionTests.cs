@@ -14,7 +14,7 @@ public sealed class RetentionTests
     public async Task Retention_FromHipposVariables_KeepsTheNewestEndedRunsPerTaskId_ThenDeletesThemByAge_NeverAnActiveRun()
     {
         // config.py: TASK_RETENTION_SECONDS and TASK_RETENTION_COUNT.
-        await using var server = await LongshoreServer.StartAsync(new Dictionary<string, string> { ["TASK_RETENTION_SECONDS"] = "20", ["TASK_RETENTION_COUNT"] = "2" });
+        await using var server = await LongshoreServer.StartAsync(new Dictionary<string, string?> { ["TASK_RETENTION_SECONDS"] = "20", ["TASK_RETENTION_COUNT"] = "2" });
         var metrics = await server.Http.GetStringAsync("/metrics");
         Assert.Contains("longshore_task_retention_seconds 20", metrics, StringComparison.Ordinal);
         Assert.Contains("longshore_task_retention_count 2", metrics, StringComparison.Ordinal);

@@ -46,6 +46,9 @@ public sealed partial class Scheduler
 
     private volatile bool _leading;
 
+    // What launches (staging included) run under: not the loop's token, so a shutdown lets the ones under way finish.
+    private CancellationToken _launches;
+
     /// <summary>Runs told to stop whose end has not been applied yet.</summary>
     internal int KillsInFlight => _killsSent.Count;
 
@@ -99,6 +102,14 @@ public sealed partial class Scheduler
     public bool Leading => _leading;
 
     /// <summary>
+    /// Cancelled when the whole process is stopping (SIGTERM), as opposed to this instance stepping down. A stop then
+    /// admits nothing new but lets the launches under way finish, within <see cref="SchedulerOptions.ShutdownLaunchGrace"/>,
+    /// and applies what the engine reports about them, so a restart finds every run launched or still waiting, none
+    /// half-launched. A step-down cancels launches at once: another instance may already lead.
+    /// </summary>
+    public CancellationToken ShuttingDown { get; init; }
+
+    /// <summary>
     /// Schedules until cancelled, or until the store refuses a write because another instance leads (then it throws
     /// <see cref="StaleTermException"/> after letting launches under way finish). Run again for each term led.
     /// </summary>
@@ -109,7 +120,10 @@ public sealed partial class Scheduler
         _killOnLaunch.Clear();
         _active.ForgetStates();
         _leading = true;
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        // Not linked to cancellationToken: engine reports are applied until the launches under way have finished.
+        using var stop = new CancellationTokenSource();
+        using var launches = new CancellationTokenSource();
+        _launches = launches.Token;
         var updates = Task.Run(() => ConsumeUpdatesAsync(stop.Token), CancellationToken.None);
         StaleTermException? fenced = null;
         try
@@ -151,8 +165,13 @@ public sealed partial class Scheduler
             }
         }
 
+        if (fenced is null && ShuttingDown.IsCancellationRequested)
+            launches.CancelAfter(_options.ShutdownLaunchGrace);
+        else
+            await launches.CancelAsync();
+        await Task.WhenAll(_launching.Values).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         await stop.CancelAsync();
-        await Task.WhenAll(_launching.Values.Concat(_background.Keys)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await Task.WhenAll(_background.Keys).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         await updates.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         _leading = false;
         if (_backend is ILeaderBoundBackend bound)
@@ -210,33 +229,41 @@ public sealed partial class Scheduler
             // Each admitted run is staged by its own compare-and-set; they are independent, so they go to the store
             // together (one group commit in SQLite, parallel transactions in a shared store) rather than one by one.
             var staged = new ConcurrentBag<TaskRun>();
-            await Parallel.ForEachAsync(Admission.Select(due, active, _options.Capacity),
-                new ParallelOptions { MaxDegreeOfParallelism = StagingParallelism, CancellationToken = cancellationToken }, async (run, token) =>
-                {
-                    // Intent before action: once TASK_STAGING is durable, a crash before or during the launch is found by
-                    // reconciliation instead of being launched a second time.
-                    var at = _time.GetUtcNow();
-                    if (await _store.TryTransitionAsync(new RunTransition(run.MesosId, [TaskState.WaitingOnOffers], TaskState.Staging, at), token))
+            try
+            {
+                await Parallel.ForEachAsync(Admission.Select(due, active, _options.Capacity),
+                    new ParallelOptions { MaxDegreeOfParallelism = StagingParallelism, CancellationToken = cancellationToken }, async (run, _) =>
                     {
-                        var stagedRun = run with { State = TaskState.Staging, StagedAt = at };
-                        _active.Started(stagedRun);
-                        staged.Add(stagedRun);
-                        Step(run.QueueId, "staged", at - run.CreatedAt);
-                        RunTracing.Admitted(run, at);
-                    }
-                });
+                        // Intent before action: once TASK_STAGING is durable, a crash before or during the launch is found by
+                        // reconciliation instead of being launched a second time. A stop starts no more of these, but one begun
+                        // runs on to its launch (under _launches): a staging write cut off by cancellation may still have committed.
+                        var at = _time.GetUtcNow();
+                        if (await _store.TryTransitionAsync(new RunTransition(run.MesosId, [TaskState.WaitingOnOffers], TaskState.Staging, at), _launches))
+                        {
+                            var stagedRun = run with { State = TaskState.Staging, StagedAt = at };
+                            _active.Started(stagedRun);
+                            staged.Add(stagedRun);
+                            Step(run.QueueId, "staged", at - run.CreatedAt);
+                            RunTracing.Admitted(run, at);
+                        }
+                    });
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && !staged.IsEmpty)
+            {
+                // Stopping: nothing more is staged, but the runs already staged go on to their launch.
+            }
 
             // A leader paused after staging may wake after a newer one took over: look once more before acting on the
             // engine. (A pause between this look and the engine calls remains; the newer leader's reconciliation removes
             // what it leaves.)
-            if (!staged.IsEmpty && Fencing.CurrentTerm is { } term && _store is ILeaseStore leases && (await leases.GetLeaseAsync(cancellationToken))?.Term != term)
+            if (!staged.IsEmpty && Fencing.CurrentTerm is { } term && _store is ILeaseStore leases && (await leases.GetLeaseAsync(_launches))?.Term != term)
             {
                 LogLaunchAbandoned(staged.Count, term);
-                throw new StaleTermException(term, (await leases.GetLeaseAsync(cancellationToken))?.Term);
+                throw new StaleTermException(term, (await leases.GetLeaseAsync(_launches))?.Term);
             }
 
             foreach (var run in staged)
-                Track(_launching, run.MesosId, LaunchAsync(run, cancellationToken));
+                Track(_launching, run.MesosId, LaunchAsync(run, _launches));
         }
 
         LastPassAt = _time.GetUtcNow();
@@ -265,7 +292,7 @@ public sealed partial class Scheduler
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            // Shutting down: the run stays TASK_STAGING and the next start reconciles it.
+            // Cut off (a step-down, or a shutdown past its grace): the run stays TASK_STAGING and the next leader reconciles it.
         }
         catch (StaleTermException)
         {

@@ -15,6 +15,12 @@ public sealed record SchedulerOptions
     /// <summary>Longest sleep between passes when nothing wakes the loop. Default 1 s.</summary>
     public TimeSpan IdleInterval { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// On shutdown, how long launches under way may take to finish before they are cut off (and left to the next start's
+    /// reconciliation). Below the host's 30 s shutdown timeout, which is below the systemd unit's TimeoutStopSec. Default 15 s.
+    /// </summary>
+    public TimeSpan ShutdownLaunchGrace { get; init; } = TimeSpan.FromSeconds(15);
+
     /// <summary>Most waiting runs read per pass. Default 512.</summary>
     public int DueBatch { get; init; } = 512;
 

@@ -51,7 +51,7 @@ public sealed record LongshoreServerOptions
     /// <summary>Folder whose files secret queue settings may reference as <c>${file:NAME}</c>; null refuses such references.</summary>
     public string? SecretsDir { get; init; }
 
-    /// <summary>Access tokens from the LONGSHORE_TOKENS variable, <c>;</c>-separated.</summary>
+    /// <summary>Access tokens given as a setting (<c>--tokens</c>, usually LONGSHORE_TOKENS), <c>;</c>-separated.</summary>
     public string? TokensVariable { get; init; }
 
     /// <summary><c>sqlite:PATH</c>, <c>postgres:CONNSTRING</c> or <c>redis:CONFIG</c>; null is SQLite in <see cref="DataDir"/>.</summary>

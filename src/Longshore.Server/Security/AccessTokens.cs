@@ -15,8 +15,8 @@ public enum AccessRole
 public sealed record AccessToken(string Name, AccessRole Role, byte[] Hash);
 
 /// <summary>
-/// The bearer tokens the server accepts, read from <c>--tokens-file</c> and LONGSHORE_TOKENS. One entry per line
-/// (or <c>;</c>-separated in the variable): <c>ROLE:NAME:TOKEN</c>, ROLE being <c>read</c> or <c>operator</c>.
+/// The bearer tokens the server accepts, read from <c>--tokens-file</c> and <c>--tokens</c> (LONGSHORE_TOKENS). One entry
+/// per line (or <c>;</c>-separated in <c>--tokens</c>): <c>ROLE:NAME:TOKEN</c>, ROLE being <c>read</c> or <c>operator</c>.
 /// </summary>
 public sealed partial class AccessTokens
 {
@@ -53,7 +53,7 @@ public sealed partial class AccessTokens
         }
 
         if (!string.IsNullOrEmpty(environment))
-            Parse(environment.Split([';', '\n'], StringSplitOptions.None), "LONGSHORE_TOKENS", tokens, errors);
+            Parse(environment.Split([';', '\n'], StringSplitOptions.None), "tokens", tokens, errors);
         foreach (var duplicate in tokens.GroupBy(t => t.Name, StringComparer.Ordinal).Where(g => g.Count() > 1))
             errors.Add($"tokens: the name '{duplicate.Key}' is used by {duplicate.Count()} tokens; names must be unique (they appear in the audit log)");
         return new AccessTokens(tokens);

@@ -38,10 +38,7 @@ public sealed class BrowserFixture : IAsyncLifetime
 
     private static string FindScreenshotDir()
     {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Longshore.sln")))
-            dir = dir.Parent;
-        var path = Path.Combine(dir?.FullName ?? Path.GetTempPath(), "artifacts", "screenshots");
+        var path = Path.Combine(Checkout.Root ?? Path.GetTempPath(), "artifacts", "screenshots");
         Directory.CreateDirectory(path);
         return path;
     }

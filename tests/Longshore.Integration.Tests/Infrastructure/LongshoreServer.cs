@@ -14,15 +14,15 @@ namespace Longshore.Integration.Tests.Infrastructure;
 public sealed class LongshoreServer : IAsyncDisposable
 {
     private readonly string[] _extraArgs;
-    private readonly IReadOnlyDictionary<string, string> _environment;
+    private readonly IReadOnlyDictionary<string, string?> _environment;
     private Process? _process;
     private readonly StringBuilder _output = new();
 
-    private LongshoreServer(string dataDir, string[] extraArgs, IReadOnlyDictionary<string, string>? environment = null)
+    private LongshoreServer(string dataDir, string[] extraArgs, IReadOnlyDictionary<string, string?> environment)
     {
         DataDir = dataDir;
         _extraArgs = extraArgs;
-        _environment = environment ?? new Dictionary<string, string>();
+        _environment = environment;
         Port = FreePort();
         Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{Port}"), Timeout = TimeSpan.FromSeconds(60) };
     }
@@ -42,18 +42,10 @@ public sealed class LongshoreServer : IAsyncDisposable
         }
     }
 
-    public static Task<LongshoreServer> StartAsync(params string[] extraArgs) => StartAsync(new Dictionary<string, string>(), extraArgs);
+    public static Task<LongshoreServer> StartAsync(params string[] extraArgs) => StartAsync(new Dictionary<string, string?>(), extraArgs);
 
-    /// <summary>Starts a server with these environment variables set for it (beside the test process's own).</summary>
-    public static async Task<LongshoreServer> StartAsync(IReadOnlyDictionary<string, string> environment, params string[] extraArgs)
-    {
-        var server = new LongshoreServer(Directory.CreateTempSubdirectory("longshore-test-").FullName, extraArgs, environment);
-        await server.StartAgainAsync();
-        return server;
-    }
-
-    /// <summary>Starts the server with these environment variables set for it (and its arguments).</summary>
-    public static async Task<LongshoreServer> StartWithEnvironmentAsync(IReadOnlyDictionary<string, string> environment, params string[] extraArgs)
+    /// <summary>Starts the server with <paramref name="environment"/> added to (or, for null values, removed from) its environment.</summary>
+    public static async Task<LongshoreServer> StartAsync(IReadOnlyDictionary<string, string?> environment, params string[] extraArgs)
     {
         var server = new LongshoreServer(Directory.CreateTempSubdirectory("longshore-test-").FullName, extraArgs, environment);
         await server.StartAgainAsync();
@@ -69,10 +61,16 @@ public sealed class LongshoreServer : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var (name, value) in _environment)
-            info.Environment[name] = value;
         foreach (var arg in (string[])[CliPath, "server", "--urls", $"http://127.0.0.1:{Port}", "--data", DataDir, "--docker-host", TestEngine.Endpoint, .. _extraArgs])
             info.ArgumentList.Add(arg);
+        foreach (var (name, value) in _environment)
+        {
+            if (value is null)
+                info.Environment.Remove(name);
+            else
+                info.Environment[name] = value;
+        }
+
         var process = Process.Start(info)!;
         process.OutputDataReceived += (_, e) => Append(e.Data);
         process.ErrorDataReceived += (_, e) => Append(e.Data);
@@ -211,7 +209,8 @@ public sealed class LongshoreServer : IAsyncDisposable
             _output.AppendLine(line);
     }
 
-    private static int FreePort()
+    /// <summary>A loopback port nothing listens on now.</summary>
+    public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

@@ -64,9 +64,10 @@ public sealed class DeployManifestTests
 
     /// <summary>
     /// The shipped kustomization as a base, moved to namespace <paramref name="ns"/> (a folder of its own; delete it after).
-    /// Written for kustomize 2.0 too (Debian's kubectl 1.20): <c>bases</c> and a strategic merge patch.
+    /// Written for kustomize 2.0 too (Debian's kubectl 1.20): <c>bases</c>, a strategic merge patch, and
+    /// <paramref name="deploymentJsonPatch"/> when given (JSON 6902 operations in YAML, applied to the Deployment).
     /// </summary>
-    public static string Overlay(string ns, int replicas)
+    public static string Overlay(string ns, int replicas, string? deploymentJsonPatch = null)
     {
         var folder = Directory.CreateTempSubdirectory("longshore-overlay-").FullName;
         File.CreateSymbolicLink(Path.Combine(folder, "base"), Manifests);
@@ -83,6 +84,17 @@ public sealed class DeployManifestTests
             bases: [base]
             patchesStrategicMerge: [replicas.yaml]
             """);
+        if (deploymentJsonPatch is not null)
+        {
+            File.WriteAllText(Path.Combine(folder, "deployment-patch.yaml"), deploymentJsonPatch);
+            File.AppendAllText(Path.Combine(folder, "kustomization.yaml"), """
+
+                patchesJson6902:
+                  - target: {group: apps, version: v1, kind: Deployment, name: longshore}
+                    path: deployment-patch.yaml
+                """);
+        }
+
         return folder;
     }
 
