@@ -66,4 +66,35 @@ public sealed class DockerReconcileTests : IAsyncLifetime
         await Eventually.WaitUntilAsync(() => Task.FromResult(File.Exists(Path.Combine(_folder, "runs"))), TimeSpan.FromSeconds(20));
         Assert.Equal(["ran"], await File.ReadAllLinesAsync(Path.Combine(_folder, "runs")));
     }
+
+    [Fact]
+    public async Task ContainerOfARunNotYetRead_YoungIsLeftAlone_OldIsRemovedAsAnOrphan()
+    {
+        // A launch under way whose run was staged after the scheduler read the active runs: its container exists, its
+        // run is not in the list handed to the reconciliation.
+        var mesosId = "launching." + Guid.NewGuid();
+        _containerId = (await _client.Containers.CreateContainerAsync(new CreateContainerParameters
+        {
+            Name = DockerBackend.ContainerName(mesosId),
+            Image = TestEngine.Image,
+            Entrypoint = ["/bin/sh", "-c"],
+            Cmd = ["sleep 60"],
+            Labels = new Dictionary<string, string> { [DockerBackend.RunLabel] = mesosId, [DockerBackend.FamilyLabel] = "launching", [DockerBackend.InstanceLabel] = _instance },
+        })).ID;
+        await _client.Containers.StartContainerAsync(_containerId, new ContainerStartParameters());
+        var time = new FakeTimeProvider(TimeProvider.System.GetUtcNow());
+        using var backend = new DockerBackend(new DockerBackendOptions { Endpoint = new Uri(TestEngine.Endpoint), InstanceId = _instance }, time,
+            NullLogger<DockerBackend>.Instance);
+
+        var young = await backend.ReconcileAsync([]);
+        Assert.Equal(0, young.OrphansRemoved);
+        Assert.Equal("running", (await _client.Containers.InspectContainerAsync(_containerId)).State?.Status);
+
+        // Still there well after any launch would have recorded its run: an orphan of a crash, removed.
+        time.Advance(TimeSpan.FromSeconds(16));
+        var old = await backend.ReconcileAsync([]);
+        Assert.Equal(1, old.OrphansRemoved);
+        await Assert.ThrowsAsync<Docker.DotNet.DockerContainerNotFoundException>(() => _client.Containers.InspectContainerAsync(_containerId));
+        _containerId = null;
+    }
 }

@@ -62,14 +62,14 @@ public abstract partial class ScaleOutTests : IAsyncLifetime
             await StartAsync(capacity: 12);
         var (leader, term) = await WaitForLeaderAsync(TimeSpan.FromSeconds(30));
         var family = Families.New("scale");
-        const int total = 150;
+        const int total = 100;
         var ids = new string[total];
         await Parallel.ForEachAsync(Enumerable.Range(0, total), new ParallelOptions { MaxDegreeOfParallelism = 6 }, async (i, _) =>
             ids[i] = await _servers[i % 3].PostTaskAsync(Tasks.Definition(family, $"echo task-{i} >> /shared/launches", mem: 16, cpus: 0.1,
                 systemRetries: 5, maxConcurrent: 100, volumes: [Volume()])));
 
         var takeovers = new List<TimeSpan>();
-        foreach (var finishedBeforeKill in new[] { 40, 90 })
+        foreach (var finishedBeforeKill in new[] { 30, 60 })
         {
             var watch = Stopwatch.StartNew();
             while (Launches().Count < finishedBeforeKill && watch.Elapsed < TimeSpan.FromSeconds(180))

@@ -329,6 +329,13 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
         }
     }
 
+    /// <summary>Created less than <c>AbandonedCreateAge</c> ago: possibly a launch still under way.</summary>
+    private bool IsYoung(ContainerListResponse container)
+    {
+        var created = container.Created.Kind == DateTimeKind.Local ? container.Created.ToUniversalTime() : DateTime.SpecifyKind(container.Created, DateTimeKind.Utc);
+        return _time.GetUtcNow() - new DateTimeOffset(created) < _options.AbandonedCreateAge;
+    }
+
     public async Task<ReconcileResult> ReconcileAsync(IReadOnlyCollection<TaskRun> active, CancellationToken cancellationToken = default)
     {
         var containers = await _client.Containers.ListContainersAsync(new ContainersListParameters
@@ -361,8 +368,7 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
                 // starting it now completes that one launch. Waiting on it instead would report a run that never ran as exit 0.
                 // A young one is left for the next reconciliation: the start may be on its way, and a container that ran
                 // and exited meanwhile would run again if started now.
-                var created = container.Created.Kind == DateTimeKind.Local ? container.Created.ToUniversalTime() : DateTime.SpecifyKind(container.Created, DateTimeKind.Utc);
-                if (_time.GetUtcNow() - new DateTimeOffset(created) < _options.AbandonedCreateAge)
+                if (IsYoung(container))
                     continue;
                 try
                 {
@@ -392,6 +398,10 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
             string? runId = null;
             container.Labels?.TryGetValue(RunLabel, out runId);
             if (runId is not null && activeIds.Contains(runId))
+                continue;
+            // A young container may be a launch under way whose run was staged after the caller read the active runs:
+            // removing it would kill that launch. A real orphan is still there at the next reconciliation.
+            if (IsYoung(container))
                 continue;
             await RemoveQuietlyAsync(container.ID);
             orphans++;
