@@ -179,6 +179,20 @@ public abstract class TaskLifecycleTests(LongshoreServer server, IEngineProbe en
     }
 
     [EngineFact]
+    public async Task FollowLogs_OfARunStillWaiting_WaitsForItsStart_ThenStreamsItsOutput()
+    {
+        // max_concurrent 1: the second run waits behind the first, so its follow starts before it has any container.
+        var family = Families.New("followwait");
+        await _server.PostTaskAsync(Tasks.Definition(family, "sleep 3", maxConcurrent: 1));
+        var second = await _server.PostTaskAsync(Tasks.Definition(family, "echo second-ran", maxConcurrent: 1));
+        Assert.Contains((await _server.GetRunAsync(second)).GetProperty("mesos_state").GetString(), (string[])["WAITING_ON_OFFERS", "TASK_STAGING", "TASK_STARTING"]);
+
+        var text = await _server.Http.GetStringAsync($"/tasks/{second}/logs/?follow=true");
+
+        Assert.Equal("second-ran\n", text);
+    }
+
+    [EngineFact]
     public async Task MissingImage_FailsWithAReasonNamingTheImage()
     {
         var id = await _server.PostTaskAsync(Tasks.Definition(Families.New("noimage"), "true", image: "localhost/longshore-missing:latest"));

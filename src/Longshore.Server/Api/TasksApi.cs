@@ -103,7 +103,8 @@ public static class TasksApi
         };
     }
 
-    private static async Task<IResult> LogsAsync(string mesosId, HttpContext context, ITaskStore store, IExecutionBackend backend, CancellationToken cancellationToken)
+    private static async Task<IResult> LogsAsync(string mesosId, HttpContext context, ITaskStore store, IExecutionBackend backend, TimeProvider time,
+        CancellationToken cancellationToken)
     {
         var run = await store.GetAsync(mesosId, cancellationToken);
         if (run is null)
@@ -116,6 +117,16 @@ public static class TasksApi
         if (follow is "true" or "1")
         {
             context.Response.ContentType = "text/plain; charset=utf-8";
+            // A run not started yet has no output to follow: the stream waits for its start (or its end) instead of
+            // ending at once empty, which left a follower with nothing to show until it asked again.
+            while (run is { State: TaskState.WaitingOnOffers or TaskState.Staging or TaskState.Starting })
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(500), time, cancellationToken);
+                run = await store.GetAsync(mesosId, cancellationToken);
+            }
+
+            if (run is null)
+                return Results.Empty;
             var wrote = false;
             if (run.State.IsActive() && source?.FollowLogs(run, cancellationToken) is { } stream)
             {
