@@ -50,7 +50,7 @@ public sealed class DashboardTests(SharedServerFixture fixture, BrowserFixture b
         await BrowserFixture.ScreenshotAsync(page, "queue-form");
         await page.GetByRole(AriaRole.Button, new() { Name = "Create queue" }).ClickAsync();
         var queueRow = page.Locator($"tr[data-queue='{id}']");
-        await Assertions.Expect(queueRow).ToContainTextAsync("ENABLED", new() { Timeout = 15000 });
+        await Assertions.Expect(queueRow).ToContainTextAsync("ENABLED", new() { Timeout = 30000 });
         await BrowserFixture.ScreenshotAsync(page, "queues");
 
         await queueRow.GetByRole(AriaRole.Link).ClickAsync();
