@@ -5,6 +5,7 @@ using System.Text.Json;
 using Longshore.Core.Execution;
 using Longshore.Core.Scheduling;
 using Longshore.Server.Hosting;
+using Longshore.Core.Tasks;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -44,6 +45,9 @@ internal sealed class BenchServer : IAsyncDisposable
             Store = store,
             SqliteSynchronous = synchronous,
             Scheduler = new SchedulerOptions { Capacity = capacity },
+            // What is measured is counted from the store: retention (100 ended runs per task id by default) must not
+            // delete the runs being counted.
+            Retention = new RetentionOptions { MaxAge = TimeSpan.Zero, MaxPerTaskId = 0 },
         };
         var app = await LongshoreHost.BuildAsync(configure?.Invoke(options) ?? options,
             noop ? services => services.AddSingleton<IExecutionBackend>(new NoopBackend(TimeProvider.System)) : null);
