@@ -8,7 +8,6 @@ using Longshore.Core.Tasks;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace Longshore.Server.Api;
 
@@ -24,12 +23,12 @@ public static partial class QueuesApi
     {
         var queues = routes.MapGroup("/queues").WithTags("queues");
         queues.MapGet("/", ListAsync).WithSummary("Every queue with its poll status, backlog, running count and lag");
-        queues.MapMethods("/", ["POST", "PUT"], (HttpRequest request, IQueueStore store, QueuePoller poller, QueueSecrets secrets, TaskLimits limits, TimeProvider time,
-                CancellationToken ct) => SaveAsync(null, request, store, poller, secrets, limits, time, ct))
+        queues.MapMethods("/", ["POST", "PUT"], (HttpRequest request, IQueueStore store, ITaskStore runs, QueuePoller poller, QueueSecrets secrets, TaskLimits limits,
+                TimeProvider time, CancellationToken ct) => SaveAsync(null, request, store, runs, poller, secrets, limits, time, ct))
             .WithSummary("Create the queue, or replace the one with the body's id (as Hippo); returns {\"id\": …}");
         queues.MapGet("/{id}/", GetAsync).WithSummary("One queue");
-        queues.MapMethods("/{id}/", ["POST", "PUT"], (string id, HttpRequest request, IQueueStore store, QueuePoller poller, QueueSecrets secrets, TaskLimits limits,
-            TimeProvider time, CancellationToken ct) => SaveAsync(id, request, store, poller, secrets, limits, time, ct)).WithSummary("Update a queue; returns it");
+        queues.MapMethods("/{id}/", ["POST", "PUT"], (string id, HttpRequest request, IQueueStore store, ITaskStore runs, QueuePoller poller, QueueSecrets secrets,
+            TaskLimits limits, TimeProvider time, CancellationToken ct) => SaveAsync(id, request, store, runs, poller, secrets, limits, time, ct)).WithSummary("Update a queue; returns it");
         queues.MapDelete("/{id}/", DeleteAsync).WithSummary("Delete a queue (its runs stay); returns {\"deleted\": id}");
         queues.MapGet("/{id}/enable/", (string id, IQueueStore store, QueuePoller poller, CancellationToken ct) => SetStatusAsync(id, "ENABLED", store, poller, ct))
             .WithSummary("Start polling; returns {\"enabled\": id}");
@@ -73,8 +72,8 @@ public static partial class QueuesApi
     /// and source state stay), answering <c>{"id": …}</c>; on <c>/queues/{id}/</c> the queue must exist, and the answer is
     /// the queue.
     /// </summary>
-    private static async Task<IResult> SaveAsync(string? pathId, HttpRequest request, IQueueStore store, QueuePoller poller, QueueSecrets secrets, TaskLimits limits,
-        TimeProvider time, CancellationToken cancellationToken)
+    private static async Task<IResult> SaveAsync(string? pathId, HttpRequest request, IQueueStore store, ITaskStore runs, QueuePoller poller, QueueSecrets secrets,
+        TaskLimits limits, TimeProvider time, CancellationToken cancellationToken)
     {
         var (template, block, existing, error) = await ReadAsync(request, pathId, store, poller, secrets, limits, cancellationToken);
         if (error is not null)
@@ -94,7 +93,7 @@ public static partial class QueuesApi
         poller.Nudge();
         return pathId is null
             ? Results.Json(new { id })
-            : Results.Json(await ShowAsync((await store.GetQueueAsync(id, cancellationToken))!, store, request.HttpContext.RequestServices.GetRequiredService<ITaskStore>(), poller, cancellationToken));
+            : Results.Json(await ShowAsync((await store.GetQueueAsync(id, cancellationToken))!, store, runs, poller, cancellationToken));
     }
 
     private static async Task<IResult> ListAsync(IQueueStore store, ITaskStore runs, QueuePoller poller, CancellationToken cancellationToken)
