@@ -79,6 +79,35 @@ public sealed class DashboardTests(SharedServerFixture fixture, BrowserFixture b
     }
 
     [Fact]
+    public async Task TaskPage_AnOlderSlowerAnswer_DoesNotEraseTheOutputOfTheRunNowFollowed()
+    {
+        // A waiting run's page asks once for its (empty) output; the answer is held back until the run has started and a
+        // newer render follows its output. That older, emptier answer must not then wipe what is shown.
+        var family = Families.New("dashrace");
+        var first = await _server.PostTaskAsync(Tasks.Definition(family, "sleep 4", maxConcurrent: 1));
+        await _server.WaitForStateAsync(first, state => state is "TASK_STAGING" or "TASK_STARTING" or "TASK_RUNNING");
+        var second = await _server.PostTaskAsync(Tasks.Definition(family, "echo second-started; sleep 600", maxConcurrent: 1));
+        Assert.Equal("WAITING_ON_OFFERS", (await _server.GetRunAsync(second)).GetProperty("mesos_state").GetString());
+
+        var page = await NewPageAsync();
+        var heldBack = new TaskCompletionSource();
+        await page.RouteAsync(new System.Text.RegularExpressions.Regex("/tasks/" + System.Text.RegularExpressions.Regex.Escape(second) + "/logs/$"), async route =>
+        {
+            var response = await route.FetchAsync();   // asked while waiting: empty
+            await _server.WaitForStateAsync(second, state => state == "TASK_RUNNING");
+            await Assertions.Expect(page.Locator("#log")).ToContainTextAsync("second-started", new() { Timeout = 30000 });
+            await route.FulfillAsync(new() { Response = response });
+            heldBack.TrySetResult();
+        });
+
+        await page.GotoAsync(Url + "#/task/" + Uri.EscapeDataString(second));
+        await heldBack.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        await page.WaitForTimeoutAsync(500);   // the page has had the held-back answer
+        Assert.Contains("second-started", await page.Locator("#log").TextContentAsync(), StringComparison.Ordinal);
+        await _server.Http.GetAsync($"/tasks/{second}/kill/");
+    }
+
+    [Fact]
     public async Task KillFromTheTaskPage_AfterConfirmation_StateChangesLive()
     {
         var id = await _server.PostTaskAsync(Tasks.Definition(Families.New("dashkill"), "echo started; sleep 600"));

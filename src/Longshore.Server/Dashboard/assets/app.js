@@ -8,7 +8,8 @@ const states = ["WAITING_ON_OFFERS", "TASK_STAGING", "TASK_STARTING", "TASK_RUNN
   "TASK_FAILED", "TASK_KILLED", "TASK_LOST", "TASK_ERROR", "TASK_DROPPED", "TASK_GONE", "TASK_UNREACHABLE", "TASK_UNKNOWN"];
 const main = () => document.getElementById("main");
 let token = localStorage.getItem("longshore.token") || "";
-let view = null;          // { render(): Promise, dispose?() }
+let view = null;          // { render(fresh): Promise, dispose?() }; fresh() is false once a later render has begun
+let generation = 0;
 let refreshTimer = null;
 
 function h(tag, attrs, ...children) {
@@ -121,7 +122,7 @@ function steps(stats) {
 }
 
 const overview = {
-  async render() {
+  async render(fresh) {
     const [summary, jobs, queues] = await Promise.all([api("/api/summary"), api("/job/all"), api("/queues/").catch(() => null)]);
     const c = summary.counts;
     const card = (n, l) => h("div", { class: "card" }, h("div", { class: "n" }, n), h("div", { class: "l" }, l));
@@ -140,7 +141,7 @@ const overview = {
     if (Array.isArray(queues) && queues.length) {
       nodes.push(h("h2", {}, "Queues"), queueTable(queues));
     }
-    main().replaceChildren(...nodes);
+    if (fresh()) main().replaceChildren(...nodes);
   },
 };
 
@@ -160,7 +161,7 @@ function tasksView(params) {
   const cursors = [];     // the `after` of each earlier page, for Previous
   let after = null;
   return {
-    async render() {
+    async render(fresh) {
       const query = new URLSearchParams({ limit: "50" });
       if (params.get("state")) query.set("state", params.get("state"));
       if (params.get("id")) query.set("id", params.get("id"));
@@ -182,7 +183,7 @@ function tasksView(params) {
       const pager = h("div", { class: "row" },
         h("button", { class: "plain", disabled: cursors.length === 0, onclick: () => { after = cursors.pop() || null; render(); } }, "Previous"),
         h("button", { class: "plain", disabled: runs.length < 50, onclick: () => { cursors.push(after); after = runs[runs.length - 1].mesos_id; render(); } }, "Next"));
-      main().replaceChildren(h("h1", {}, "Tasks"), filters, runs.length ? taskTable(runs) : h("p", { class: "muted" }, "No tasks."), pager);
+      if (fresh()) main().replaceChildren(h("h1", {}, "Tasks"), filters, runs.length ? taskTable(runs) : h("p", { class: "muted" }, "No tasks."), pager);
     },
   };
 }
@@ -193,7 +194,7 @@ function taskView(mesosId) {
   let following = null;
   let logPre = null;
   return {
-    async render() {
+    async render(fresh) {
       const run = await api(`/tasks/${encodeURIComponent(mesosId)}/`);
       const attempts = [run];
       for (let prev = run.retry_of; prev && attempts.length < 50;) {
@@ -213,6 +214,7 @@ function taskView(mesosId) {
         try { await api(`/tasks/${encodeURIComponent(mesosId)}/kill/`, { method: "POST" }); await render(); }
         catch (e) { alert(e.message); killButton.disabled = false; }
       } }, "Kill task");
+      if (!fresh()) return;   // an older answer must not draw over a newer one
       logPre = logPre || h("pre", { id: "log", "aria-live": "off", tabindex: "0" }, "");
       main().replaceChildren(
         h("h1", {}, "Task ", h("span", { class: "wrap" }, mesosId)),
@@ -231,12 +233,12 @@ function taskView(mesosId) {
         h("pre", {}, JSON.stringify({ id: run.id, container: run.container, cmd: run.cmd, env: run.env, mem: run.mem, cpus: run.cpus,
           constraints: run.constraints, task_retries: run.task_retries, system_retries: run.system_retries,
           max_concurrent: run.max_concurrent }, null, 2)));
-      await showLogs(run);
+      await showLogs(run, fresh);
     },
     dispose() { if (following) following.abort(); },
   };
 
-  async function showLogs(run) {
+  async function showLogs(run, fresh) {
     if (!terminal.has(run.mesos_state) && run.mesos_state !== "WAITING_ON_OFFERS") {
       if (following) return;        // already streaming
       following = new AbortController();
@@ -257,6 +259,8 @@ function taskView(mesosId) {
     }
     if (following) return;
     const logs = await api(`/tasks/${encodeURIComponent(mesosId)}/logs/`);
+    // A newer render may have started following the run meanwhile: this older, emptier answer must not erase it.
+    if (following || !fresh()) return;
     logPre.textContent = (logs.truncated ? "[… earlier output dropped]\n" : "") + logs.stdout + (logs.stderr ? "\n--- stderr ---\n" + logs.stderr : "");
   }
 }
@@ -264,8 +268,9 @@ function taskView(mesosId) {
 // ---- jobs -----------------------------------------------------------------------------------------------------
 
 const jobs = {
-  async render() {
+  async render(fresh) {
     const all = await api("/job/all");
+    if (!fresh()) return;
     const create = h("textarea", { id: "job-json", "aria-label": "Job definition (JSON)", spellcheck: "false" },
       JSON.stringify({ id: "example", tasks: [{ cluster: "local", environment: "dev", role: "web",
         container: { image: "busybox", command: ["sleep", "600"] }, resources: { cpu: 0.1, memory: 32 }, replicas: 2 }] }, null, 2));
@@ -331,6 +336,7 @@ function queueTable(queues) {
 
 // Edits the whole definition as JSON. Secrets arrive as *** and are kept as they are unless replaced.
 function editQueue(queue) {
+  generation++;   // a render still under way must not draw the list over the editor
   const definition = Object.assign({}, queue);
   delete definition.stats;
   const editor = h("textarea", { id: "queue-editor", "aria-label": `Definition of queue ${queue.id} (JSON)`, spellcheck: "false" }, JSON.stringify(definition, null, 2));
@@ -352,11 +358,11 @@ function editQueue(queue) {
 }
 
 const queues = {
-  async render() {
+  async render(fresh) {
     let types, list;
     try { [types, list] = await Promise.all([api("/queuetypes/"), api("/queues/")]); }
     catch (e) {
-      if (e.status === 404) { main().replaceChildren(h("h1", {}, "Queues"), h("p", { class: "muted" }, "This server has no queue support.")); return; }
+      if (e.status === 404) { if (fresh()) main().replaceChildren(h("h1", {}, "Queues"), h("p", { class: "muted" }, "This server has no queue support.")); return; }
       throw e;
     }
     // Hippo's shape: a list of types, each with its inputs keyed by name ({input, label, default, required, secret}).
@@ -390,6 +396,7 @@ const queues = {
         h("div", {}, h("label", { for: "q-type" }, "Type"), typeSelect),
         h("div", {}, h("label", { for: "q-image" }, "Image"), image), h("div", {}, h("label", { for: "q-cmd" }, "Command"), cmd)),
       fields, h("div", { class: "row" }, h("button", { type: "submit" }, "Create queue")), message);
+    if (!fresh()) return;
     main().replaceChildren(h("h1", {}, "Queues"), list.length ? queueTable(list) : h("p", { class: "muted" }, "No queues."),
       h("h2", {}, "Create a queue"), form);
   },
@@ -397,10 +404,14 @@ const queues = {
 
 // ---- routing and live updates ---------------------------------------------------------------------------------
 
+// Renders overlap (live updates, clicks, route changes) and their answers can arrive out of order: each render gets
+// a check that says whether it is still the newest, and draws only if so.
 async function render() {
   if (!view) return;
-  try { await view.render(); }
-  catch (e) { if (e.status !== 401) showError(main(), e); }
+  const mine = ++generation;
+  const fresh = () => mine === generation;
+  try { await view.render(fresh); }
+  catch (e) { if (e.status !== 401 && fresh()) showError(main(), e); }
 }
 
 function route() {
