@@ -43,6 +43,25 @@ public sealed class RetentionTests
     }
 
     [Fact]
+    public async Task Retention_BothRulesOff_KeepsEveryRun_AndTheLeaderKeepsItsTerm()
+    {
+        await using var server = await LongshoreServer.StartAsync(new Dictionary<string, string?> { ["TASK_RETENTION_SECONDS"] = "0", ["TASK_RETENTION_COUNT"] = "0" });
+        var family = Families.New("hkeep");
+        var ids = new List<string>();
+        for (var i = 0; i < 3; i++)
+            ids.Add(await server.PostTaskAsync(Tasks.Definition(family, "true")));
+        foreach (var id in ids)
+            await server.WaitForEndAsync(id);
+        await Task.Delay(TimeSpan.FromSeconds(4));   // beyond a renewal interval of the default lease
+
+        // Retention's loop idles while off: had it ended, the leader's work would end with it, and the term with it.
+        var health = JsonDocument.Parse(await server.Http.GetStringAsync("/healthz")).RootElement;
+        Assert.Equal((true, 1L), (health.GetProperty("leader").GetBoolean(), health.GetProperty("term").GetInt64()));
+        Assert.DoesNotContain("Stepped down", server.Output, StringComparison.Ordinal);
+        Assert.Equal(3, (await server.RunsAsync(family)).Count);
+    }
+
+    [Fact]
     public async Task Retention_HipposVariableNotANumber_StopsTheServerNamingIt()
     {
         var data = Directory.CreateTempSubdirectory("longshore-test-");

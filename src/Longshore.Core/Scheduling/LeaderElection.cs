@@ -108,10 +108,14 @@ public sealed partial class LeaderElection(ILeaseStore store, LeaderOptions opti
                 if (leading is { IsCompleted: true })
                 {
                     // The work ended by itself: a write was refused (a newer term exists) or it failed.
-                    var reason = leading.Exception?.GetBaseException() is { } error ? error.Message : "the leader's work ended";
-                    await StepDownAsync(leading, stop!, reason);
+                    var error = leading.Exception?.GetBaseException();
+                    await StepDownAsync(leading, stop!, error?.Message ?? "the leader's work ended");
                     leading = null;
                     await ReleaseQuietlyAsync();
+                    // A newer term is the store's to settle at once; work that failed or ended by itself would end again
+                    // just as fast, so the next try waits a renewal interval (and another instance may take over meanwhile).
+                    if (error is not StaleTermException)
+                        await Task.Delay(options.RenewInterval, time, cancellationToken);
                 }
             }
         }

@@ -72,7 +72,12 @@ public sealed partial class RunRetention(IRetentionStore store, RetentionOptions
     public async Task RunAsync(CancellationToken cancellationToken = default)
     {
         if (options.MaxAge == TimeSpan.Zero && options.MaxPerTaskId == 0)
+        {
+            // Off: idle for the whole term. Returning would end the leader's work, and with it the term.
+            await Task.Delay(Timeout.InfiniteTimeSpan, time, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             return;
+        }
+
         while (!cancellationToken.IsCancellationRequested)
         {
             await Task.Delay(options.Interval, time, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);

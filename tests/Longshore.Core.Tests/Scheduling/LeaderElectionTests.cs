@@ -149,6 +149,34 @@ public sealed class LeaderElectionTests
     }
 
     [Fact]
+    public async Task RunAsync_WorkThatEndsByItself_StepsDown_AndWaitsARenewalBeforeLeadingAgain()
+    {
+        var store = new FakeLeaseStore();
+        var time = TestClock.Fake();
+        var election = new LeaderElection(store, Options, time, NullLogger<LeaderElection>.Instance, "a");
+        var terms = new List<long>();
+        using var stop = new CancellationTokenSource();
+        var running = election.RunAsync(token =>
+        {
+            lock (terms)
+                terms.Add(Fencing.CurrentTerm!.Value);
+            return terms.Count == 1 ? Task.CompletedTask : Task.Delay(Timeout.Infinite, token).ContinueWith(_ => { }, TaskScheduler.Default);
+        }, stop.Token);
+
+        // Without a pause it would lead again at once, and a loop that keeps ending would spin through terms.
+        await WaitUntilAsync(() => terms.Count == 1 && !election.IsLeader);
+        await Task.Delay(200);
+        Assert.Single(terms);
+        Assert.Equal(DateTimeOffset.MinValue, store.Current!.ExpiresAt);   // released: another instance may take over meanwhile
+
+        await AdvanceAsync(time, Options.RenewInterval);
+        await WaitUntilAsync(() => terms.Count == 2 && election.IsLeader);
+        Assert.Equal([1L, 2L], terms);
+        await stop.CancelAsync();
+        await running;
+    }
+
+    [Fact]
     public void Decide_HeldByAnotherUntilExpiry_TakenOnlyAfterWithNextTerm()
     {
         var now = TestClock.Now();

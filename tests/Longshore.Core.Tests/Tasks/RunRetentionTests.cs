@@ -99,6 +99,24 @@ public sealed class RunRetentionTests
         await loop;
     }
 
+    [Fact]
+    public async Task RunAsync_Off_IdlesUntilStopped_SoTheLeadersWorkDoesNotEnd()
+    {
+        var time = TestClock.Fake();
+        var store = new PrunableStore { Old = 5 };
+        var retention = Retention(store, new RetentionOptions { MaxAge = TimeSpan.Zero, MaxPerTaskId = 0 }, time);
+        using var stop = new CancellationTokenSource();
+        var loop = retention.RunAsync(stop.Token);
+
+        time.Advance(TimeSpan.FromHours(1));
+        await Task.Delay(100);
+        Assert.False(loop.IsCompleted);
+        Assert.Empty(store.Calls);
+
+        await stop.CancelAsync();
+        await loop.WaitAsync(TimeSpan.FromSeconds(5));
+    }
+
     [Theory]
     [InlineData(86400, 60)]
     [InlineData(60, 30)]
