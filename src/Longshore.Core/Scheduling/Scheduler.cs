@@ -37,7 +37,7 @@ public sealed partial class Scheduler
     private readonly ConcurrentDictionary<string, Task> _launching = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Task, byte> _background = new();
     private const int StagingParallelism = 16;
-    private const int UpdateLanes = 8;
+    private const int UpdateLanes = 64;
     // When each kill was last sent: reconciliation sends again only one that has had its grace period to work.
     private readonly ConcurrentDictionary<string, DateTimeOffset> _killsSent = new(StringComparer.Ordinal);
     // Kills asked for on this instance while the run's launch was under way: the launch sends them once it is done.

@@ -239,6 +239,10 @@ public sealed partial class SqliteTaskStore : IStateStore, IDisposable
             try
             {
                 await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync();
+                // The lease's term as this transaction sees it. Only a write of the batch can change it (the transaction's
+                // snapshot holds otherwise), and only one outside a term (the election's own): the term is read again after one.
+                long? leaseTerm = null;
+                var leaseTermRead = false;
                 for (var i = 0; i < batch.Count; i++)
                 {
                     await ExecuteAsync(connection, transaction, "SAVEPOINT write;", CancellationToken.None);
@@ -246,7 +250,16 @@ public sealed partial class SqliteTaskStore : IStateStore, IDisposable
                     {
                         // Fencing: the term is read in the write's own transaction, so no lease change can slip between.
                         if (batch[i].Term is { } term)
-                            Fencing.Check(term, await LeaseTermAsync(connection, transaction));
+                        {
+                            if (!leaseTermRead)
+                                (leaseTerm, leaseTermRead) = (await LeaseTermAsync(connection, transaction), true);
+                            Fencing.Check(term, leaseTerm);
+                        }
+                        else
+                        {
+                            leaseTermRead = false;
+                        }
+
                         outcomes[i] = (await batch[i].Work(connection, transaction), null);
                         await ExecuteAsync(connection, transaction, "RELEASE write;", CancellationToken.None);
                     }
