@@ -65,6 +65,13 @@ public interface IQueueStore
     /// </summary>
     Task<bool> SettleBatchAsync(string messageKey, bool acknowledged, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Settles many batches the same way, as <see cref="SettleBatchAsync"/> does each; returns how many were still unsettled.
+    /// Stores that can do it in one transaction do (a shared store then commits once, not once per batch).
+    /// </summary>
+    async Task<int> SettleBatchesAsync(IReadOnlyCollection<string> messageKeys, bool acknowledged, CancellationToken cancellationToken = default) =>
+        (await Task.WhenAll(messageKeys.Select(key => SettleBatchAsync(key, acknowledged, cancellationToken)))).Count(settled => settled);
+
     /// <summary>Which of <paramref name="keys"/> the queue recorded within the window before <paramref name="now"/>.</summary>
     Task<IReadOnlyDictionary<string, SeenMessage>> FindSeenAsync(string id, IReadOnlyCollection<string> keys, DateTimeOffset now, CancellationToken cancellationToken = default);
 

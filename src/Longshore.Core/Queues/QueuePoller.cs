@@ -25,6 +25,12 @@ public sealed partial class QueuePoller : IDisposable
     private readonly ConcurrentDictionary<string, byte> _recovered = new(StringComparer.Ordinal);
     private readonly WakeSignal _wake;
     private readonly WakeSignal _settleWake;
+
+    /// <summary>Ended batches listed per settling pass.</summary>
+    private const int SettlePage = 200;
+
+    /// <summary>Batches settled since start.</summary>
+    private long _settled;
     // One wake signal per running queue loop: a run of the queue ending frees room, an API change may move its next poll.
     private readonly ConcurrentDictionary<string, WakeSignal> _queueWakes = new(StringComparer.Ordinal);
 
@@ -218,8 +224,14 @@ public sealed partial class QueuePoller : IDisposable
         {
             try
             {
+                // A full page that made progress means more may be waiting: settle on at once rather than a page per wake-up
+                // (one that settled nothing, a source refusing, waits for the next wake-up as before).
                 if (_scheduler.Reconciled)
-                    await SettleAsync(cancellationToken);
+                {
+                    while (await SettleAsync(cancellationToken) is { Listed: >= SettlePage, Settled: > 0 } && !cancellationToken.IsCancellationRequested)
+                    {
+                    }
+                }
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -512,9 +524,12 @@ public sealed partial class QueuePoller : IDisposable
     }
 
     /// <summary>Acknowledges or releases the messages of every batch whose run chain has ended.</summary>
-    private async Task SettleAsync(CancellationToken cancellationToken)
+    /// <summary>Settles one page of ended batches; returns how many were listed, and how many of them settled.</summary>
+    private async Task<(int Listed, long Settled)> SettleAsync(CancellationToken cancellationToken)
     {
-        foreach (var group in (await _queues.ListEndedBatchesAsync(200, cancellationToken)).GroupBy(b => b.QueueId, StringComparer.Ordinal))
+        var before = Interlocked.Read(ref _settled);
+        var ended = await _queues.ListEndedBatchesAsync(SettlePage, cancellationToken);
+        foreach (var group in ended.GroupBy(b => b.QueueId, StringComparer.Ordinal))
         {
             StoredQueue? queue;
             try
@@ -531,6 +546,8 @@ public sealed partial class QueuePoller : IDisposable
             var batches = queue?.Block.AckMode == "on_create" ? group.Select(b => b with { Succeeded = true }).ToList() : group.ToList();
             await SettleAsync(queue, batches, cancellationToken);
         }
+
+        return (ended.Count, Interlocked.Read(ref _settled) - before);
     }
 
     private async Task SettleAsync(StoredQueue? queue, IReadOnlyList<EndedBatch> batches, CancellationToken cancellationToken)
@@ -575,7 +592,7 @@ public sealed partial class QueuePoller : IDisposable
             var started = _time.GetUtcNow();
             if (source is null || await TellSourceAsync(source, queue!, outcome.Key, group.SelectMany(b => b.Handles).ToList(), cancellationToken))
             {
-                await Task.WhenAll(group.Select(b => _queues.SettleBatchAsync(b.MessageKey, b.Succeeded, cancellationToken)));
+                await _queues.SettleBatchesAsync(group.Select(b => b.MessageKey).ToList(), outcome.Key, cancellationToken);
                 Settled(group, started);
                 continue;
             }
@@ -592,8 +609,9 @@ public sealed partial class QueuePoller : IDisposable
         }
     }
 
-    private void Settled(IReadOnlyList<EndedBatch> batches, DateTimeOffset started)
+    private void Settled(List<EndedBatch> batches, DateTimeOffset started)
     {
+        Interlocked.Add(ref _settled, batches.Count);
         var settled = _time.GetUtcNow();
         foreach (var batch in batches)
         {

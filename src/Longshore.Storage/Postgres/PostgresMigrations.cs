@@ -90,5 +90,16 @@ internal static class PostgresMigrations
         CREATE INDEX runs_ended ON runs (updated_at) WHERE state IN ('TASK_FINISHED', 'TASK_FAILED', 'TASK_KILLED', 'TASK_LOST', 'TASK_ERROR',
             'TASK_DROPPED', 'TASK_GONE', 'TASK_GONE_BY_OPERATOR', 'TASK_UNKNOWN');
         """,
+        """
+        -- A batch's outcome is set when its run chain ends, so finding the batches to settle reads only those, instead of
+        -- looking up the runs of every pending batch on each settling pass.
+        ALTER TABLE queue_batches ADD COLUMN outcome text;
+        UPDATE queue_batches b SET outcome = CASE r.state WHEN 'TASK_FINISHED' THEN 'FINISHED' ELSE 'FAILED' END
+        FROM runs r
+        WHERE b.state = 'PENDING' AND r.seq = (SELECT MAX(seq) FROM runs WHERE message_key = b.message_key) AND r.retried_as IS NULL
+          AND r.state IN ('TASK_FINISHED', 'TASK_FAILED', 'TASK_KILLED', 'TASK_LOST', 'TASK_ERROR', 'TASK_DROPPED', 'TASK_GONE',
+                          'TASK_GONE_BY_OPERATOR', 'TASK_UNKNOWN');
+        CREATE INDEX queue_batches_ended ON queue_batches (outcome) WHERE state = 'PENDING' AND outcome IS NOT NULL;
+        """,
     ];
 }

@@ -176,7 +176,18 @@ public sealed partial class PostgresStore : IStateStore
             }
 
             if (transition.Retry is { } retry)
+            {
                 await Command(connection, transaction, InsertRunSql('@'), RunParameters(retry)).ExecuteNonQueryAsync(cancellationToken);
+            }
+            else if (transition.To.IsTerminal())
+            {
+                // The chain ended: a queue batch it carries is ready to settle.
+                await Command(connection, transaction, """
+                    UPDATE queue_batches SET outcome = @outcome
+                    WHERE state = 'PENDING' AND message_key = (SELECT message_key FROM runs WHERE mesos_id = @id);
+                    """, [("outcome", transition.To == TaskState.Finished ? "FINISHED" : "FAILED"), ("id", transition.MesosId)]).ExecuteNonQueryAsync(cancellationToken);
+            }
+
             return true;
         }, cancellationToken);
     }
@@ -362,11 +373,10 @@ public sealed partial class PostgresStore : IStateStore
     public async Task<IReadOnlyList<EndedBatch>> ListEndedBatchesAsync(int limit, CancellationToken cancellationToken = default)
     {
         var ended = new List<EndedBatch>();
-        await ReadAsync($"""
-            SELECT b.message_key, b.queue_id, b.handles, r.state
-            FROM queue_batches b
-            JOIN runs r ON r.seq = (SELECT MAX(seq) FROM runs WHERE message_key = b.message_key)
-            WHERE b.state = 'PENDING' AND r.state IN ({TerminalStates}) AND r.retried_as IS NULL
+        // The outcome is written in the same transaction as the end of the batch's last run (one with no retry to come).
+        await ReadAsync("""
+            SELECT message_key, queue_id, handles, outcome FROM queue_batches
+            WHERE state = 'PENDING' AND outcome IS NOT NULL
             LIMIT @limit;
             """, reader => ended.Add(ReadEndedBatch(reader)), cancellationToken, ("limit", limit));
         return ended;
@@ -381,14 +391,26 @@ public sealed partial class PostgresStore : IStateStore
     }
 
     public async Task<bool> SettleBatchAsync(string messageKey, bool acknowledged, CancellationToken cancellationToken = default) =>
+        await SettleBatchesAsync([messageKey], acknowledged, cancellationToken) > 0;
+
+    /// <summary>One transaction and two statements for the lot, however many batches.</summary>
+    public async Task<int> SettleBatchesAsync(IReadOnlyCollection<string> messageKeys, bool acknowledged, CancellationToken cancellationToken = default) =>
         await WriteAsync(async (connection, transaction) =>
         {
-            var settled = await Command(connection, transaction, "UPDATE queue_batches SET state = @state WHERE message_key = @key AND state = 'PENDING';",
-                [("key", messageKey), ("state", acknowledged ? "ACKED" : "RELEASED")]).ExecuteNonQueryAsync(cancellationToken) > 0;
+            var settled = new List<string>();
+            await using (var update = Command(connection, transaction,
+                "UPDATE queue_batches SET state = @state WHERE message_key = ANY(@keys) AND state = 'PENDING' RETURNING message_key;",
+                [("keys", messageKeys.ToArray()), ("state", acknowledged ? "ACKED" : "RELEASED")]))
+            await using (var reader = await update.ExecuteReaderAsync(cancellationToken))
+            {
+                while (await reader.ReadAsync(cancellationToken))
+                    settled.Add(reader.GetString(0));
+            }
+
             // A released message is meant to run again: forget its keys.
-            if (settled && !acknowledged)
-                await Command(connection, transaction, "DELETE FROM queue_dedup WHERE message_key = @key;", [("key", messageKey)]).ExecuteNonQueryAsync(cancellationToken);
-            return settled;
+            if (settled.Count > 0 && !acknowledged)
+                await Command(connection, transaction, "DELETE FROM queue_dedup WHERE message_key = ANY(@keys);", [("keys", settled.ToArray())]).ExecuteNonQueryAsync(cancellationToken);
+            return settled.Count;
         }, cancellationToken);
 
     public async Task<IReadOnlyDictionary<string, SeenMessage>> FindSeenAsync(string id, IReadOnlyCollection<string> keys, DateTimeOffset now,

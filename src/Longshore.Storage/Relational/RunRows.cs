@@ -216,8 +216,9 @@ internal static class RunRows
         NextPollAt = Time(reader, "next_poll_at"),
     };
 
+    /// <summary>A row of (message_key, queue_id, handles, outcome), the outcome FINISHED or FAILED.</summary>
     public static EndedBatch ReadEndedBatch(DbDataReader reader) => new(reader.GetString(0), reader.GetString(1),
-        JsonSerializer.Deserialize<List<string>>(reader.GetString(2))!, reader.GetString(3) == "TASK_FINISHED");
+        JsonSerializer.Deserialize<List<string>>(reader.GetString(2))!, reader.GetString(3) == "FINISHED");
 
     public static IEnumerable<string> ReadHandles(DbDataReader reader, int ordinal) => JsonSerializer.Deserialize<List<string>>(reader.GetString(ordinal))!;
 

@@ -110,8 +110,7 @@ public sealed partial class SqliteTaskStore : IQueueStore
             SELECT message_key, queue_id, handles, outcome FROM queue_batches
             WHERE state = 'PENDING' AND outcome IS NOT NULL
             LIMIT $limit;
-            """, reader => ended.Add(new EndedBatch(reader.GetString(0), reader.GetString(1),
-                JsonSerializer.Deserialize<List<string>>(reader.GetString(2))!, reader.GetString(3) == "FINISHED")),
+            """, reader => ended.Add(ReadEndedBatch(reader)),
             cancellationToken, ("$limit", limit));
         return ended;
     }
@@ -125,14 +124,24 @@ public sealed partial class SqliteTaskStore : IQueueStore
     }
 
     public async Task<bool> SettleBatchAsync(string messageKey, bool acknowledged, CancellationToken cancellationToken = default) =>
+        await SettleBatchesAsync([messageKey], acknowledged, cancellationToken) > 0;
+
+    /// <summary>All in one write of the single writer: one savepoint and one commit for the lot.</summary>
+    public async Task<int> SettleBatchesAsync(IReadOnlyCollection<string> messageKeys, bool acknowledged, CancellationToken cancellationToken = default) =>
         await WriteAsync(async (connection, transaction) =>
         {
-            var settled = await ExecuteAsync(connection, transaction,
-                "UPDATE queue_batches SET state = $state WHERE message_key = $key AND state = 'PENDING';", cancellationToken,
-                ("$key", messageKey), ("$state", acknowledged ? "ACKED" : "RELEASED")) > 0;
-            if (settled && !acknowledged)
-                await ExecuteAsync(connection, transaction, "DELETE FROM queue_dedup WHERE message_key = $key;", cancellationToken, ("$key", messageKey));
-            return settled;
+            var count = 0;
+            foreach (var messageKey in messageKeys)
+            {
+                var settled = await ExecuteAsync(connection, transaction,
+                    "UPDATE queue_batches SET state = $state WHERE message_key = $key AND state = 'PENDING';", cancellationToken,
+                    ("$key", messageKey), ("$state", acknowledged ? "ACKED" : "RELEASED")) > 0;
+                if (settled && !acknowledged)
+                    await ExecuteAsync(connection, transaction, "DELETE FROM queue_dedup WHERE message_key = $key;", cancellationToken, ("$key", messageKey));
+                count += settled ? 1 : 0;
+            }
+
+            return count;
         }, cancellationToken);
 
     public async Task<IReadOnlyDictionary<string, SeenMessage>> FindSeenAsync(string id, IReadOnlyCollection<string> keys, DateTimeOffset now,

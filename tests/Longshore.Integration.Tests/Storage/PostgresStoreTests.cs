@@ -1,4 +1,6 @@
+using Longshore.Core.Queues;
 using Longshore.Core.Storage;
+using Longshore.Core.Tasks;
 using Longshore.Integration.Tests.Infrastructure;
 using Longshore.Storage.Postgres;
 using Npgsql;
@@ -26,6 +28,32 @@ public sealed class PostgresStoreTests : StoreComplianceTests
     {
         Assert.DoesNotContain("longshore_secret", PostgresStore.Redact("Host=127.0.0.1;Username=u;Password=longshore_secret;Database=d"), StringComparison.Ordinal);
         Assert.DoesNotContain("assword", Store.Description, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Upgrade_FromBeforeBatchOutcomes_FindsTheBatchesWhoseRunsHadAlreadyEnded()
+    {
+        // A batch whose run ended, and one whose run still waits, as an older schema held them (no outcome column).
+        var queue = new StoredQueue { Id = "up", Template = new TaskDefinition { Id = "up", Cmd = "echo" }, Block = new QueueBlock { Type = "cron", Name = "up" }, CreatedAt = T0 };
+        await Store.CreateQueueAsync(queue);
+        var ended = NewRun("up", queueId: "up", messageKey: "ended");
+        var waiting = NewRun("up", queueId: "up", messageKey: "waiting");
+        await Store.EnqueueAsync("up", [new QueueBatch(ended, ["h1"]), new QueueBatch(waiting, ["h2"])], new Dictionary<string, string>());
+        await Store.TryTransitionAsync(Move(ended, TaskState.WaitingOnOffers, TaskState.Failed));
+        await using (var downgrade = new NpgsqlConnection(_connectionString))
+        {
+            await downgrade.OpenAsync();
+            await using var command = new NpgsqlCommand("""
+                ALTER TABLE queue_batches DROP COLUMN outcome;
+                DELETE FROM schema_version WHERE version = (SELECT MAX(version) FROM schema_version);
+                """, downgrade);
+            await command.ExecuteNonQueryAsync();
+        }
+
+        await using var upgraded = await PostgresStore.OpenAsync(_connectionString);
+
+        var found = Assert.Single(await upgraded.ListEndedBatchesAsync(10));
+        Assert.Equal(("ended", false, "h1"), (found.MessageKey, found.Succeeded, Assert.Single(found.Handles)));
     }
 
     [Fact]

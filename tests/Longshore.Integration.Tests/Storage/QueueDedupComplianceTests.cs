@@ -74,6 +74,21 @@ public abstract class QueueDedupComplianceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task SettleMany_SettlesEachOnce_ReleasedForgetTheirKeys_AnUnknownOrSettledOneIsNotCounted()
+    {
+        var first = await EnqueueAsync(("m1", "h1"));
+        var second = await EnqueueAsync(("m2", "h2"));
+        var third = await EnqueueAsync(("m3", "h3"));
+        Assert.True(await _store.SettleBatchAsync(third, acknowledged: true));
+
+        Assert.Equal(2, await _store.SettleBatchesAsync([first, second, third, "no-such-batch"], acknowledged: false));
+        Assert.Equal(0, await _store.SettleBatchesAsync([first, second], acknowledged: true));
+
+        Assert.Empty(await _store.PendingHandlesAsync(_queue));
+        Assert.Equal(["m3"], (await _store.FindSeenAsync(_queue, ["m1", "m2", "m3"], Now.AddMinutes(1))).Keys);
+    }
+
+    [Fact]
     public async Task Keys_AreForgotten_AfterTheWindow()
     {
         await EnqueueAsync(("k", "h"));

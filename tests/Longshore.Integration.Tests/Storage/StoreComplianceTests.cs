@@ -47,7 +47,7 @@ public abstract partial class StoreComplianceTests : IAsyncLifetime
         return store;
     }
 
-    private static TaskRun NewRun(string family = "fam", DateTimeOffset? at = null, string? queueId = null, string? messageKey = null, string? jobId = null) =>
+    protected static TaskRun NewRun(string family = "fam", DateTimeOffset? at = null, string? queueId = null, string? messageKey = null, string? jobId = null) =>
         TaskRun.CreateFirst(new TaskDefinition
         {
             Id = family,
@@ -57,7 +57,7 @@ public abstract partial class StoreComplianceTests : IAsyncLifetime
             TaskRetries = 1,
         }, Guid.NewGuid(), at ?? T0) with { QueueId = queueId, MessageKey = messageKey, JobId = jobId, JobGroup = jobId is null ? null : 0, Generation = jobId is null ? null : 1 };
 
-    private static RunTransition Move(TaskRun run, TaskState from, TaskState to) => new(run.MesosId, [from], to, T0.AddSeconds(1));
+    protected static RunTransition Move(TaskRun run, TaskState from, TaskState to) => new(run.MesosId, [from], to, T0.AddSeconds(1));
 
     [Fact]
     public async Task InsertAsync_ThenGetAsync_RoundTripsEveryField()

@@ -1,0 +1,87 @@
+using System.Text.Json;
+using Longshore.Core.Queues;
+using Longshore.Core.Storage;
+using Longshore.Core.Tasks;
+using Longshore.Integration.Tests.Infrastructure;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Longshore.Integration.Tests.Queues;
+
+/// <summary>The settling of ended batches by the poll loop, through the real store, with a fake acknowledging source.</summary>
+public sealed class SettlingTests : IAsyncLifetime
+{
+    private static readonly DateTimeOffset Start = TestClock.Now(TimeSpan.FromMinutes(1));
+    private readonly FakeTimeProvider _time = new(Start);
+    private LocalStore _local = null!;
+
+    public async Task InitializeAsync() => _local = await LocalStore.OpenAsync(_time, "NORMAL");
+
+    public Task DisposeAsync()
+    {
+        _local.Dispose();
+        return Task.CompletedTask;
+    }
+
+    [Fact]
+    public async Task ManyEndedBatches_AreSettledPageAfterPage_WithoutWaitingAnIntervalBetweenPages()
+    {
+        var source = new AckingSource();
+        var queue = new StoredQueue
+        {
+            Id = "acked",
+            Template = new TaskDefinition { Id = "acked", Cmd = "true", Container = new ContainerSpec { Docker = new DockerSpec { Image = "busybox" } } },
+            CreatedAt = Start,
+            Block = new QueueBlock { Type = "acking", Settings = new() { ["acking"] = JsonSerializer.SerializeToElement(new Dictionary<string, string>()) } },
+        };
+        Assert.True(await _local.Store.CreateQueueAsync(queue));
+        // 450 messages whose tasks have all ended: more than two pages of the settling loop.
+        var runs = Enumerable.Range(0, 450).Select(i => TaskRun.CreateFirst(queue.Template, Guid.NewGuid(), Start) with { QueueId = queue.Id, MessageKey = $"m{i}" }).ToList();
+        await _local.Store.EnqueueAsync(queue.Id, runs.Select((run, i) => new QueueBatch(run, [$"h{i}"])).ToList(), new Dictionary<string, string>());
+        foreach (var run in runs)
+            Assert.True(await _local.Store.TryTransitionAsync(new RunTransition(run.MesosId, [TaskState.WaitingOnOffers], TaskState.Finished, Start)));
+
+        var scheduler = _local.NewScheduler();
+        await scheduler.ReconcileAsync();
+        using var poller = new QueuePoller(_local.Store, scheduler, [source], _time, Guid.NewGuid, Microsoft.Extensions.Logging.Abstractions.NullLogger<QueuePoller>.Instance);
+        using var stop = new CancellationTokenSource();
+        var loop = poller.RunAsync(stop.Token);
+
+        // The clock stands still: only passes that follow one another at once can settle them all.
+        await Eventually.WaitUntilAsync(() => Task.FromResult(source.Acknowledged.Count == 450), TimeSpan.FromSeconds(30));
+        await stop.CancelAsync();
+        await loop;
+        Assert.Equal(Enumerable.Range(0, 450).Select(i => $"h{i}").Order(StringComparer.Ordinal), source.Acknowledged.Order(StringComparer.Ordinal));
+        Assert.Empty(await _local.Store.PendingHandlesAsync(queue.Id));
+    }
+
+    private sealed class AckingSource : IQueueSource, IAcknowledgingSource
+    {
+        private readonly Lock _lock = new();
+        private readonly List<string> _acknowledged = [];
+
+        public List<string> Acknowledged
+        {
+            get
+            {
+                lock (_lock)
+                    return _acknowledged.ToList();
+            }
+        }
+
+        public QueueType Type { get; } = new("acking", "acking", "Fake acknowledging source", []);
+
+        public IReadOnlyList<string> Validate(IReadOnlyDictionary<string, string> settings) => [];
+
+        public Task<PollResult> PollAsync(StoredQueue queue, IReadOnlyDictionary<string, string> state, int max, DateTimeOffset now, CancellationToken cancellationToken = default) =>
+            Task.FromResult(new PollResult([], new Dictionary<string, string>()));
+
+        public Task AckAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default)
+        {
+            lock (_lock)
+                _acknowledged.AddRange(handles);
+            return Task.CompletedTask;
+        }
+
+        public Task ReleaseAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default) => Task.CompletedTask;
+    }
+}
