@@ -56,11 +56,14 @@ public sealed class DockerReconcileTests : IAsyncLifetime
         Assert.Empty(young.GoneMesosIds);
         Assert.Equal(0, young.OrphansRemoved);
         Assert.Equal("created", (await _client.Containers.InspectContainerAsync(_containerId)).State?.Status);
+        // ... and the scheduler is asked to look again once it is old enough, not a whole reconcile interval later.
+        Assert.Equal(TimeSpan.FromSeconds(15), young.RecheckAfter);
 
         // Old enough to be abandoned: started, once, and reported running.
         time.Advance(TimeSpan.FromSeconds(16));
         var old = await backend.ReconcileAsync([run]);
         Assert.Empty(old.GoneMesosIds);
+        Assert.Null(old.RecheckAfter);
         var running = await backend.Updates.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal((run.MesosId, TaskState.Running), (running.MesosId, running.State));
         await Eventually.WaitUntilAsync(() => Task.FromResult(File.Exists(Path.Combine(_folder, "runs"))), TimeSpan.FromSeconds(20));

@@ -352,6 +352,7 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
             .ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
 
         var gone = new List<string>();
+        TimeSpan? recheck = null;
         foreach (var run in active)
         {
             if (!byRun.TryGetValue(run.MesosId, out var container))
@@ -369,7 +370,12 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
                 // A young one is left for the next reconciliation: the start may be on its way, and a container that ran
                 // and exited meanwhile would run again if started now.
                 if (IsYoung(container))
+                {
+                    // Decided once it is old enough: soon, not at the next regular reconciliation (a minute by default).
+                    recheck = _options.AbandonedCreateAge;
                     continue;
+                }
+
                 try
                 {
                     await _client.Containers.StartContainerAsync(container.ID, new ContainerStartParameters(), cancellationToken);
@@ -407,7 +413,7 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
             orphans++;
         }
 
-        return new ReconcileResult(gone, orphans);
+        return new ReconcileResult(gone, orphans) { RecheckAfter = recheck };
     }
 
     public Task ReleaseAsync(TaskRun run, CancellationToken cancellationToken = default) => RemoveQuietlyAsync(ContainerName(run.MesosId));

@@ -52,7 +52,14 @@ public interface ITaskLogSource
 /// <summary>Where a launched run was placed.</summary>
 public sealed record LaunchResult(string ContainerId, string Agent);
 
-public sealed record ReconcileResult(IReadOnlyList<string> GoneMesosIds, int OrphansRemoved);
+public sealed record ReconcileResult(IReadOnlyList<string> GoneMesosIds, int OrphansRemoved)
+{
+    /// <summary>
+    /// Some runs could not be decided yet (a launch that may still be under way): reconcile again after this long rather
+    /// than at the next regular interval.
+    /// </summary>
+    public TimeSpan? RecheckAfter { get; init; }
+}
 
 /// <summary>A run's captured output. <see cref="Truncated"/> says the head was dropped to keep the tail.</summary>
 public sealed record TaskLogs(string Stdout, string Stderr, bool Truncated);

@@ -38,6 +38,9 @@ public sealed partial class Scheduler
     private readonly ConcurrentDictionary<Task, byte> _background = new();
     private const int StagingParallelism = 16;
     private const int UpdateLanes = 64;
+
+    /// <summary>When the engine asked to be reconciled again before the regular interval (see <see cref="ReconcileResult.RecheckAfter"/>).</summary>
+    private DateTimeOffset _recheckAt = DateTimeOffset.MaxValue;
     // When each kill was last sent: reconciliation sends again only one that has had its grace period to work.
     private readonly ConcurrentDictionary<string, DateTimeOffset> _killsSent = new(StringComparer.Ordinal);
     // Kills asked for on this instance while the run's launch was under way: the launch sends them once it is done.
@@ -142,7 +145,7 @@ public sealed partial class Scheduler
             {
                 await PassAsync(cancellationToken);
                 await SendPendingKillsAsync(cancellationToken);
-                if (_time.GetUtcNow() - lastReconcile >= _options.ReconcileInterval)
+                if (_time.GetUtcNow() - lastReconcile >= _options.ReconcileInterval || _time.GetUtcNow() >= _recheckAt)
                 {
                     await ReconcileAsync(cancellationToken);
                     lastReconcile = _time.GetUtcNow();
@@ -570,6 +573,7 @@ public sealed partial class Scheduler
             LogCountDrift(drift);
         var settled = active.Where(run => !_launching.ContainsKey(run.MesosId)).ToArray();
         var result = await _backend.ReconcileAsync(active, cancellationToken);
+        _recheckAt = result.RecheckAfter is { } after ? _time.GetUtcNow() + after : DateTimeOffset.MaxValue;
         var gone = result.GoneMesosIds.ToHashSet(StringComparer.Ordinal);
         foreach (var run in settled)
         {
