@@ -406,10 +406,21 @@ const queues = {
 
 // Renders overlap (live updates, clicks, route changes) and their answers can arrive out of order: each render gets
 // a check that says whether it is still the newest, and draws only if so.
-async function render() {
+// A live update must not redraw a form someone is typing into: checked when it starts and again when it would draw
+// (the answer may arrive after they started typing); it is redrawn once they leave the field.
+function typing() {
+  const active = document.activeElement;
+  return Boolean(active && main().contains(active) && active.matches("input, textarea, select"));
+}
+
+async function render(live = false) {
   if (!view) return;
   const mine = ++generation;
-  const fresh = () => mine === generation;
+  const fresh = () => {
+    if (mine !== generation) return false;
+    if (live && typing()) { refreshPending = true; return false; }
+    return true;
+  };
   try { await view.render(fresh); }
   catch (e) { if (e.status !== 401 && fresh()) showError(main(), e); }
 }
@@ -462,10 +473,9 @@ async function checkEngine() {
 // A live update redraws the view; never while someone is typing into one of its fields, or their input would vanish.
 let refreshPending = false;
 function liveRefresh() {
-  const active = document.activeElement;
-  if (active && main().contains(active) && active.matches("input, textarea, select")) { refreshPending = true; return; }
+  if (typing()) { refreshPending = true; return; }
   refreshPending = false;
-  render();
+  render(true);
 }
 document.addEventListener("focusout", () => {
   if (refreshPending) setTimeout(liveRefresh, 250);
