@@ -28,9 +28,6 @@ public sealed partial class QueuePoller : IDisposable
 
     /// <summary>Ended batches listed per settling pass.</summary>
     private const int SettlePage = 200;
-
-    /// <summary>Batches settled since start.</summary>
-    private long _settled;
     // One wake signal per running queue loop: a run of the queue ending frees room, an API change may move its next poll.
     private readonly ConcurrentDictionary<string, WakeSignal> _queueWakes = new(StringComparer.Ordinal);
 
@@ -523,11 +520,10 @@ public sealed partial class QueuePoller : IDisposable
         return TaskRun.CreateFirst(definition, _newId(), now) with { QueueId = queue.Id, MessageKey = _newId().ToString("N") };
     }
 
-    /// <summary>Acknowledges or releases the messages of every batch whose run chain has ended.</summary>
     /// <summary>Settles one page of ended batches; returns how many were listed, and how many of them settled.</summary>
-    private async Task<(int Listed, long Settled)> SettleAsync(CancellationToken cancellationToken)
+    private async Task<(int Listed, int Settled)> SettleAsync(CancellationToken cancellationToken)
     {
-        var before = Interlocked.Read(ref _settled);
+        var settled = 0;
         var ended = await _queues.ListEndedBatchesAsync(SettlePage, cancellationToken);
         foreach (var group in ended.GroupBy(b => b.QueueId, StringComparer.Ordinal))
         {
@@ -544,18 +540,19 @@ public sealed partial class QueuePoller : IDisposable
 
             // Under on_create a message is done once its task exists, whatever became of the task.
             var batches = queue?.Block.AckMode == "on_create" ? group.Select(b => b with { Succeeded = true }).ToList() : group.ToList();
-            await SettleAsync(queue, batches, cancellationToken);
+            settled += await SettleAsync(queue, batches, cancellationToken);
         }
 
-        return (ended.Count, Interlocked.Read(ref _settled) - before);
+        return (ended.Count, settled);
     }
 
-    private async Task SettleAsync(StoredQueue? queue, IReadOnlyList<EndedBatch> batches, CancellationToken cancellationToken)
+    /// <summary>Returns how many of the batches were settled.</summary>
+    private async Task<int> SettleAsync(StoredQueue? queue, IReadOnlyList<EndedBatch> batches, CancellationToken cancellationToken)
     {
         await _settling.WaitAsync(cancellationToken);
         try
         {
-            await SettleLockedAsync(queue, batches, cancellationToken);
+            return await SettleLockedAsync(queue, batches, cancellationToken);
         }
         finally
         {
@@ -567,15 +564,15 @@ public sealed partial class QueuePoller : IDisposable
     /// Settles the batches at the source with one call for all acknowledgements and one for all releases, then marks
     /// them together (one commit); if a combined call fails, batch by batch, so one bad batch holds up no other.
     /// </summary>
-    private async Task SettleLockedAsync(StoredQueue? queue, IReadOnlyList<EndedBatch> batches, CancellationToken cancellationToken)
+    private async Task<int> SettleLockedAsync(StoredQueue? queue, IReadOnlyList<EndedBatch> batches, CancellationToken cancellationToken)
     {
         if (batches.Count == 0)
-            return;
+            return 0;
         var gate = RecordGate(batches[0].QueueId);
         await gate.WaitAsync(cancellationToken);
         try
         {
-            await SettleGatedAsync(queue, batches, cancellationToken);
+            return await SettleGatedAsync(queue, batches, cancellationToken);
         }
         finally
         {
@@ -583,8 +580,9 @@ public sealed partial class QueuePoller : IDisposable
         }
     }
 
-    private async Task SettleGatedAsync(StoredQueue? queue, IReadOnlyList<EndedBatch> batches, CancellationToken cancellationToken)
+    private async Task<int> SettleGatedAsync(StoredQueue? queue, IReadOnlyList<EndedBatch> batches, CancellationToken cancellationToken)
     {
+        var settled = 0;
         var source = queue is null ? null : _sources.GetValueOrDefault(queue.Block.Type ?? string.Empty) as IAcknowledgingSource;
         foreach (var outcome in batches.GroupBy(b => b.Succeeded))
         {
@@ -594,6 +592,7 @@ public sealed partial class QueuePoller : IDisposable
             {
                 await _queues.SettleBatchesAsync(group.Select(b => b.MessageKey).ToList(), outcome.Key, cancellationToken);
                 Settled(group, started);
+                settled += group.Count;
                 continue;
             }
 
@@ -604,14 +603,16 @@ public sealed partial class QueuePoller : IDisposable
                 {
                     await _queues.SettleBatchAsync(batch.MessageKey, batch.Succeeded, cancellationToken);
                     Settled([batch], started);
+                    settled++;
                 }
             }
         }
+
+        return settled;
     }
 
-    private void Settled(List<EndedBatch> batches, DateTimeOffset started)
+    private void Settled(IReadOnlyList<EndedBatch> batches, DateTimeOffset started)
     {
-        Interlocked.Add(ref _settled, batches.Count);
         var settled = _time.GetUtcNow();
         foreach (var batch in batches)
         {
