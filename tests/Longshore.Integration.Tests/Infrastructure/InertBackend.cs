@@ -4,8 +4,11 @@ using Longshore.Core.Tasks;
 
 namespace Longshore.Integration.Tests.Infrastructure;
 
-/// <summary>An engine that accepts launches and never reports: for tests of what happens before a run reaches an engine.</summary>
-public sealed class InertBackend : IExecutionBackend
+/// <summary>
+/// An engine that accepts launches and never reports: for tests of what happens before a run reaches an engine.
+/// <paramref name="reconcile"/> answers its reconciliations (by default: nothing gone, nothing removed).
+/// </summary>
+public sealed class InertBackend(Func<ReconcileResult>? reconcile = null) : IExecutionBackend
 {
     private readonly Channel<StatusUpdate> _updates = Channel.CreateUnbounded<StatusUpdate>();
 
@@ -20,7 +23,7 @@ public sealed class InertBackend : IExecutionBackend
     public Task<bool> KillAsync(TaskRun run, TimeSpan grace, CancellationToken cancellationToken = default) => Task.FromResult(false);
 
     public Task<ReconcileResult> ReconcileAsync(IReadOnlyCollection<TaskRun> active, CancellationToken cancellationToken = default) =>
-        Task.FromResult(new ReconcileResult([], 0));
+        Task.FromResult(reconcile?.Invoke() ?? new ReconcileResult([], 0));
 
     public Task ReleaseAsync(TaskRun run, CancellationToken cancellationToken = default) => Task.CompletedTask;
 }

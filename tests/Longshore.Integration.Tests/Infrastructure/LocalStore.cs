@@ -31,8 +31,8 @@ public sealed class LocalStore : IDisposable
         return new LocalStore(folder, await SqliteTaskStore.OpenAsync(Path.Combine(folder, "longshore.db"), synchronous), time);
     }
 
-    public Scheduler NewScheduler(SchedulerOptions? options = null) =>
-        new(Store, new InertBackend(), new RetryPolicy(new RetryOptions(), () => 0.5), options ?? new SchedulerOptions(), Time, Guid.NewGuid,
+    public Scheduler NewScheduler(SchedulerOptions? options = null, InertBackend? backend = null) =>
+        new(Store, backend ?? new InertBackend(), new RetryPolicy(new RetryOptions(), () => 0.5), options ?? new SchedulerOptions(), Time, Guid.NewGuid,
             new SchedulerMetrics(), NullLogger<Scheduler>.Instance);
 
     /// <summary>A fresh poll loop, as after a restart of the server, over the same store.</summary>
