@@ -81,6 +81,7 @@ public sealed partial class PostgresStore : IStateStore
         var session = SessionConnectionString(connectionString, stalledTransactionLimit ?? DefaultStalledTransactionLimit);
         var store = new PostgresStore(NpgsqlDataSource.Create(session),
             NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(session) { MaxPoolSize = 2, MinPoolSize = 1 }.ConnectionString), Redact(connectionString));
+        store.StartTransitionWriters();
         try
         {
             await MigrateAsync(connectionString, cancellationToken);
@@ -155,42 +156,6 @@ public sealed partial class PostgresStore : IStateStore
         await ScalarAsync("SELECT MIN(not_before) FROM runs WHERE state = 'WAITING_ON_OFFERS';", cancellationToken) is long ms
             ? DateTimeOffset.FromUnixTimeMilliseconds(ms)
             : null;
-
-    public async Task<bool> TryTransitionAsync(RunTransition transition, CancellationToken cancellationToken = default)
-    {
-        if (transition.From.Count == 0)
-            return false;
-        return await WriteAsync(async (connection, transaction) =>
-        {
-            var changed = await Command(connection, transaction, TransitionSql('@', InList(transition.From), "@terminal"), TransitionParameters(transition))
-                .ExecuteNonQueryAsync(cancellationToken);
-            if (changed == 0)
-                return false;
-            if (transition.Logs is { } logs)
-            {
-                await Command(connection, transaction, """
-                    INSERT INTO run_logs (mesos_id, stdout, stderr, truncated) VALUES (@id, @out, @err, @trunc)
-                    ON CONFLICT (mesos_id) DO UPDATE SET stdout = excluded.stdout, stderr = excluded.stderr, truncated = excluded.truncated;
-                    """, [("id", transition.MesosId), ("out", Text(logs.Stdout)), ("err", Text(logs.Stderr)), ("trunc", logs.Truncated)])
-                    .ExecuteNonQueryAsync(cancellationToken);
-            }
-
-            if (transition.Retry is { } retry)
-            {
-                await Command(connection, transaction, InsertRunSql('@'), RunParameters(retry)).ExecuteNonQueryAsync(cancellationToken);
-            }
-            else if (transition.To.IsTerminal())
-            {
-                // The chain ended: a queue batch it carries is ready to settle.
-                await Command(connection, transaction, """
-                    UPDATE queue_batches SET outcome = @outcome
-                    WHERE state = 'PENDING' AND message_key = (SELECT message_key FROM runs WHERE mesos_id = @id);
-                    """, [("outcome", transition.To == TaskState.Finished ? "FINISHED" : "FAILED"), ("id", transition.MesosId)]).ExecuteNonQueryAsync(cancellationToken);
-            }
-
-            return true;
-        }, cancellationToken);
-    }
 
     public async Task<IReadOnlyList<ActivityBucket>> ActivityAsync(DateTimeOffset since, CancellationToken cancellationToken = default)
     {
@@ -328,11 +293,16 @@ public sealed partial class PostgresStore : IStateStore
     public async Task EnqueueAsync(string id, IReadOnlyList<QueueBatch> batches, IReadOnlyDictionary<string, string> state, CancellationToken cancellationToken = default) =>
         await WriteAsync(async (connection, transaction) =>
         {
+            // A poll's runs and batches go in two statements, however many there are (a statement per run was most of a
+            // large poll's time).
+            await InsertRunsAsync(connection, transaction, batches.Select(batch => batch.Run).ToList(), cancellationToken);
+            await Command(connection, transaction, """
+                INSERT INTO queue_batches (message_key, queue_id, handles, state)
+                SELECT v_key, @queue, v_handles, 'PENDING' FROM unnest(@keys, @handles) WITH ORDINALITY AS v(v_key, v_handles, v_n) ORDER BY v_n;
+                """, [("queue", id), ("keys", batches.Select(batch => batch.Run.MessageKey).ToArray()),
+                ("handles", batches.Select(batch => JsonSerializer.Serialize(batch.Handles)).ToArray())]).ExecuteNonQueryAsync(cancellationToken);
             foreach (var batch in batches)
             {
-                await Command(connection, transaction, InsertRunSql('@'), RunParameters(batch.Run)).ExecuteNonQueryAsync(cancellationToken);
-                await Command(connection, transaction, "INSERT INTO queue_batches (message_key, queue_id, handles, state) VALUES (@key, @queue, @handles, 'PENDING');",
-                    [("key", batch.Run.MessageKey), ("queue", id), ("handles", JsonSerializer.Serialize(batch.Handles))]).ExecuteNonQueryAsync(cancellationToken);
                 foreach (var entry in batch.DedupKeys)
                 {
                     await Command(connection, transaction, """
@@ -490,6 +460,7 @@ public sealed partial class PostgresStore : IStateStore
 
     public async ValueTask DisposeAsync()
     {
+        await StopTransitionWritersAsync();
         await _dataSource.DisposeAsync();
         await _leaseSource.DisposeAsync();
     }
@@ -498,12 +469,17 @@ public sealed partial class PostgresStore : IStateStore
     /// One write, one transaction. Under a leadership scope (<see cref="Fencing.CurrentTerm"/>) it first share-locks the
     /// lease row and checks the term, so a newer leader's takeover either waits for this write or refuses it.
     /// </summary>
-    private async Task<T> WriteAsync<T>(Func<NpgsqlConnection, NpgsqlTransaction, Task<T>> work, CancellationToken cancellationToken, bool fenced = true,
+    private Task<T> WriteAsync<T>(Func<NpgsqlConnection, NpgsqlTransaction, Task<T>> work, CancellationToken cancellationToken, bool fenced = true,
+        NpgsqlDataSource? source = null) =>
+        WriteUnderAsync(fenced ? Fencing.CurrentTerm : null, work, cancellationToken, source);
+
+    /// <summary>A write fenced by <paramref name="writeTerm"/> (none when null), whoever's context runs it.</summary>
+    private async Task<T> WriteUnderAsync<T>(long? writeTerm, Func<NpgsqlConnection, NpgsqlTransaction, Task<T>> work, CancellationToken cancellationToken,
         NpgsqlDataSource? source = null)
     {
         await using var connection = await (source ?? _dataSource).OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        if (fenced && Fencing.CurrentTerm is { } term)
+        if (writeTerm is { } term)
         {
             var stored = await Command(connection, transaction, "SELECT term FROM leases WHERE name = 'scheduler' FOR SHARE;", []).ExecuteScalarAsync(cancellationToken);
             Fencing.Check(term, stored as long?);
@@ -567,6 +543,39 @@ public sealed partial class PostgresStore : IStateStore
         foreach (var (name, value) in parameters)
             command.Parameters.AddWithValue(name, value ?? DBNull.Value);
         return command;
+    }
+
+    /// <summary>
+    /// Inserts <paramref name="runs"/> in one statement, in their order (their <c>seq</c> follows it). Each column goes as a
+    /// text array cast to the column's type, so that a column with no value in any run still has one.
+    /// </summary>
+    private static async Task InsertRunsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, List<TaskRun> runs, CancellationToken cancellationToken)
+    {
+        if (runs.Count == 0)
+            return;
+        var rows = runs.Select(RunParameters).ToList();
+        var columns = rows[0].Select(parameter => parameter.Name).ToArray();
+        var parameters = columns.Select((name, i) => (name, (object?)rows.Select(row => row[i].Value is { } value ? Convert.ToString(value, CultureInfo.InvariantCulture) : null).ToArray())).ToArray();
+        await Command(connection, transaction, InsertRunsSql, parameters).ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private static readonly string InsertRunsSql = BuildInsertRunsSql();
+
+    private static string BuildInsertRunsSql()
+    {
+        var types = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["attempt"] = "int", ["taskLeft"] = "int", ["systemLeft"] = "int", ["jobGroup"] = "int", ["generation"] = "int",
+            ["notBefore"] = "bigint", ["created"] = "bigint",
+        };
+        var names = RunParameters(new TaskRun { MesosId = "", FamilyId = "", Definition = new TaskDefinition() }).Select(parameter => parameter.Name).ToArray();
+        var arrays = string.Join(", ", names.Select(name => $"@{name}::{types.GetValueOrDefault(name, "text")}[]"));
+        var values = string.Join(", ", names.Select(name => "v_" + name));
+        // The single-run INSERT's own column list and value order, with each value read from the batch's column of that name.
+        return InsertRunSql('@').Split("VALUES")[0] + $"""
+            SELECT {InsertRunSql('@').Split("VALUES")[1].Trim().TrimStart('(').TrimEnd(')').Replace("@", "v_", StringComparison.Ordinal)}
+            FROM unnest({arrays}) WITH ORDINALITY AS v({values}, v_n) ORDER BY v_n
+            """;
     }
 
     /// <summary>PostgreSQL text cannot hold NUL; a container may print one.</summary>

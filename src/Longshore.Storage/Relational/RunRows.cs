@@ -39,7 +39,17 @@ internal static class RunRows
     /// is a list of quoted state names (known values only, never input).
     /// </summary>
     public static string TransitionSql(char prefix, string from, string terminalTest) => $"""
-        UPDATE runs SET state = {prefix}to, updated_at = {prefix}at,
+        UPDATE runs SET {TransitionAssignments(prefix.ToString(), terminalTest)}
+        WHERE mesos_id = {prefix}id AND state IN ({from})
+        """;
+
+    /// <summary>
+    /// What a transition sets: the new state and time, the step's timestamp, and what was learned (kept when not given).
+    /// Values are read from names starting with <paramref name="prefix"/> (parameters, or a batch's columns), which must
+    /// not be column names of <c>runs</c>.
+    /// </summary>
+    public static string TransitionAssignments(string prefix, string terminalTest) => $"""
+        state = {prefix}to, updated_at = {prefix}at,
             staged_at = CASE WHEN {prefix}to = 'TASK_STAGING' THEN {prefix}at ELSE staged_at END,
             started_at = CASE WHEN {prefix}to = 'TASK_RUNNING' THEN COALESCE(started_at, {prefix}at) ELSE started_at END,
             finished_at = CASE WHEN {terminalTest} THEN {prefix}at ELSE finished_at END,
@@ -48,7 +58,6 @@ internal static class RunRows
             agent = COALESCE({prefix}agent, agent),
             container_id = COALESCE({prefix}container, container_id),
             retried_as = COALESCE({prefix}retry, retried_as)
-        WHERE mesos_id = {prefix}id AND state IN ({from})
         """;
 
     public static (string Name, object? Value)[] TransitionParameters(Core.Storage.RunTransition transition) =>

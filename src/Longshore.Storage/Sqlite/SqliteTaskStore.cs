@@ -136,6 +136,7 @@ public sealed partial class SqliteTaskStore : IStateStore, IDisposable
     {
         if (transition.From.Count == 0)
             return false;
+        // Alone, this is the write; the writer combines transitions waiting together into one statement (see TransitionAllAsync).
         return await WriteAsync(async (connection, transaction) =>
         {
             var sql = TransitionSql('$', InList(transition.From), "$terminal") + ";";
@@ -163,7 +164,7 @@ public sealed partial class SqliteTaskStore : IStateStore, IDisposable
             }
 
             return true;
-        }, cancellationToken);
+        }, cancellationToken, transition);
     }
 
     public async Task<IReadOnlyList<ActivityBucket>> ActivityAsync(DateTimeOffset since, CancellationToken cancellationToken = default)
@@ -219,9 +220,9 @@ public sealed partial class SqliteTaskStore : IStateStore, IDisposable
     /// fsync for all: group commit). Each write runs in its own savepoint, so one that fails is rolled back alone, and
     /// no caller hears of success before the shared commit is durable.
     /// </summary>
-    private async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<T>> work, CancellationToken cancellationToken)
+    private async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<T>> work, CancellationToken cancellationToken, RunTransition? transition = null)
     {
-        var write = new PendingWrite(async (connection, transaction) => await work(connection, transaction), Fencing.CurrentTerm);
+        var write = new PendingWrite(async (connection, transaction) => await work(connection, transaction), Fencing.CurrentTerm) { Transition = transition };
         ObjectDisposedException.ThrowIf(!_writes.Writer.TryWrite(write), this);
         return (T)(await write.Done.Task.WaitAsync(cancellationToken))!;
     }
@@ -243,8 +244,24 @@ public sealed partial class SqliteTaskStore : IStateStore, IDisposable
                 // snapshot holds otherwise), and only one outside a term (the election's own): the term is read again after one.
                 long? leaseTerm = null;
                 var leaseTermRead = false;
+                var combined = new bool[batch.Count];
                 for (var i = 0; i < batch.Count; i++)
                 {
+                    if (combined[i])
+                        continue;
+                    if (batch[i].Transition is not null && CombinableWith(batch, i, combined) is { Count: > 1 } group)
+                    {
+                        // The transitions of this commit under the same term go together: one lease check and one statement.
+                        if (batch[i].Term is not null && !leaseTermRead)
+                            (leaseTerm, leaseTermRead) = (await LeaseTermAsync(connection, transaction), true);
+                        if (await TryTransitionAllAsync(connection, transaction, batch, group, leaseTerm, outcomes))
+                        {
+                            foreach (var j in group)
+                                combined[j] = true;
+                            continue;
+                        }
+                    }
+
                     await ExecuteAsync(connection, transaction, "SAVEPOINT write;", CancellationToken.None);
                     try
                     {
@@ -293,6 +310,9 @@ public sealed partial class SqliteTaskStore : IStateStore, IDisposable
 
     private sealed record PendingWrite(Func<SqliteConnection, SqliteTransaction, Task<object?>> Work, long? Term)
     {
+        /// <summary>Set on a transition's write, so that it can be combined with others.</summary>
+        public RunTransition? Transition { get; init; }
+
         public TaskCompletionSource<object?> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
