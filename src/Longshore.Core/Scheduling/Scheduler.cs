@@ -36,8 +36,10 @@ public sealed partial class Scheduler
     private readonly WakeSignal _wake;
     private readonly ConcurrentDictionary<string, Task> _launching = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Task, byte> _background = new();
-    private const int StagingParallelism = 16;
-    private const int UpdateLanes = 64;
+    // Writes in flight at once from staging and from engine reports. The stores combine what waits at the same moment
+    // (one group commit, one combined statement), so more in flight means fewer, larger commits, not more connections.
+    private const int StagingParallelism = 64;
+    private const int UpdateLanes = 256;
 
     /// <summary>When the engine asked to be reconciled again before the regular interval (see <see cref="ReconcileResult.RecheckAfter"/>).</summary>
     private DateTimeOffset _recheckAt = DateTimeOffset.MaxValue;

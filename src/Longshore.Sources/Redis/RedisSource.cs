@@ -129,8 +129,9 @@ public sealed class RedisSource : IQueueSource, IAcknowledgingSource, IRecoverin
     public async Task AckAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default)
     {
         var (database, _, processing) = await OpenAsync(queue);
-        foreach (var handle in handles)
-            await database.ListRemoveAsync(processing, handle, 1);
+        // Sent together (one round trip for the page, not one per message); each removes its own item whatever the order.
+        // The oldest items are at the head of the processing list, where LREM starts looking.
+        await Task.WhenAll(handles.Select(handle => database.ListRemoveAsync(processing, handle, 1)));
     }
 
     public async Task ReleaseAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default)

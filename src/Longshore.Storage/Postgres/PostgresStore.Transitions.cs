@@ -1,27 +1,28 @@
-using System.Threading.Channels;
 using Longshore.Core.Storage;
 using Longshore.Core.Tasks;
+using Longshore.Storage.Relational;
 using Npgsql;
 using static Longshore.Storage.Relational.RunRows;
 
 namespace Longshore.Storage.Postgres;
 
 /// <summary>
-/// Transitions are the store's hottest write (each run makes three or four), so they are combined: the transitions waiting
-/// at a moment go to the server together, one transaction and one fenced lease check for all, their compare-and-sets
-/// in one <c>UPDATE … FROM unnest(…)</c>, logs, retries and batch outcomes in one more round trip. A few writers take
-/// turns, so a lone transition is written at once and a busy moment's share one commit. The result of each is its
-/// own: a transition whose run is elsewhere changes nothing and answers false, as it would alone.
+/// Transitions are the store's hottest write (each run makes three or four), and runs posted to the API come many at a
+/// time, so both are combined (<see cref="WriteCombiner{TItem, TResult}"/>): those waiting at a moment go to the server
+/// together, one transaction and one fenced lease check for all. Transitions' compare-and-sets are one
+/// <c>UPDATE … FROM unnest(…)</c>, their logs, retries and batch outcomes one more round trip; runs are one
+/// <c>INSERT … SELECT FROM unnest(…)</c>. The result of each is its own: a transition whose run is elsewhere changes
+/// nothing and answers false, as it would alone.
 /// </summary>
 public sealed partial class PostgresStore
 {
-    private const int TransitionBatchLimit = 256;
+    /// <summary>Transactions of combined writes of one kind in flight at once (of the pool's connections).</summary>
+    private const int CombinedWriters = 4;
 
-    /// <summary>Transactions of combined transitions in flight at once (of the pool's connections).</summary>
-    private const int TransitionWriters = 4;
+    private const int CombinedLimit = 256;
 
-    private readonly Channel<PendingTransition> _transitions = Channel.CreateUnbounded<PendingTransition>();
-    private Task[] _transitionWriters = [];
+    private WriteCombiner<RunTransition, bool>? _transitions;
+    private WriteCombiner<TaskRun, bool>? _inserts;
 
     /// <summary>The batch's columns are named <c>v_…</c>, so that <see cref="TransitionAssignments"/> reads them beside the run's own.</summary>
     private static readonly string CombinedTransitionSql = $"""
@@ -32,83 +33,38 @@ public sealed partial class PostgresStore
         RETURNING v_n, message_key;
         """;
 
-    public async Task<bool> TryTransitionAsync(RunTransition transition, CancellationToken cancellationToken = default)
-    {
-        if (transition.From.Count == 0)
-            return false;
-        var pending = new PendingTransition(transition, Fencing.CurrentTerm);
-        ObjectDisposedException.ThrowIf(!_transitions.Writer.TryWrite(pending), this);
-        // Like any write whose caller stops waiting, one cut off here may still commit: compare-and-set makes that safe.
-        return await pending.Done.Task.WaitAsync(cancellationToken);
-    }
+    public async Task<bool> TryTransitionAsync(RunTransition transition, CancellationToken cancellationToken = default) =>
+        transition.From.Count > 0 && await _transitions!.WriteAsync(transition, cancellationToken);
 
-    private void StartTransitionWriters() =>
-        _transitionWriters = Enumerable.Range(0, TransitionWriters).Select(_ => Task.Run(TransitionWriterAsync, CancellationToken.None)).ToArray();
+    public async Task InsertAsync(TaskRun run, CancellationToken cancellationToken = default) =>
+        await _inserts!.WriteAsync(run, cancellationToken);
 
-    private async Task StopTransitionWritersAsync()
+    private void StartCombiners()
     {
-        _transitions.Writer.TryComplete();
-        await Task.WhenAll(_transitionWriters).WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-    }
-
-    private async Task TransitionWriterAsync()
-    {
-        var batch = new List<PendingTransition>(TransitionBatchLimit);
-        var later = new List<PendingTransition>();
-        var runs = new HashSet<string>(StringComparer.Ordinal);
-        while (await _transitions.Reader.WaitToReadAsync())
-        {
-            batch.Clear();
-            later.Clear();
-            runs.Clear();
-            while (batch.Count < TransitionBatchLimit && _transitions.Reader.TryRead(out var pending))
+        _transitions = new WriteCombiner<RunTransition, bool>(
+            (term, transitions) => WriteUnderAsync(term, (connection, transaction) => TransitionAllAsync(connection, transaction, transitions), CancellationToken.None),
+            transition => transition.MesosId, CombinedWriters, CombinedLimit);
+        _inserts = new WriteCombiner<TaskRun, bool>(
+            (term, runs) => WriteUnderAsync(term, async (connection, transaction) =>
             {
-                // One statement moves a run once, and one lease check speaks for one term: a second transition of the same
-                // run, or one under another term, is written after this batch, on its own.
-                if ((batch.Count == 0 || pending.Term == batch[0].Term) && runs.Add(pending.Transition.MesosId))
-                    batch.Add(pending);
-                else
-                    later.Add(pending);
-            }
-
-            await ApplyTransitionsAsync(batch);
-            foreach (var pending in later)
-                await ApplyTransitionsAsync([pending]);
-        }
+                await InsertRunsAsync(connection, transaction, runs, CancellationToken.None);
+                return runs.Select(_ => true).ToArray();
+            }, CancellationToken.None),
+            run => run.MesosId, CombinedWriters, CombinedLimit);
     }
 
-    private async Task ApplyTransitionsAsync(IReadOnlyList<PendingTransition> batch)
+    private async Task StopCombinersAsync()
     {
-        if (batch.Count == 0)
-            return;
-        try
-        {
-            var moved = await WriteUnderAsync(batch[0].Term, (connection, transaction) => TransitionAllAsync(connection, transaction, batch), CancellationToken.None);
-            for (var i = 0; i < batch.Count; i++)
-                batch[i].Done.TrySetResult(moved[i]);
-        }
-        catch (StaleTermException e)
-        {
-            foreach (var pending in batch)
-                pending.Done.TrySetException(e);
-        }
-        catch (Exception) when (batch.Count > 1)
-        {
-            // One transition the server refuses (a retry whose id is taken) must not fail the others: each on its own.
-            foreach (var pending in batch)
-                await ApplyTransitionsAsync([pending]);
-        }
-        catch (Exception e)
-        {
-            batch[0].Done.TrySetException(e);
-        }
+        if (_transitions is not null)
+            await _transitions.StopAsync();
+        if (_inserts is not null)
+            await _inserts.StopAsync();
     }
 
-    private static async Task<bool[]> TransitionAllAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<PendingTransition> batch)
+    private static async Task<bool[]> TransitionAllAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<RunTransition> transitions)
     {
-        var transitions = batch.Select(pending => pending.Transition).ToArray();
-        var moved = new bool[transitions.Length];
-        var messageKeys = new string?[transitions.Length];
+        var moved = new bool[transitions.Count];
+        var messageKeys = new string?[transitions.Count];
         await using (var update = Command(connection, transaction, CombinedTransitionSql,
         [
             ("ids", transitions.Select(t => t.MesosId).ToArray()),
@@ -134,7 +90,7 @@ public sealed partial class PostgresStore
 
         // What comes with each transition that moved: its logs, its retry, and (at a chain's end) its queue batch's outcome.
         await using var rest = new NpgsqlBatch(connection, transaction);
-        var logged = Enumerable.Range(0, transitions.Length).Where(i => moved[i] && transitions[i].Logs is not null).ToArray();
+        var logged = Enumerable.Range(0, transitions.Count).Where(i => moved[i] && transitions[i].Logs is not null).ToArray();
         if (logged.Length > 0)
         {
             rest.BatchCommands.Add(BatchCommand("""
@@ -148,13 +104,13 @@ public sealed partial class PostgresStore
                 ("truncs", logged.Select(i => transitions[i].Logs!.Truncated).ToArray())));
         }
 
-        for (var i = 0; i < transitions.Length; i++)
+        for (var i = 0; i < transitions.Count; i++)
         {
             if (moved[i] && transitions[i].Retry is { } retry)
                 rest.BatchCommands.Add(BatchCommand(InsertRunSql('@'), RunParameters(retry)));
         }
 
-        var settled = Enumerable.Range(0, transitions.Length)
+        var settled = Enumerable.Range(0, transitions.Count)
             .Where(i => moved[i] && transitions[i].Retry is null && transitions[i].To.IsTerminal() && messageKeys[i] is not null).ToArray();
         if (settled.Length > 0)
         {
@@ -181,10 +137,5 @@ public sealed partial class PostgresStore
         foreach (var (name, value) in parameters)
             command.Parameters.AddWithValue(name, value ?? DBNull.Value);
         return command;
-    }
-
-    private sealed record PendingTransition(RunTransition Transition, long? Term)
-    {
-        public TaskCompletionSource<bool> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }

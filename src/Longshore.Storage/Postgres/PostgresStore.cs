@@ -81,7 +81,7 @@ public sealed partial class PostgresStore : IStateStore
         var session = SessionConnectionString(connectionString, stalledTransactionLimit ?? DefaultStalledTransactionLimit);
         var store = new PostgresStore(NpgsqlDataSource.Create(session),
             NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(session) { MaxPoolSize = 2, MinPoolSize = 1 }.ConnectionString), Redact(connectionString));
-        store.StartTransitionWriters();
+        store.StartCombiners();
         try
         {
             await MigrateAsync(connectionString, cancellationToken);
@@ -120,10 +120,6 @@ public sealed partial class PostgresStore : IStateStore
 
         await transaction.CommitAsync(cancellationToken);
     }
-
-    public async Task InsertAsync(TaskRun run, CancellationToken cancellationToken = default) =>
-        await WriteAsync(async (connection, transaction) => await Command(connection, transaction, InsertRunSql('@'), RunParameters(run)).ExecuteNonQueryAsync(cancellationToken) > 0,
-            cancellationToken);
 
     public async Task<TaskRun?> GetAsync(string mesosId, CancellationToken cancellationToken = default)
     {
@@ -460,7 +456,7 @@ public sealed partial class PostgresStore : IStateStore
 
     public async ValueTask DisposeAsync()
     {
-        await StopTransitionWritersAsync();
+        await StopCombinersAsync();
         await _dataSource.DisposeAsync();
         await _leaseSource.DisposeAsync();
     }
@@ -549,7 +545,7 @@ public sealed partial class PostgresStore : IStateStore
     /// Inserts <paramref name="runs"/> in one statement, in their order (their <c>seq</c> follows it). Each column goes as a
     /// text array cast to the column's type, so that a column with no value in any run still has one.
     /// </summary>
-    private static async Task InsertRunsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, List<TaskRun> runs, CancellationToken cancellationToken)
+    private static async Task InsertRunsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<TaskRun> runs, CancellationToken cancellationToken)
     {
         if (runs.Count == 0)
             return;
