@@ -6,6 +6,7 @@ using Longshore.Core.Tasks;
 using Longshore.Integration.Tests.Infrastructure;
 using Longshore.Sources.Cron;
 using Longshore.Storage.Sqlite;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Longshore.Integration.Tests.Queues;
 
@@ -13,13 +14,23 @@ namespace Longshore.Integration.Tests.Queues;
 /// The cron source's acceptance run on a fake clock, through the real poll loop and the real store: 500 fires in
 /// batches of 7 become 72 tasks carrying every fire time once, also across a restart of the poller on the same store.
 /// </summary>
-public sealed class CronQueueAcceptanceTests() : LocalStoreTests(Start)
+public sealed class CronQueueAcceptanceTests : IAsyncLifetime
 {
     private static readonly DateTimeOffset Start = TestClock.Now(TimeSpan.FromMinutes(1));
+    private readonly FakeTimeProvider _time = new(Start);
+    private LocalStore _local = null!;
 
-    private SqliteTaskStore Store => Local.Store;
+    private SqliteTaskStore Store => _local.Store;
 
-    private QueuePoller NewPoller() => Local.NewPoller(new CronSource());
+    public async Task InitializeAsync() => _local = await LocalStore.OpenAsync(_time);
+
+    public Task DisposeAsync()
+    {
+        _local.Dispose();
+        return Task.CompletedTask;
+    }
+
+    private QueuePoller NewPoller() => _local.NewPoller(new CronSource());
 
     [Fact]
     public async Task FiveHundredFires_InBatchesOfSeven_Become72Tasks_EachFireOnce_AcrossARestart()
@@ -39,11 +50,11 @@ public sealed class CronQueueAcceptanceTests() : LocalStoreTests(Start)
         Assert.True(await Store.CreateQueueAsync(queue));
 
         // 500 seconds pass unpolled: 490 missed fires are replayed, 10 are on time.
-        Time.Advance(TimeSpan.FromSeconds(500));
+        _time.Advance(TimeSpan.FromSeconds(500));
         await NewPoller().PollAsync((await Store.GetQueueAsync("tick"))!);
         await NewPoller().PollAsync((await Store.GetQueueAsync("tick"))!);
         var afterRestart = await RunsAsync();
-        Time.Advance(TimeSpan.FromSeconds(3));
+        _time.Advance(TimeSpan.FromSeconds(3));
         await NewPoller().PollAsync((await Store.GetQueueAsync("tick"))!);
         var runs = await RunsAsync();
 
