@@ -37,8 +37,6 @@ public sealed partial class PostgresStore : IStateStore
     {
         _dataSource = dataSource;
         _leaseSource = leaseSource;
-        _transitions = TransitionCombiner();
-        _inserts = InsertCombiner();
         Description = description;
     }
 
@@ -83,6 +81,7 @@ public sealed partial class PostgresStore : IStateStore
         var session = SessionConnectionString(connectionString, stalledTransactionLimit ?? DefaultStalledTransactionLimit);
         var store = new PostgresStore(NpgsqlDataSource.Create(session),
             NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(session) { MaxPoolSize = 2, MinPoolSize = 1 }.ConnectionString), Redact(connectionString));
+        store.StartCombiners();
         try
         {
             await MigrateAsync(connectionString, cancellationToken);
@@ -457,8 +456,7 @@ public sealed partial class PostgresStore : IStateStore
 
     public async ValueTask DisposeAsync()
     {
-        await _transitions.StopAsync();
-        await _inserts.StopAsync();
+        await StopCombinersAsync();
         await _dataSource.DisposeAsync();
         await _leaseSource.DisposeAsync();
     }
