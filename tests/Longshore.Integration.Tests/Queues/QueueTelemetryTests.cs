@@ -48,13 +48,19 @@ public sealed class QueueTelemetryTests : IAsyncLifetime
             var loops = Task.WhenAll(scheduler.RunAsync(stop.Token), poller.RunAsync(stop.Token));
             await Eventually.WaitUntilAsync(() => Task.FromResult(source.Acknowledged.Count == 1), TimeSpan.FromSeconds(30));
             // The settle span is written once the store marks the batch settled, just after the source's acknowledgement.
-            await Eventually.WaitUntilAsync(() => Task.FromResult(Names(spans).Contains("longshore.queue.settle")), TimeSpan.FromSeconds(10));
+            await Eventually.WaitUntilAsync(() => Task.FromResult(Snapshot(spans).Any(span => span.DisplayName == "longshore.queue.settle"
+                && (string?)span.GetTagItem("longshore.queue") == "traced")), TimeSpan.FromSeconds(10));
             await stop.CancelAsync();
             await loops;
             tracing.ForceFlush();
         }
 
         var run = Assert.Single(await _local.Store.ListAsync(new Longshore.Core.Storage.RunQuery(10, FamilyId: "traced")));
+        // The source is process-wide, so spans of other tests running at the same time are exported too: keep this
+        // message's, found by the traces that its run's spans are in (a span of it in another trace or without the run
+        // id would then be missing from the names, or fail the checks below).
+        var traces = spans.Where(span => (string?)span.GetTagItem(RunTracing.RunIdTag) == run.MesosId).Select(span => span.TraceId).ToHashSet();
+        spans = spans.Where(span => traces.Contains(span.TraceId)).ToList();
         Assert.Equal(["longshore.queue.receive", "longshore.queue.settle", "longshore.task.launch", "longshore.task.run", "longshore.task.wait"], Names(spans).Order());
         // The steps follow each other: admitted after it was recorded, launched after admission, ended after it ran, settled last.
         var span = spans.ToDictionary(s => s.DisplayName);
@@ -70,10 +76,12 @@ public sealed class QueueTelemetryTests : IAsyncLifetime
         Assert.Equal("acknowledged", spans.Single(span => span.DisplayName == "longshore.queue.settle").GetTagItem("longshore.outcome"));
     }
 
-    private static List<string> Names(List<Activity> spans)
+    private static List<string> Names(List<Activity> spans) => Snapshot(spans).Select(span => span.DisplayName).ToList();
+
+    private static List<Activity> Snapshot(List<Activity> spans)
     {
         lock (spans)
-            return spans.Select(span => span.DisplayName).ToList();
+            return [.. spans];
     }
 
     /// <summary>A source holding a fixed list of messages, each delivered once, with the acknowledgements it got.</summary>
