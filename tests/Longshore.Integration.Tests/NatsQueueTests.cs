@@ -89,7 +89,7 @@ public sealed class NatsQueueTests : IAsyncLifetime
         await _js.PublishAsync(Subject, System.Text.Encoding.UTF8.GetBytes("poison"));
         (await _server.Http.PostAsJsonAsync("/queues/", Queue(id, "exit 4", maxDeliver: "3"))).EnsureSuccessStatusCode();
 
-        await WaitUntilAsync(async () => (await RunsAsync(id)).Count(r => r.GetProperty("mesos_state").GetString() == "TASK_FAILED") == 3, TimeSpan.FromSeconds(60));
+        await WaitUntilAsync(async () => (await RunsAsync(id)).Count(r => r.GetProperty("mesos_state").GetString() == "TASK_FAILED") == 3, TimeSpan.FromSeconds(150));
         // Terminated on the third failure: the server does not deliver it a fourth time.
         await Task.Delay(5000);
 
