@@ -1,5 +1,6 @@
 using Docker.DotNet.Models;
 using Longshore.Backends.Docker;
+using Longshore.Core.Execution;
 using Longshore.Core.Tasks;
 using Longshore.Integration.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -9,7 +10,10 @@ using TaskState = Longshore.Core.Tasks.TaskState;
 
 namespace Longshore.Integration.Tests;
 
-/// <summary>The local engine's reconciliation against real podman, for containers a launch left created but not started.</summary>
+/// <summary>
+/// The local engine backend against real podman: reconciliation of containers a launch left created but not started, and
+/// the times its reports carry.
+/// </summary>
 public sealed class DockerReconcileTests : IAsyncLifetime
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("longshore-reconcile-").FullName;
@@ -68,6 +72,41 @@ public sealed class DockerReconcileTests : IAsyncLifetime
         Assert.Equal((run.MesosId, TaskState.Running), (running.MesosId, running.State));
         await Eventually.WaitUntilAsync(() => Task.FromResult(File.Exists(Path.Combine(_folder, "runs"))), TimeSpan.FromSeconds(20));
         Assert.Equal(["ran"], await File.ReadAllLinesAsync(Path.Combine(_folder, "runs")));
+    }
+
+    [Fact]
+    public async Task End_IsReportedAtTheEnginesExitTime_NotWhenTheBackendSawIt()
+    {
+        var run = TaskRun.CreateFirst(new TaskDefinition
+        {
+            Id = "timed",
+            Cmd = "sleep 2; exit 3",
+            Container = new ContainerSpec { Docker = new DockerSpec { Image = TestEngine.Image } },
+        }, Guid.NewGuid(), TestClock.Now()) with { State = TaskState.Staging };
+        var time = new FakeTimeProvider(TimeProvider.System.GetUtcNow());
+        using var backend = new DockerBackend(new DockerBackendOptions { Endpoint = new Uri(TestEngine.Endpoint), InstanceId = _instance }, time,
+            NullLogger<DockerBackend>.Instance);
+
+        _containerId = (await backend.LaunchAsync(run)).ContainerId;
+        var running = await NextAsync(backend, TaskState.Running);
+        // Seeing the exit late (a busy engine answers its wait, inspection and log read seconds later) moves the
+        // backend's clock on, not the run's end: it ran about two seconds by the engine's clock.
+        time.Advance(TimeSpan.FromMinutes(5));
+        var end = await NextAsync(backend, TaskState.Failed);
+        Assert.Equal(3, end.ExitCode);
+        Assert.InRange(end.At - running.At, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(60));
+        await backend.ReleaseAsync(run);
+        _containerId = null;
+    }
+
+    private static async Task<StatusUpdate> NextAsync(DockerBackend backend, TaskState state)
+    {
+        while (true)
+        {
+            var update = await backend.Updates.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(60));
+            if (update.State == state)
+                return update;
+        }
     }
 
     [Fact]

@@ -87,8 +87,9 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
             throw new LaunchException($"the engine at {_options.Endpoint} did not answer: {e.GetBaseException().Message}", isTransient: true, e);
         }
 
-        Emit(new StatusUpdate(run.MesosId, TaskState.Running, _time.GetUtcNow()) { ContainerId = id, Agent = Environment.MachineName });
-        Watch(run, id);
+        var running = _time.GetUtcNow();
+        Emit(new StatusUpdate(run.MesosId, TaskState.Running, running) { ContainerId = id, Agent = Environment.MachineName });
+        Watch(run, id, running);
         return new LaunchResult(id, Environment.MachineName);
     }
 
@@ -228,13 +229,14 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
             throw new LaunchException($"image '{image}' is not on the engine and could not be pulled: {errors}", isTransient: false);
     }
 
-    private void Watch(TaskRun run, string containerId)
+    /// <param name="running">When the run was reported running (or, adopted, recorded so): its end is never reported earlier.</param>
+    private void Watch(TaskRun run, string containerId, DateTimeOffset running)
     {
         _watchers.GetOrAdd(run.MesosId, _ => Task.Run(async () =>
         {
             try
             {
-                await WatchAsync(run, containerId, _stopping.Token);
+                await WatchAsync(run, containerId, running, _stopping.Token);
             }
             catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
             {
@@ -251,7 +253,7 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
     }
 
     /// <summary>Waits for the container to exit, keeps its output, and reports the end.</summary>
-    private async Task WatchAsync(TaskRun run, string containerId, CancellationToken cancellationToken)
+    private async Task WatchAsync(TaskRun run, string containerId, DateTimeOffset running, CancellationToken cancellationToken)
     {
         var delay = TimeSpan.FromSeconds(1);
         while (true)
@@ -301,13 +303,27 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
                 : $"Container exited with status {exitCode}";
         if (!string.IsNullOrEmpty(inspect.State?.Error))
             reason += ": " + inspect.State.Error;
-        Emit(new StatusUpdate(run.MesosId, state, _time.GetUtcNow())
+        Emit(new StatusUpdate(run.MesosId, state, EndedAt(inspect.State?.FinishedAt, running))
         {
             ExitCode = exitCode,
             Reason = reason,
             Logs = logs,
             ContainerId = containerId,
         });
+    }
+
+    /// <summary>
+    /// When the container exited, by the engine's clock: the wait, inspection and log read that follow take seconds on a
+    /// busy engine, and a run's length decides whether a job replica crashed (and is backed off) or ran. Not before it
+    /// was reported running (its start call may return after it already exited) and not in the future (a remote
+    /// engine's clock may be ahead); the time of the report when the engine gives none.
+    /// </summary>
+    private DateTimeOffset EndedAt(string? finishedAt, DateTimeOffset running)
+    {
+        var now = _time.GetUtcNow();
+        if (!DateTimeOffset.TryParse(finishedAt, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var finished) || finished.Year < 2000)
+            return now;
+        return finished < running ? running : finished > now ? now : finished;
     }
 
     private void EmitLost(string mesosId) =>
@@ -379,8 +395,9 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
                 try
                 {
                     await _client.Containers.StartContainerAsync(container.ID, new ContainerStartParameters(), cancellationToken);
-                    Emit(new StatusUpdate(run.MesosId, TaskState.Running, _time.GetUtcNow()) { ContainerId = container.ID, Agent = Environment.MachineName });
-                    Watch(run, container.ID);
+                    var running = _time.GetUtcNow();
+                    Emit(new StatusUpdate(run.MesosId, TaskState.Running, running) { ContainerId = container.ID, Agent = Environment.MachineName });
+                    Watch(run, container.ID, running);
                 }
                 catch (DockerApiException)
                 {
@@ -392,9 +409,14 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
             }
 
             // Adopt: a running container is reported running; one that exited meanwhile is reported by its watcher at once.
+            var since = run.StartedAt ?? run.StagedAt ?? run.CreatedAt;
             if (container.State == "running" && run.State is TaskState.Staging or TaskState.Starting)
-                Emit(new StatusUpdate(run.MesosId, TaskState.Running, _time.GetUtcNow()) { ContainerId = container.ID, Agent = Environment.MachineName });
-            Watch(run, container.ID);
+            {
+                since = _time.GetUtcNow();
+                Emit(new StatusUpdate(run.MesosId, TaskState.Running, since) { ContainerId = container.ID, Agent = Environment.MachineName });
+            }
+
+            Watch(run, container.ID, since);
         }
 
         var activeIds = active.Select(run => run.MesosId).ToHashSet(StringComparer.Ordinal);
