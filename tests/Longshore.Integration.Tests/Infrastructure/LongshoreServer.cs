@@ -18,6 +18,12 @@ public sealed class LongshoreServer : IAsyncDisposable
     private Process? _process;
     private readonly StringBuilder _output = new();
 
+    /// <summary>How many servers of this process use each store instance id (several share one on PostgreSQL or Redis).</summary>
+    private static readonly Dictionary<string, int> LiveInstances = new(StringComparer.Ordinal);
+
+    /// <summary>The store's instance id, which labels every container this server starts; known once it first answered.</summary>
+    private string? _instanceId;
+
     private LongshoreServer(string dataDir, string[] extraArgs, IReadOnlyDictionary<string, string?> environment)
     {
         DataDir = dataDir;
@@ -87,7 +93,17 @@ public sealed class LongshoreServer : IAsyncDisposable
             {
                 using var response = await Http.GetAsync("/healthz");
                 if (response.StatusCode == HttpStatusCode.OK)
+                {
+                    if (_instanceId is null && (await response.Content.ReadFromJsonAsync<JsonElement>()).TryGetProperty("store", out var store)
+                        && store.TryGetProperty("instance_id", out var id) && id.GetString() is { } instance)
+                    {
+                        _instanceId = instance;
+                        lock (LiveInstances)
+                            LiveInstances[instance] = LiveInstances.GetValueOrDefault(instance) + 1;
+                    }
+
                     return;
+                }
             }
             catch (HttpRequestException)
             {
@@ -210,6 +226,39 @@ public sealed class LongshoreServer : IAsyncDisposable
     }
 
     /// <summary>A loopback port nothing listens on now.</summary>
+    /// <summary>
+    /// Removes the containers a server killed with SIGKILL left on the engine (ended ones it never released, running ones
+    /// it never stopped), once no other server of this process uses its store: hundreds piled up over a day of runs, and
+    /// every listing and change on the engine slows with their number.
+    /// </summary>
+    private async Task RemoveContainersAsync()
+    {
+        if (_instanceId is not { } instance)
+            return;
+        lock (LiveInstances)
+        {
+            var live = LiveInstances[instance] - 1;
+            if (live > 0)
+            {
+                LiveInstances[instance] = live;
+                return;
+            }
+
+            LiveInstances.Remove(instance);
+        }
+
+        try
+        {
+            using var client = TestEngine.CreateClient();
+            foreach (var container in await TestEngine.ListByLabelAsync(Longshore.Backends.Docker.DockerBackend.InstanceLabel, instance))
+                await client.Containers.RemoveContainerAsync(container.ID, new Docker.DotNet.Models.ContainerRemoveParameters { Force = true });
+        }
+        catch (Exception e) when (e is Docker.DotNet.DockerApiException or HttpRequestException or IOException or SocketException)
+        {
+            // Tidying only: an engine that is away (or a container already gone) fails no test.
+        }
+    }
+
     public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
@@ -222,6 +271,7 @@ public sealed class LongshoreServer : IAsyncDisposable
         await KillHardAsync();
         Http.Dispose();
         _process?.Dispose();
+        await RemoveContainersAsync();
         try
         {
             Directory.Delete(DataDir, recursive: true);
