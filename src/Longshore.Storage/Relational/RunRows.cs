@@ -35,18 +35,9 @@ internal static class RunRows
         """;
 
     /// <summary>
-    /// The compare-and-set of a transition: only a run still in one of the expected states moves. <paramref name="from"/>
-    /// is a list of quoted state names (known values only, never input).
-    /// </summary>
-    public static string TransitionSql(char prefix, string from, string terminalTest) => $"""
-        UPDATE runs SET {TransitionAssignments(prefix.ToString(), terminalTest)}
-        WHERE mesos_id = {prefix}id AND state IN ({from})
-        """;
-
-    /// <summary>
     /// What a transition sets: the new state and time, the step's timestamp, and what was learned (kept when not given).
-    /// Values are read from names starting with <paramref name="prefix"/> (parameters, or a batch's columns), which must
-    /// not be column names of <c>runs</c>.
+    /// Values are read from a batch's columns, named with <paramref name="prefix"/> so that they are not column names of
+    /// <c>runs</c>; only a run still in one of the expected states may be moved (the statement's own condition).
     /// </summary>
     public static string TransitionAssignments(string prefix, string terminalTest) => $"""
         state = {prefix}to, updated_at = {prefix}at,
@@ -59,13 +50,6 @@ internal static class RunRows
             container_id = COALESCE({prefix}container, container_id),
             retried_as = COALESCE({prefix}retry, retried_as)
         """;
-
-    public static (string Name, object? Value)[] TransitionParameters(Core.Storage.RunTransition transition) =>
-    [
-        ("to", transition.To.ToWire()), ("at", transition.At.ToUnixTimeMilliseconds()), ("terminal", transition.To.IsTerminal()),
-        ("exit", transition.ExitCode), ("reason", transition.Reason), ("agent", transition.Agent), ("container", transition.ContainerId),
-        ("retry", transition.Retry?.MesosId), ("id", transition.MesosId),
-    ];
 
     /// <summary>A page of runs, newest first, after a run (keyset on <c>seq</c>), by state and family id.</summary>
     public static (string Sql, (string Name, object? Value)[] Parameters) ListSql(char prefix, string columns, Core.Storage.RunQuery query)

@@ -1,6 +1,5 @@
 using System.Text;
 using System.Text.Json;
-using Longshore.Core.Execution;
 using Longshore.Core.Storage;
 using Longshore.Core.Tasks;
 using Microsoft.Data.Sqlite;
@@ -10,10 +9,10 @@ namespace Longshore.Storage.Sqlite;
 
 /// <summary>
 /// Transitions are the store's hottest write (each run makes three or four). Those that reach the writer together are
-/// applied by one statement per kind instead of a savepoint and a statement or three each: their compare-and-sets in
-/// one <c>UPDATE … FROM json_each(…)</c>, then the logs, retries and queue-batch outcomes of those that moved. Each
-/// answers as it would alone; should the combined write fail, it is undone and each transition runs on its own, so
-/// one bad transition fails alone.
+/// applied as one write instead of a savepoint and a statement or three each: their compare-and-sets in one
+/// <c>UPDATE … FROM json_each(…)</c>, then the logs, retries and queue-batch outcomes of those that moved. A transition
+/// alone is the same write with one row. Each answers as it would alone; should the combined write fail, it is undone
+/// and each transition runs on its own, so one bad transition fails alone.
 /// </summary>
 public sealed partial class SqliteTaskStore
 {
@@ -39,16 +38,12 @@ public sealed partial class SqliteTaskStore
         var group = new List<int>();
         for (var j = first; j < batch.Count; j++)
         {
-            if (!done[j] && batch[j].Transition is { } transition && batch[j].Term == batch[first].Term && !HasNul(transition.Logs) && runs.Add(transition.MesosId))
+            if (!done[j] && batch[j].Transition is { } transition && batch[j].Term == batch[first].Term && runs.Add(transition.MesosId))
                 group.Add(j);
         }
 
         return group;
     }
-
-    /// <summary>SQLite's JSON functions end a string at a NUL: logs holding one are written alone, bound as they are.</summary>
-    private static bool HasNul(TaskLogs? logs) =>
-        logs is not null && (logs.Stdout.Contains('\0', StringComparison.Ordinal) || logs.Stderr.Contains('\0', StringComparison.Ordinal));
 
     /// <summary>
     /// Applies the <paramref name="group"/>'s transitions together and records each one's outcome; false (with nothing
@@ -57,9 +52,12 @@ public sealed partial class SqliteTaskStore
     private static async Task<bool> TryTransitionAllAsync(SqliteConnection connection, SqliteTransaction transaction, List<PendingWrite> batch, List<int> group,
         long? leaseTerm, (object? Result, Exception? Error)[] outcomes)
     {
-        if (batch[group[0]].Term is { } term && term != leaseTerm)
+        try
         {
-            var stale = new StaleTermException(term, leaseTerm);
+            Fencing.Check(batch[group[0]].Term, leaseTerm);
+        }
+        catch (StaleTermException stale)
+        {
             foreach (var j in group)
                 outcomes[j] = (null, stale);
             return true;
@@ -114,20 +112,21 @@ public sealed partial class SqliteTaskStore
         }
 
         // What comes with each transition that moved: its logs, its retry, and (at a chain's end) its queue batch's outcome.
+        // Logs are bound as they are, one prepared statement for all: SQLite's JSON functions would end them at a NUL.
         var logged = Enumerable.Range(0, transitions.Count).Where(k => moved[k] && transitions[k].Logs is not null).Select(k => transitions[k]).ToList();
         if (logged.Count > 0)
         {
-            await ExecuteAsync(connection, transaction, """
-                INSERT OR REPLACE INTO run_logs (mesos_id, stdout, stderr, truncated)
-                SELECT json_extract(value, '$.id'), json_extract(value, '$.out'), json_extract(value, '$.err'), json_extract(value, '$.truncated')
-                FROM json_each($rows);
-                """, CancellationToken.None, ("$rows", JsonRows(logged, (json, t) =>
-                {
-                    json.WriteString("id", t.MesosId);
-                    json.WriteString("out", t.Logs!.Stdout);
-                    json.WriteString("err", t.Logs.Stderr);
-                    json.WriteBoolean("truncated", t.Logs.Truncated);
-                })));
+            await using var insertLogs = CreateCommand(connection, transaction,
+                "INSERT OR REPLACE INTO run_logs (mesos_id, stdout, stderr, truncated) VALUES ($id, $out, $err, $trunc);",
+                [("$id", null), ("$out", null), ("$err", null), ("$trunc", null)]);
+            foreach (var transition in logged)
+            {
+                insertLogs.Parameters["$id"].Value = transition.MesosId;
+                insertLogs.Parameters["$out"].Value = transition.Logs!.Stdout;
+                insertLogs.Parameters["$err"].Value = transition.Logs.Stderr;
+                insertLogs.Parameters["$trunc"].Value = transition.Logs.Truncated;
+                await insertLogs.ExecuteNonQueryAsync();
+            }
         }
 
         for (var k = 0; k < transitions.Count; k++)

@@ -136,35 +136,8 @@ public sealed partial class SqliteTaskStore : IStateStore, IDisposable
     {
         if (transition.From.Count == 0)
             return false;
-        // Alone, this is the write; the writer combines transitions waiting together into one statement (see TransitionAllAsync).
-        return await WriteAsync(async (connection, transaction) =>
-        {
-            var sql = TransitionSql('$', InList(transition.From), "$terminal") + ";";
-            var changed = await ExecuteAsync(connection, transaction, sql, cancellationToken, TransitionParameters(transition));
-            if (changed == 0)
-                return false;
-            if (transition.Logs is { } logs)
-            {
-                await ExecuteAsync(connection, transaction,
-                    "INSERT OR REPLACE INTO run_logs (mesos_id, stdout, stderr, truncated) VALUES ($id, $out, $err, $trunc);", cancellationToken,
-                    ("$id", transition.MesosId), ("$out", logs.Stdout), ("$err", logs.Stderr), ("$trunc", logs.Truncated));
-            }
-
-            if (transition.Retry is { } retry)
-            {
-                await InsertRunAsync(connection, transaction, retry, cancellationToken);
-            }
-            else if (transition.To.IsTerminal())
-            {
-                // The chain ended: a queue batch it carries is ready to settle.
-                await ExecuteAsync(connection, transaction, """
-                    UPDATE queue_batches SET outcome = $outcome
-                    WHERE state = 'PENDING' AND message_key = (SELECT message_key FROM runs WHERE mesos_id = $id);
-                    """, cancellationToken, ("$outcome", transition.To == TaskState.Finished ? "FINISHED" : "FAILED"), ("$id", transition.MesosId));
-            }
-
-            return true;
-        }, cancellationToken, transition);
+        // Alone, this is a combined write of one; the writer combines transitions waiting together (see TransitionAllAsync).
+        return await WriteAsync(async (connection, transaction) => (await TransitionAllAsync(connection, transaction, [transition]))[0], cancellationToken, transition);
     }
 
     public async Task<IReadOnlyList<ActivityBucket>> ActivityAsync(DateTimeOffset since, CancellationToken cancellationToken = default)
