@@ -21,8 +21,8 @@ public sealed partial class PostgresStore
 
     private const int CombinedLimit = 256;
 
-    private WriteCombiner<RunTransition, bool>? _transitions;
-    private WriteCombiner<TaskRun, bool>? _inserts;
+    private readonly WriteCombiner<RunTransition, bool> _transitions;
+    private readonly WriteCombiner<TaskRun, bool> _inserts;
 
     /// <summary>The batch's columns are named <c>v_…</c>, so that <see cref="TransitionAssignments"/> reads them beside the run's own.</summary>
     private static readonly string CombinedTransitionSql = $"""
@@ -34,32 +34,24 @@ public sealed partial class PostgresStore
         """;
 
     public async Task<bool> TryTransitionAsync(RunTransition transition, CancellationToken cancellationToken = default) =>
-        transition.From.Count > 0 && await _transitions!.WriteAsync(transition, cancellationToken);
+        transition.From.Count > 0 && await _transitions.WriteAsync(transition, cancellationToken);
 
     public async Task InsertAsync(TaskRun run, CancellationToken cancellationToken = default) =>
-        await _inserts!.WriteAsync(run, cancellationToken);
+        await _inserts.WriteAsync(run, cancellationToken);
 
-    private void StartCombiners()
-    {
-        _transitions = new WriteCombiner<RunTransition, bool>(
+    private WriteCombiner<RunTransition, bool> TransitionCombiner() =>
+        new(
             (term, transitions) => WriteUnderAsync(term, (connection, transaction) => TransitionAllAsync(connection, transaction, transitions), CancellationToken.None),
             transition => transition.MesosId, CombinedWriters, CombinedLimit);
-        _inserts = new WriteCombiner<TaskRun, bool>(
+
+    private WriteCombiner<TaskRun, bool> InsertCombiner() =>
+        new(
             (term, runs) => WriteUnderAsync(term, async (connection, transaction) =>
             {
                 await InsertRunsAsync(connection, transaction, runs, CancellationToken.None);
                 return runs.Select(_ => true).ToArray();
             }, CancellationToken.None),
             run => run.MesosId, CombinedWriters, CombinedLimit);
-    }
-
-    private async Task StopCombinersAsync()
-    {
-        if (_transitions is not null)
-            await _transitions.StopAsync();
-        if (_inserts is not null)
-            await _inserts.StopAsync();
-    }
 
     private static async Task<bool[]> TransitionAllAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<RunTransition> transitions)
     {

@@ -37,6 +37,8 @@ public sealed partial class PostgresStore : IStateStore
     {
         _dataSource = dataSource;
         _leaseSource = leaseSource;
+        _transitions = TransitionCombiner();
+        _inserts = InsertCombiner();
         Description = description;
     }
 
@@ -81,7 +83,6 @@ public sealed partial class PostgresStore : IStateStore
         var session = SessionConnectionString(connectionString, stalledTransactionLimit ?? DefaultStalledTransactionLimit);
         var store = new PostgresStore(NpgsqlDataSource.Create(session),
             NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(session) { MaxPoolSize = 2, MinPoolSize = 1 }.ConnectionString), Redact(connectionString));
-        store.StartCombiners();
         try
         {
             await MigrateAsync(connectionString, cancellationToken);
@@ -456,7 +457,8 @@ public sealed partial class PostgresStore : IStateStore
 
     public async ValueTask DisposeAsync()
     {
-        await StopCombinersAsync();
+        await _transitions.StopAsync();
+        await _inserts.StopAsync();
         await _dataSource.DisposeAsync();
         await _leaseSource.DisposeAsync();
     }
