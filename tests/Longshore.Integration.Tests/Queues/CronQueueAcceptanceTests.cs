@@ -6,7 +6,6 @@ using Longshore.Core.Tasks;
 using Longshore.Integration.Tests.Infrastructure;
 using Longshore.Sources.Cron;
 using Longshore.Storage.Sqlite;
-using Microsoft.Extensions.Time.Testing;
 
 namespace Longshore.Integration.Tests.Queues;
 
@@ -14,23 +13,13 @@ namespace Longshore.Integration.Tests.Queues;
 /// The cron source's acceptance run on a fake clock, through the real poll loop and the real store: 500 fires in
 /// batches of 7 become 72 tasks carrying every fire time once, also across a restart of the poller on the same store.
 /// </summary>
-public sealed class CronQueueAcceptanceTests : IAsyncLifetime
+public sealed class CronQueueAcceptanceTests() : LocalStoreTests(Start)
 {
     private static readonly DateTimeOffset Start = TestClock.Now(TimeSpan.FromMinutes(1));
-    private readonly FakeTimeProvider _time = new(Start);
-    private LocalStore _local = null!;
 
-    private SqliteTaskStore Store => _local.Store;
+    private SqliteTaskStore Store => Local.Store;
 
-    public async Task InitializeAsync() => _local = await LocalStore.OpenAsync(_time);
-
-    public Task DisposeAsync()
-    {
-        _local.Dispose();
-        return Task.CompletedTask;
-    }
-
-    private QueuePoller NewPoller() => _local.NewPoller(new CronSource());
+    private QueuePoller NewPoller() => Local.NewPoller(new CronSource());
 
     [Fact]
     public async Task FiveHundredFires_InBatchesOfSeven_Become72Tasks_EachFireOnce_AcrossARestart()
@@ -50,11 +39,11 @@ public sealed class CronQueueAcceptanceTests : IAsyncLifetime
         Assert.True(await Store.CreateQueueAsync(queue));
 
         // 500 seconds pass unpolled: 490 missed fires are replayed, 10 are on time.
-        _time.Advance(TimeSpan.FromSeconds(500));
+        Time.Advance(TimeSpan.FromSeconds(500));
         await NewPoller().PollAsync((await Store.GetQueueAsync("tick"))!);
         await NewPoller().PollAsync((await Store.GetQueueAsync("tick"))!);
         var afterRestart = await RunsAsync();
-        _time.Advance(TimeSpan.FromSeconds(3));
+        Time.Advance(TimeSpan.FromSeconds(3));
         await NewPoller().PollAsync((await Store.GetQueueAsync("tick"))!);
         var runs = await RunsAsync();
 

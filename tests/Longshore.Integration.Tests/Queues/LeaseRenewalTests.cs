@@ -4,29 +4,18 @@ using Longshore.Core.Storage;
 using Longshore.Core.Tasks;
 using Longshore.Integration.Tests.Infrastructure;
 using Longshore.Storage.Sqlite;
-using Microsoft.Extensions.Time.Testing;
 
 namespace Longshore.Integration.Tests.Queues;
 
 /// <summary>The poll loop's lease renewal (<see cref="ILeasingSource"/>) through the real store, with a fake leasing source.</summary>
-public sealed class LeaseRenewalTests : IAsyncLifetime
+public sealed class LeaseRenewalTests() : LocalStoreTests(Start)
 {
     private static readonly DateTimeOffset Start = TestClock.Now(TimeSpan.FromMinutes(1));
-    private readonly FakeTimeProvider _time = new(Start);
     private readonly LeasingSource _source = new();
-    private LocalStore _local = null!;
 
-    private SqliteTaskStore Store => _local.Store;
+    private SqliteTaskStore Store => Local.Store;
 
-    public async Task InitializeAsync() => _local = await LocalStore.OpenAsync(_time);
-
-    public Task DisposeAsync()
-    {
-        _local.Dispose();
-        return Task.CompletedTask;
-    }
-
-    private QueuePoller NewPoller() => _local.NewPoller(_source);
+    private QueuePoller NewPoller() => Local.NewPoller(_source);
 
     [Fact]
     public async Task RenewLeases_ExtendsEveryUnsettledHandle_AndNoSettledOne_AndASourceErrorDoesNotEscape()

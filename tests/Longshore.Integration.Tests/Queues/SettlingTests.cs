@@ -3,24 +3,13 @@ using Longshore.Core.Queues;
 using Longshore.Core.Storage;
 using Longshore.Core.Tasks;
 using Longshore.Integration.Tests.Infrastructure;
-using Microsoft.Extensions.Time.Testing;
 
 namespace Longshore.Integration.Tests.Queues;
 
 /// <summary>The settling of ended batches by the poll loop, through the real store, with a fake acknowledging source.</summary>
-public sealed class SettlingTests : IAsyncLifetime
+public sealed class SettlingTests() : LocalStoreTests(Start, "NORMAL")
 {
     private static readonly DateTimeOffset Start = TestClock.Now(TimeSpan.FromMinutes(1));
-    private readonly FakeTimeProvider _time = new(Start);
-    private LocalStore _local = null!;
-
-    public async Task InitializeAsync() => _local = await LocalStore.OpenAsync(_time, "NORMAL");
-
-    public Task DisposeAsync()
-    {
-        _local.Dispose();
-        return Task.CompletedTask;
-    }
 
     [Fact]
     public async Task ManyEndedBatches_AreSettledPageAfterPage_WithoutWaitingAnIntervalBetweenPages()
@@ -33,16 +22,16 @@ public sealed class SettlingTests : IAsyncLifetime
             CreatedAt = Start,
             Block = new QueueBlock { Type = "acking", Settings = new() { ["acking"] = JsonSerializer.SerializeToElement(new Dictionary<string, string>()) } },
         };
-        Assert.True(await _local.Store.CreateQueueAsync(queue));
+        Assert.True(await Local.Store.CreateQueueAsync(queue));
         // 450 messages whose tasks have all ended: more than two pages of the settling loop.
         var runs = Enumerable.Range(0, 450).Select(i => TaskRun.CreateFirst(queue.Template, Guid.NewGuid(), Start) with { QueueId = queue.Id, MessageKey = $"m{i}" }).ToList();
-        await _local.Store.EnqueueAsync(queue.Id, runs.Select((run, i) => new QueueBatch(run, [$"h{i}"])).ToList(), new Dictionary<string, string>());
+        await Local.Store.EnqueueAsync(queue.Id, runs.Select((run, i) => new QueueBatch(run, [$"h{i}"])).ToList(), new Dictionary<string, string>());
         foreach (var run in runs)
-            Assert.True(await _local.Store.TryTransitionAsync(new RunTransition(run.MesosId, [TaskState.WaitingOnOffers], TaskState.Finished, Start)));
+            Assert.True(await Local.Store.TryTransitionAsync(new RunTransition(run.MesosId, [TaskState.WaitingOnOffers], TaskState.Finished, Start)));
 
-        var scheduler = _local.NewScheduler();
+        var scheduler = Local.NewScheduler();
         await scheduler.ReconcileAsync();
-        using var poller = new QueuePoller(_local.Store, scheduler, [source], _time, Guid.NewGuid, Microsoft.Extensions.Logging.Abstractions.NullLogger<QueuePoller>.Instance);
+        using var poller = new QueuePoller(Local.Store, scheduler, [source], Time, Guid.NewGuid, Microsoft.Extensions.Logging.Abstractions.NullLogger<QueuePoller>.Instance);
         using var stop = new CancellationTokenSource();
         var loop = poller.RunAsync(stop.Token);
 
@@ -51,7 +40,7 @@ public sealed class SettlingTests : IAsyncLifetime
         await stop.CancelAsync();
         await loop;
         Assert.Equal(Enumerable.Range(0, 450).Select(i => $"h{i}").Order(StringComparer.Ordinal), source.Acknowledged.Order(StringComparer.Ordinal));
-        Assert.Empty(await _local.Store.PendingHandlesAsync(queue.Id));
+        Assert.Empty(await Local.Store.PendingHandlesAsync(queue.Id));
     }
 
     private sealed class AckingSource : IQueueSource, IAcknowledgingSource

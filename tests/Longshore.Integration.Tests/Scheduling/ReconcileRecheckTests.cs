@@ -2,31 +2,19 @@ using Longshore.Core.Execution;
 using Longshore.Core.Scheduling;
 using Longshore.Core.Tasks;
 using Longshore.Integration.Tests.Infrastructure;
-using Microsoft.Extensions.Time.Testing;
 
 namespace Longshore.Integration.Tests.Scheduling;
 
 /// <summary>The scheduler reconciles again as soon as the engine asks (a launch it could not decide yet), over the real store.</summary>
-public sealed class ReconcileRecheckTests : IAsyncLifetime
+public sealed class ReconcileRecheckTests() : LocalStoreTests(TestClock.Now(TimeSpan.FromMinutes(1)), "NORMAL")
 {
-    private readonly FakeTimeProvider _time = new(TestClock.Now(TimeSpan.FromMinutes(1)));
-    private LocalStore _local = null!;
-
-    public async Task InitializeAsync() => _local = await LocalStore.OpenAsync(_time, "NORMAL");
-
-    public Task DisposeAsync()
-    {
-        _local.Dispose();
-        return Task.CompletedTask;
-    }
-
     [Fact]
     public async Task EngineAsksForARecheck_ReconciledAgainAfterThatLong_NotAfterTheRegularInterval()
     {
         // Its first reconciliation leaves something undecided and asks to be asked again in 5 s.
         var reconciles = 0;
         var backend = new InertBackend(() => new ReconcileResult([], 0) { RecheckAfter = Interlocked.Increment(ref reconciles) == 1 ? TimeSpan.FromSeconds(5) : null });
-        var scheduler = _local.NewScheduler(new SchedulerOptions { ReconcileInterval = TimeSpan.FromMinutes(10) }, backend);
+        var scheduler = Local.NewScheduler(new SchedulerOptions { ReconcileInterval = TimeSpan.FromMinutes(10) }, backend);
         using var stop = new CancellationTokenSource();
         var loop = scheduler.RunAsync(stop.Token);
         await Eventually.WaitUntilAsync(() => Task.FromResult(Volatile.Read(ref reconciles) == 1), TimeSpan.FromSeconds(10));
@@ -47,7 +35,7 @@ public sealed class ReconcileRecheckTests : IAsyncLifetime
         var advanced = 0;
         while (!done() && advanced < maxSeconds)
         {
-            _time.Advance(TimeSpan.FromSeconds(1));
+            Time.Advance(TimeSpan.FromSeconds(1));
             advanced++;
             for (var i = 0; i < 10 && !done(); i++)
                 await Task.Delay(20);
