@@ -229,7 +229,7 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
             throw new LaunchException($"image '{image}' is not on the engine and could not be pulled: {errors}", isTransient: false);
     }
 
-    /// <param name="running">When the run was reported running (or, adopted, recorded so): its end is never reported earlier.</param>
+    /// <param name="running">When the run was reported running (or, adopted, recorded so): its end is reported as this plus how long the container ran.</param>
     private void Watch(TaskRun run, string containerId, DateTimeOffset running)
     {
         _watchers.GetOrAdd(run.MesosId, _ => Task.Run(async () =>
@@ -303,7 +303,7 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
                 : $"Container exited with status {exitCode}";
         if (!string.IsNullOrEmpty(inspect.State?.Error))
             reason += ": " + inspect.State.Error;
-        Emit(new StatusUpdate(run.MesosId, state, EndedAt(inspect.State?.FinishedAt, running))
+        Emit(new StatusUpdate(run.MesosId, state, EndedAt(inspect.State, running))
         {
             ExitCode = exitCode,
             Reason = reason,
@@ -313,18 +313,23 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
     }
 
     /// <summary>
-    /// When the container exited, by the engine's clock: the wait, inspection and log read that follow take seconds on a
-    /// busy engine, and a run's length decides whether a job replica crashed (and is backed off) or ran. Not before it
-    /// was reported running (its start call may return after it already exited) and not in the future (a remote
-    /// engine's clock may be ahead); the time of the report when the engine gives none.
+    /// When the run ended: its report as running plus how long the container ran by the engine's own clock. The wait,
+    /// inspection and log read that follow an exit take seconds on a busy engine, and a run's length decides whether a
+    /// job replica crashed (and is backed off) or ran; the engine's start and exit times measure it exactly, and adding
+    /// that length to the running report keeps both of a run's times on this machine's clock. Never before the running
+    /// report nor after now; the time of the report when the engine gives no times.
     /// </summary>
-    private DateTimeOffset EndedAt(string? finishedAt, DateTimeOffset running)
+    private DateTimeOffset EndedAt(State? state, DateTimeOffset running)
     {
         var now = _time.GetUtcNow();
-        if (!DateTimeOffset.TryParse(finishedAt, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var finished) || finished.Year < 2000)
+        if (EngineTime(state?.StartedAt) is not { } started || EngineTime(state?.FinishedAt) is not { } finished || finished < started)
             return now;
-        return finished < running ? running : finished > now ? now : finished;
+        var ended = running + (finished - started);
+        return ended > now ? now : ended;
     }
+
+    private static DateTimeOffset? EngineTime(string? text) =>
+        DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time) && time.Year >= 2000 ? time : null;
 
     private void EmitLost(string mesosId) =>
         Emit(new StatusUpdate(mesosId, TaskState.Lost, _time.GetUtcNow()) { Reason = "container vanished: the engine no longer holds it" });
