@@ -196,7 +196,7 @@ for port in "${HA_MASTERS[@]}"; do
   mkdir -p "$STATE/master-$port"
   start "master-$port" "mesos-master --ip=$IP --port=$port" "$PREFIX/sbin/mesos-master" --ip="$IP" --port="$port" --hostname="$IP" \
     --work_dir="$STATE/master-$port" --log_dir="$STATE/log" --zk="$zk" --quorum=2 --registry=replicated_log \
-    --zk_session_timeout=3secs
+    --zk_session_timeout=10secs
 done
 agent agent-ha "$HA_AGENT" "$zk" 'cpus:2;mem:2048;ports:[31000-32000]'
 
