@@ -87,9 +87,7 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
             throw new LaunchException($"the engine at {_options.Endpoint} did not answer: {e.GetBaseException().Message}", isTransient: true, e);
         }
 
-        var running = _time.GetUtcNow();
-        Emit(new StatusUpdate(run.MesosId, TaskState.Running, running) { ContainerId = id, Agent = Environment.MachineName });
-        Watch(run, id, running);
+        Watch(run, id, ReportRunning(run.MesosId, id));
         return new LaunchResult(id, Environment.MachineName);
     }
 
@@ -331,6 +329,14 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
     private static DateTimeOffset? EngineTime(string? text) =>
         DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time) && time.Year >= 2000 ? time : null;
 
+    /// <summary>Reports the run running on this machine now, and returns that time (its end is measured from it).</summary>
+    private DateTimeOffset ReportRunning(string mesosId, string containerId)
+    {
+        var now = _time.GetUtcNow();
+        Emit(new StatusUpdate(mesosId, TaskState.Running, now) { ContainerId = containerId, Agent = Environment.MachineName });
+        return now;
+    }
+
     private void EmitLost(string mesosId) =>
         Emit(new StatusUpdate(mesosId, TaskState.Lost, _time.GetUtcNow()) { Reason = "container vanished: the engine no longer holds it" });
 
@@ -400,9 +406,7 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
                 try
                 {
                     await _client.Containers.StartContainerAsync(container.ID, new ContainerStartParameters(), cancellationToken);
-                    var running = _time.GetUtcNow();
-                    Emit(new StatusUpdate(run.MesosId, TaskState.Running, running) { ContainerId = container.ID, Agent = Environment.MachineName });
-                    Watch(run, container.ID, running);
+                    Watch(run, container.ID, ReportRunning(run.MesosId, container.ID));
                 }
                 catch (DockerApiException)
                 {
@@ -414,13 +418,9 @@ public sealed partial class DockerBackend : IExecutionBackend, ITaskLogSource, I
             }
 
             // Adopt: a running container is reported running; one that exited meanwhile is reported by its watcher at once.
-            var since = run.StartedAt ?? run.StagedAt ?? run.CreatedAt;
-            if (container.State == "running" && run.State is TaskState.Staging or TaskState.Starting)
-            {
-                since = _time.GetUtcNow();
-                Emit(new StatusUpdate(run.MesosId, TaskState.Running, since) { ContainerId = container.ID, Agent = Environment.MachineName });
-            }
-
+            var since = container.State == "running" && run.State is TaskState.Staging or TaskState.Starting
+                ? ReportRunning(run.MesosId, container.ID)
+                : run.StartedAt ?? run.StagedAt ?? run.CreatedAt;
             Watch(run, container.ID, since);
         }
 
