@@ -34,12 +34,7 @@ public sealed class DockerReconcileTests : IAsyncLifetime
     [Fact]
     public async Task CreatedNeverStarted_YoungIsLeftForItsOwnStart_AbandonedIsStartedOnce()
     {
-        var run = TaskRun.CreateFirst(new TaskDefinition
-        {
-            Id = "created",
-            Cmd = "echo ran >> /shared/runs",
-            Container = new ContainerSpec { Docker = new DockerSpec { Image = TestEngine.Image } },
-        }, Guid.NewGuid(), TestClock.Now()) with { State = TaskState.Staging };
+        var run = StagedRun("created", "echo ran >> /shared/runs");
         // What a leader killed between create and start leaves: the run's container, created with its labels, never started.
         _containerId = (await _client.Containers.CreateContainerAsync(new CreateContainerParameters
         {
@@ -52,8 +47,7 @@ public sealed class DockerReconcileTests : IAsyncLifetime
         })).ID;
         // The engine's clock, not the test clock: the backend compares it with the container's creation time.
         var time = new FakeTimeProvider(TimeProvider.System.GetUtcNow());
-        using var backend = new DockerBackend(new DockerBackendOptions { Endpoint = new Uri(TestEngine.Endpoint), InstanceId = _instance }, time,
-            NullLogger<DockerBackend>.Instance);
+        using var backend = Backend(time);
 
         // Young: its creator's start may still be on its way, so it is neither started nor given up.
         var young = await backend.ReconcileAsync([run]);
@@ -77,15 +71,9 @@ public sealed class DockerReconcileTests : IAsyncLifetime
     [Fact]
     public async Task End_IsReportedAtTheEnginesExitTime_NotWhenTheBackendSawIt()
     {
-        var run = TaskRun.CreateFirst(new TaskDefinition
-        {
-            Id = "timed",
-            Cmd = "sleep 2; exit 3",
-            Container = new ContainerSpec { Docker = new DockerSpec { Image = TestEngine.Image } },
-        }, Guid.NewGuid(), TestClock.Now()) with { State = TaskState.Staging };
+        var run = StagedRun("timed", "sleep 2; exit 3");
         var time = new FakeTimeProvider(TimeProvider.System.GetUtcNow());
-        using var backend = new DockerBackend(new DockerBackendOptions { Endpoint = new Uri(TestEngine.Endpoint), InstanceId = _instance }, time,
-            NullLogger<DockerBackend>.Instance);
+        using var backend = Backend(time);
 
         _containerId = (await backend.LaunchAsync(run)).ContainerId;
         var running = await NextAsync(backend, TaskState.Running);
@@ -99,6 +87,16 @@ public sealed class DockerReconcileTests : IAsyncLifetime
         await backend.ReleaseAsync(run);
         _containerId = null;
     }
+
+    private static TaskRun StagedRun(string id, string cmd) => TaskRun.CreateFirst(new TaskDefinition
+    {
+        Id = id,
+        Cmd = cmd,
+        Container = new ContainerSpec { Docker = new DockerSpec { Image = TestEngine.Image } },
+    }, Guid.NewGuid(), TestClock.Now()) with { State = TaskState.Staging };
+
+    private DockerBackend Backend(TimeProvider time) =>
+        new(new DockerBackendOptions { Endpoint = new Uri(TestEngine.Endpoint), InstanceId = _instance }, time, NullLogger<DockerBackend>.Instance);
 
     private static async Task<StatusUpdate> NextAsync(DockerBackend backend, TaskState state)
     {
@@ -126,8 +124,7 @@ public sealed class DockerReconcileTests : IAsyncLifetime
         })).ID;
         await _client.Containers.StartContainerAsync(_containerId, new ContainerStartParameters());
         var time = new FakeTimeProvider(TimeProvider.System.GetUtcNow());
-        using var backend = new DockerBackend(new DockerBackendOptions { Endpoint = new Uri(TestEngine.Endpoint), InstanceId = _instance }, time,
-            NullLogger<DockerBackend>.Instance);
+        using var backend = Backend(time);
 
         var young = await backend.ReconcileAsync([]);
         Assert.Equal(0, young.OrphansRemoved);

@@ -225,7 +225,6 @@ public sealed class LongshoreServer : IAsyncDisposable
             _output.AppendLine(line);
     }
 
-    /// <summary>A loopback port nothing listens on now.</summary>
     /// <summary>
     /// Removes the containers a server killed with SIGKILL left on the engine (ended ones it never released, running ones
     /// it never stopped), once no other server of this process uses its store: hundreds piled up over a day of runs, and
@@ -259,6 +258,7 @@ public sealed class LongshoreServer : IAsyncDisposable
         }
     }
 
+    /// <summary>A loopback port nothing listens on now.</summary>
     public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
