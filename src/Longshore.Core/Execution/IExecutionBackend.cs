@@ -79,6 +79,13 @@ public sealed record StatusUpdate(string MesosId, TaskState State, DateTimeOffse
     public TaskLogs? Logs { get; init; }
 
     /// <summary>
+    /// For a terminal update: when the run started, if that has not been recorded on its own. The scheduler sets it when
+    /// a run's start report and its end are waiting to be applied together (a short task on a busy engine): both are one
+    /// write then, the start's time kept.
+    /// </summary>
+    public DateTimeOffset? StartedAt { get; init; }
+
+    /// <summary>
     /// Called by the scheduler once the update is applied (durably recorded, or found stale). Engines that re-send
     /// updates until acknowledged (Mesos) acknowledge here, so a crash before the write means the update comes again.
     /// </summary>

@@ -339,14 +339,32 @@ public sealed partial class Scheduler
 
     private async Task ApplyLaneAsync(ChannelReader<StatusUpdate> lane, CancellationToken cancellationToken)
     {
-        await foreach (var update in lane.ReadAllAsync(CancellationToken.None))
+        await foreach (var next in lane.ReadAllAsync(CancellationToken.None))
         {
             if (cancellationToken.IsCancellationRequested)
                 continue;
+            var update = next;
+            StatusUpdate? start = null;
+            // A run's start with its end already waiting behind it: one write of the end that keeps the start's time and
+            // what it learned, instead of two (under load, short tasks end before their start is written).
+            if (update.State == TaskState.Running && lane.TryPeek(out var end) && end.MesosId == update.MesosId && end.State.IsTerminal()
+                && lane.TryRead(out _))
+            {
+                start = update;
+                update = end with
+                {
+                    StartedAt = end.StartedAt ?? start.At,
+                    ContainerId = end.ContainerId ?? start.ContainerId,
+                    Agent = end.Agent ?? start.Agent,
+                };
+            }
+
             try
             {
                 await ApplyAsync(update, cancellationToken);
                 // Acknowledged only after the write: an engine that re-sends until acknowledged repeats it after a crash.
+                if (start?.Applied is { } started)
+                    await started(cancellationToken);
                 if (update.Applied is { } applied)
                     await applied(cancellationToken);
             }
@@ -447,6 +465,7 @@ public sealed partial class Scheduler
                 Retry = retry,
                 ContainerId = update.ContainerId,
                 Agent = update.Agent,
+                StartedAt = run.StartedAt is null ? update.StartedAt : null,
             }, cancellationToken);
             if (!ended)
                 continue;
@@ -454,10 +473,14 @@ public sealed partial class Scheduler
             if (run.State.IsActive())
                 _active.Ended(run.MesosId, run.FamilyId);
             _metrics.Ends.Add(1, new KeyValuePair<string, object?>("state", end.ToWire()), new KeyValuePair<string, object?>("family", run.FamilyId));
+            // A start written with the end was not seen by Moved: it is measured here.
+            if (run.StartedAt is null && update.StartedAt is not null)
+                Launched(run.MesosId, run.QueueId, run.MessageKey, run.StagedAt);
             var endedAt = _time.GetUtcNow();
-            if (run.StartedAt is { } startedAt)
+            var started = run.StartedAt ?? update.StartedAt;
+            if (started is { } startedAt)
                 Step(run.QueueId, "ended", endedAt - startedAt);
-            RunTracing.Ended(run, end, update.ExitCode, reason, run.StartedAt ?? run.StagedAt ?? run.CreatedAt, endedAt);
+            RunTracing.Ended(run, end, update.ExitCode, reason, started ?? run.StagedAt ?? run.CreatedAt, endedAt);
             LogEnded(run.MesosId, end.ToWire(), update.ExitCode, reason, retry?.MesosId);
             // An ended run needs no kill any more: forgetting it keeps the set as small as the runs still dying.
             _killsSent.TryRemove(run.MesosId, out _);
@@ -603,13 +626,19 @@ public sealed partial class Scheduler
     private void Moved(string mesosId, TaskState state, string? queueId, string? messageKey, DateTimeOffset? stagedAt)
     {
         _active.Moved(mesosId, state);
-        if (state == TaskState.Running && stagedAt is { } staged)
-        {
-            var now = _time.GetUtcNow();
-            _metrics.LaunchSeconds.Record((now - staged).TotalSeconds, EngineTag);
-            Step(queueId, "running", now - staged);
-            RunTracing.Launched(mesosId, messageKey, _backend.Name, staged, now);
-        }
+        if (state == TaskState.Running)
+            Launched(mesosId, queueId, messageKey, stagedAt);
+    }
+
+    /// <summary>A run's start is recorded: how long its launch took, from staging.</summary>
+    private void Launched(string mesosId, string? queueId, string? messageKey, DateTimeOffset? stagedAt)
+    {
+        if (stagedAt is not { } staged)
+            return;
+        var now = _time.GetUtcNow();
+        _metrics.LaunchSeconds.Record((now - staged).TotalSeconds, EngineTag);
+        Step(queueId, "running", now - staged);
+        RunTracing.Launched(mesosId, messageKey, _backend.Name, staged, now);
     }
 
     private void Step(string? queueId, string step, TimeSpan duration)

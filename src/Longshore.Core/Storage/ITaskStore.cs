@@ -71,4 +71,11 @@ public sealed record RunTransition(string MesosId, IReadOnlyCollection<TaskState
 
     /// <summary>The next attempt, inserted in the same transaction.</summary>
     public TaskRun? Retry { get; init; }
+
+    /// <summary>
+    /// When the run started, for a move past <see cref="TaskState.Running"/> that carries its start with it (the end of a
+    /// run whose start report had not been written yet): recorded unless a start already is. A move to
+    /// <see cref="TaskState.Running"/> starts the run at <see cref="At"/> and needs none.
+    /// </summary>
+    public DateTimeOffset? StartedAt { get; init; }
 }

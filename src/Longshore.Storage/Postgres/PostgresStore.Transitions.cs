@@ -27,8 +27,8 @@ public sealed partial class PostgresStore
     /// <summary>The batch's columns are named <c>v_…</c>, so that <see cref="TransitionAssignments"/> reads them beside the run's own.</summary>
     private static readonly string CombinedTransitionSql = $"""
         UPDATE runs SET {TransitionAssignments("v_", "v_terminal")}
-        FROM unnest(@ids, @froms, @tos, @ats, @terminals, @exits, @reasons, @agents, @containers, @retries)
-            WITH ORDINALITY AS v(v_id, v_from, v_to, v_at, v_terminal, v_exit, v_reason, v_agent, v_container, v_retry, v_n)
+        FROM unnest(@ids, @froms, @tos, @ats, @starts, @terminals, @exits, @reasons, @agents, @containers, @retries)
+            WITH ORDINALITY AS v(v_id, v_from, v_to, v_at, v_started, v_terminal, v_exit, v_reason, v_agent, v_container, v_retry, v_n)
         WHERE mesos_id = v_id AND state = ANY(string_to_array(v_from, ','))
         RETURNING v_n, message_key;
         """;
@@ -63,6 +63,7 @@ public sealed partial class PostgresStore
             ("froms", transitions.Select(t => string.Join(',', t.From.Select(state => state.ToWire()))).ToArray()),
             ("tos", transitions.Select(t => t.To.ToWire()).ToArray()),
             ("ats", transitions.Select(t => t.At.ToUnixTimeMilliseconds()).ToArray()),
+            ("starts", transitions.Select(t => t.StartedAt?.ToUnixTimeMilliseconds()).ToArray()),
             ("terminals", transitions.Select(t => t.To.IsTerminal()).ToArray()),
             ("exits", transitions.Select(t => t.ExitCode).ToArray()),
             ("reasons", transitions.Select(t => t.Reason).ToArray()),

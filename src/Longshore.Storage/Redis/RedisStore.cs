@@ -257,8 +257,8 @@ public sealed partial class RedisStore : IStateStore
         var fields = new List<HashEntry> { new("state", to.ToWire()), new("updated_at", at) };
         if (to == TaskState.Staging)
             fields.Add(new("staged_at", at));
-        if (to == TaskState.Running && run.StartedAt is null)
-            fields.Add(new("started_at", at));
+        if (run.StartedAt is null && (to == TaskState.Running ? at : transition.StartedAt?.ToUnixTimeMilliseconds()) is { } started)
+            fields.Add(new("started_at", started));
         if (to.IsTerminal())
             fields.Add(new("finished_at", at));
         foreach (var (name, value) in new (string, object?)[]

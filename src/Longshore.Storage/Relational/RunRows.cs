@@ -42,7 +42,7 @@ internal static class RunRows
     public static string TransitionAssignments(string prefix, string terminalTest) => $"""
         state = {prefix}to, updated_at = {prefix}at,
             staged_at = CASE WHEN {prefix}to = 'TASK_STAGING' THEN {prefix}at ELSE staged_at END,
-            started_at = CASE WHEN {prefix}to = 'TASK_RUNNING' THEN COALESCE(started_at, {prefix}at) ELSE started_at END,
+            started_at = COALESCE(started_at, CASE WHEN {prefix}to = 'TASK_RUNNING' THEN {prefix}at ELSE {prefix}started END),
             finished_at = CASE WHEN {terminalTest} THEN {prefix}at ELSE finished_at END,
             exit_code = COALESCE({prefix}exit, exit_code),
             reason = COALESCE({prefix}reason, reason),

@@ -20,7 +20,7 @@ public sealed partial class SqliteTaskStore
     private static readonly string CombinedTransitionSql = $"""
         UPDATE runs SET {TransitionAssignments("v_", "v_terminal")}
         FROM (SELECT json_extract(value, '$.id') AS v_id, json_extract(value, '$.from') AS v_from, json_extract(value, '$.to') AS v_to,
-                json_extract(value, '$.at') AS v_at, json_extract(value, '$.terminal') AS v_terminal, json_extract(value, '$.exit') AS v_exit,
+                json_extract(value, '$.at') AS v_at, json_extract(value, '$.started') AS v_started, json_extract(value, '$.terminal') AS v_terminal, json_extract(value, '$.exit') AS v_exit,
                 json_extract(value, '$.reason') AS v_reason, json_extract(value, '$.agent') AS v_agent,
                 json_extract(value, '$.container') AS v_container, json_extract(value, '$.retry') AS v_retry
             FROM json_each($rows))
@@ -93,6 +93,7 @@ public sealed partial class SqliteTaskStore
             json.WriteString("from", "," + string.Join(',', t.From.Select(state => state.ToWire())) + ",");
             json.WriteString("to", t.To.ToWire());
             json.WriteNumber("at", t.At.ToUnixTimeMilliseconds());
+            WriteNullable(json, "started", t.StartedAt?.ToUnixTimeMilliseconds());
             json.WriteBoolean("terminal", t.To.IsTerminal());
             WriteNullable(json, "exit", t.ExitCode);
             json.WriteString("reason", t.Reason);
@@ -175,7 +176,7 @@ public sealed partial class SqliteTaskStore
         return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
     }
 
-    private static void WriteNullable(Utf8JsonWriter json, string name, int? value)
+    private static void WriteNullable(Utf8JsonWriter json, string name, long? value)
     {
         if (value is { } number)
             json.WriteNumber(name, number);

@@ -109,6 +109,32 @@ public abstract partial class StoreComplianceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TryTransitionAsync_EndCarryingItsStart_RecordsTheStart_UnlessOneIsRecorded()
+    {
+        var unstarted = NewRun();
+        var started = NewRun();
+        foreach (var run in (TaskRun[])[unstarted, started])
+        {
+            await Store.InsertAsync(run);
+            Assert.True(await Store.TryTransitionAsync(Move(run, TaskState.WaitingOnOffers, TaskState.Staging)));
+        }
+
+        Assert.True(await Store.TryTransitionAsync(Move(started, TaskState.Staging, TaskState.Running)));
+        // Both end with a start carried along (T0+2s); only the run without a recorded start takes it.
+        foreach (var (run, from) in (ValueTuple<TaskRun, TaskState>[])[(unstarted, TaskState.Staging), (started, TaskState.Running)])
+        {
+            Assert.True(await Store.TryTransitionAsync(new RunTransition(run.MesosId, [from], TaskState.Finished, T0.AddSeconds(3))
+            {
+                ExitCode = 0, StartedAt = T0.AddSeconds(2),
+            }));
+        }
+
+        var ended = (await Store.GetAsync(unstarted.MesosId))!;
+        Assert.Equal((TaskState.Finished, T0.AddSeconds(2), T0.AddSeconds(3)), (ended.State, ended.StartedAt, ended.FinishedAt));
+        Assert.Equal(T0.AddSeconds(1), (await Store.GetAsync(started.MesosId))!.StartedAt);
+    }
+
+    [Fact]
     public async Task TryTransitionAsync_ManyWritersOnTwoClients_ExactlyOneWinsEachRun()
     {
         var other = await OpenAnotherAsync();
