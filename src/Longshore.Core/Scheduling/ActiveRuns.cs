@@ -58,7 +58,7 @@ internal sealed class ActiveRuns
                     continue;
                 counts[run.FamilyId] = counts.GetValueOrDefault(run.FamilyId) + 1;
                 // A state recorded here since the read is newer than the read's.
-                states[run.MesosId] = _states.TryGetValue(run.MesosId, out var known) ? known : new KnownRun(run.State, run.FamilyId, run.QueueId, run.MessageKey, run.StagedAt);
+                states[run.MesosId] = _states.TryGetValue(run.MesosId, out var known) ? known : new KnownRun(run.State, run.FamilyId, run.QueueId, run.MessageKey, run.StagedAt) { StartedAt = run.StartedAt };
             }
 
             var drift = counts.Sum(pair => Math.Abs(pair.Value - _byFamily.GetValueOrDefault(pair.Key)))
@@ -88,7 +88,7 @@ internal sealed class ActiveRuns
         {
             _byFamily[run.FamilyId] = _byFamily.GetValueOrDefault(run.FamilyId) + 1;
             _total++;
-            _states[run.MesosId] = new KnownRun(run.State, run.FamilyId, run.QueueId, run.MessageKey, run.StagedAt);
+            _states[run.MesosId] = new KnownRun(run.State, run.FamilyId, run.QueueId, run.MessageKey, run.StagedAt) { Staged = run, StartedAt = run.StartedAt };
         }
     }
 
@@ -111,12 +111,12 @@ internal sealed class ActiveRuns
     }
 
     /// <summary>The run moved to another active state, as this scheduler recorded.</summary>
-    public void Moved(string mesosId, TaskState state)
+    public void Moved(string mesosId, TaskState state, DateTimeOffset at)
     {
         lock (_lock)
         {
             if (_states.TryGetValue(mesosId, out var known))
-                _states[mesosId] = known with { State = state };
+                _states[mesosId] = known with { State = state, StartedAt = known.StartedAt ?? (state == TaskState.Running ? at : null) };
         }
     }
 
@@ -136,4 +136,15 @@ internal sealed class ActiveRuns
 }
 
 /// <summary>What the scheduler keeps of an active run: enough to apply a report without reading it, and to time its steps.</summary>
-internal readonly record struct KnownRun(TaskState State, string FamilyId, string? QueueId, string? MessageKey, DateTimeOffset? StagedAt);
+internal readonly record struct KnownRun(TaskState State, string FamilyId, string? QueueId, string? MessageKey, DateTimeOffset? StagedAt)
+{
+    /// <summary>When the run started, as recorded.</summary>
+    public DateTimeOffset? StartedAt { get; init; }
+
+    /// <summary>
+    /// The run as this leader staged it (what does not change while it runs: its definition, retries, queue and job), so
+    /// that its end is written without reading it first; null for runs found by a recount (another leader's, or this
+    /// one's before it took the lead), which are read.
+    /// </summary>
+    public TaskRun? Staged { get; init; }
+}

@@ -401,10 +401,18 @@ public sealed partial class Scheduler
                     Agent = update.Agent,
                 }, cancellationToken))
             {
-                Moved(update.MesosId, update.State, known.QueueId, known.MessageKey, known.StagedAt);
+                Moved(update.MesosId, update.State, update.At, known.QueueId, known.MessageKey, known.StagedAt);
                 return;
             }
         }
+
+        // The end of a run this leader staged, likewise: a compare-and-set from the state it last recorded, with what it
+        // staged (the definition and retries an end's retry is made from do not change while a run runs). A run this
+        // leader asked to die is read: its end keeps why it was killed.
+        if (update.State.IsTerminal() && _active.TryGet(update.MesosId, out var ending) && ending.Staged is { } staged
+            && ending.State != TaskState.Killing
+            && await TryEndAsync(staged with { State = ending.State, StartedAt = ending.StartedAt }, update, cancellationToken))
+            return;
 
         for (var attempt = 0; attempt < 8; attempt++)
         {
@@ -443,54 +451,64 @@ public sealed partial class Scheduler
                 }, cancellationToken);
                 if (moved)
                 {
-                    Moved(run.MesosId, update.State, run.QueueId, run.MessageKey, run.StagedAt);
+                    Moved(run.MesosId, update.State, update.At, run.QueueId, run.MessageKey, run.StagedAt);
                     return;
                 }
 
                 continue;
             }
 
-            // Whatever ends a run that was asked to die, it was killed, and a kill is never retried. Why it was asked to die
-            // (a health check, a job scaled down) stays first in the reason, whatever the engine says about the end.
-            var end = run.State == TaskState.Killing ? TaskState.Killed : update.State;
-            var reason = run.State == TaskState.Killing
-                ? update.Reason is null ? run.Reason ?? "killed on request" : $"{run.Reason ?? "killed on request"}; {update.Reason}"
-                : update.Reason;
-            var retry = _retry.NextAttempt(run, end, _newId(), _time.GetUtcNow());
-            var ended = await _store.TryTransitionAsync(new RunTransition(run.MesosId, [run.State], end, update.At)
-            {
-                ExitCode = update.ExitCode,
-                Reason = reason,
-                Logs = update.Logs,
-                Retry = retry,
-                ContainerId = update.ContainerId,
-                Agent = update.Agent,
-                StartedAt = run.StartedAt is null ? update.StartedAt : null,
-            }, cancellationToken);
-            if (!ended)
-                continue;
-
-            if (run.State.IsActive())
-                _active.Ended(run.MesosId, run.FamilyId);
-            _metrics.Ends.Add(1, new KeyValuePair<string, object?>("state", end.ToWire()), new KeyValuePair<string, object?>("family", run.FamilyId));
-            // A start written with the end was not seen by Moved: it is measured here.
-            if (run.StartedAt is null && update.StartedAt is not null)
-                Launched(run.MesosId, run.QueueId, run.MessageKey, run.StagedAt);
-            var endedAt = _time.GetUtcNow();
-            var started = run.StartedAt ?? update.StartedAt;
-            if (started is { } startedAt)
-                Step(run.QueueId, "ended", endedAt - startedAt);
-            RunTracing.Ended(run, end, update.ExitCode, reason, started ?? run.StagedAt ?? run.CreatedAt, endedAt);
-            LogEnded(run.MesosId, end.ToWire(), update.ExitCode, reason, retry?.MesosId);
-            // An ended run needs no kill any more: forgetting it keeps the set as small as the runs still dying.
-            _killsSent.TryRemove(run.MesosId, out _);
-            Track(_background, ReleaseAsync(run, cancellationToken));
-            Nudge();
-            RunEnded?.Invoke(run, end);
-            return;
+            if (await TryEndAsync(run, update, cancellationToken))
+                return;
         }
 
         LogUpdateGaveUp(update.MesosId, update.State.ToWire());
+    }
+
+    /// <summary>
+    /// Records <paramref name="update"/>, an end, as the end of <paramref name="run"/> (as last read or recorded): a
+    /// compare-and-set from its state, with the retry it earns. False when the run is no longer in that state.
+    /// </summary>
+    private async Task<bool> TryEndAsync(TaskRun run, StatusUpdate update, CancellationToken cancellationToken)
+    {
+        // Whatever ends a run that was asked to die, it was killed, and a kill is never retried. Why it was asked to die
+        // (a health check, a job scaled down) stays first in the reason, whatever the engine says about the end.
+        var end = run.State == TaskState.Killing ? TaskState.Killed : update.State;
+        var reason = run.State == TaskState.Killing
+            ? update.Reason is null ? run.Reason ?? "killed on request" : $"{run.Reason ?? "killed on request"}; {update.Reason}"
+            : update.Reason;
+        var retry = _retry.NextAttempt(run, end, _newId(), _time.GetUtcNow());
+        var ended = await _store.TryTransitionAsync(new RunTransition(run.MesosId, [run.State], end, update.At)
+        {
+            ExitCode = update.ExitCode,
+            Reason = reason,
+            Logs = update.Logs,
+            Retry = retry,
+            ContainerId = update.ContainerId,
+            Agent = update.Agent,
+            StartedAt = run.StartedAt is null ? update.StartedAt : null,
+        }, cancellationToken);
+        if (!ended)
+            return false;
+
+        if (run.State.IsActive())
+            _active.Ended(run.MesosId, run.FamilyId);
+        _metrics.Ends.Add(1, new KeyValuePair<string, object?>("state", end.ToWire()), new KeyValuePair<string, object?>("family", run.FamilyId));
+        // A start written with the end was not seen by Moved: it is measured here.
+        if (run.StartedAt is null && update.StartedAt is not null)
+            Launched(run.MesosId, run.QueueId, run.MessageKey, run.StagedAt);
+        var endedAt = _time.GetUtcNow();
+        var started = run.StartedAt ?? update.StartedAt;
+        if (started is { } startedAt)
+            Step(run.QueueId, "ended", endedAt - startedAt);
+        RunTracing.Ended(run, end, update.ExitCode, reason, started ?? run.StagedAt ?? run.CreatedAt, endedAt);
+        LogEnded(run.MesosId, end.ToWire(), update.ExitCode, reason, retry?.MesosId);
+        // An ended run needs no kill any more: forgetting it keeps the set as small as the runs still dying.
+        _killsSent.TryRemove(run.MesosId, out _);
+        Track(_background, ReleaseAsync(run, cancellationToken));
+        Nudge();
+        RunEnded?.Invoke(run, end);
+        return true;
     }
 
     /// <summary>Kills a run: one never launched ends at once; a launched one is told to stop (SIGTERM, then SIGKILL).</summary>
@@ -522,7 +540,7 @@ public sealed partial class Scheduler
 
             if (await _store.TryTransitionAsync(new RunTransition(mesosId, [run.State], TaskState.Killing, now) { Reason = reason }, cancellationToken))
             {
-                _active.Moved(mesosId, TaskState.Killing);
+                _active.Moved(mesosId, TaskState.Killing, now);
                 // A launch still under way sends the kill itself once the engine holds the container (one still waiting
                 // inside the engine for an offer is withdrawn, and its launch ends as killed); on an instance that does not
                 // lead, the leader's next pass sends it.
@@ -623,9 +641,9 @@ public sealed partial class Scheduler
     }
 
     /// <summary>Records a move to another active state; reaching TASK_RUNNING ends the launch step.</summary>
-    private void Moved(string mesosId, TaskState state, string? queueId, string? messageKey, DateTimeOffset? stagedAt)
+    private void Moved(string mesosId, TaskState state, DateTimeOffset at, string? queueId, string? messageKey, DateTimeOffset? stagedAt)
     {
-        _active.Moved(mesosId, state);
+        _active.Moved(mesosId, state, at);
         if (state == TaskState.Running)
             Launched(mesosId, queueId, messageKey, stagedAt);
     }

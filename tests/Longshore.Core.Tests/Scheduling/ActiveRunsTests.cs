@@ -64,7 +64,7 @@ public sealed class ActiveRunsTests
         var run = Run("a", TaskState.Staging);
         active.Started(run);
         Start(active, "gone.1", "gone");
-        active.Moved(run.MesosId, TaskState.Running);
+        active.Moved(run.MesosId, TaskState.Running, DateTimeOffset.UnixEpoch);
         active.BeginRecount();
 
         var drift = active.Recount([run, Run("c", TaskState.Running)]);
