@@ -205,6 +205,20 @@ public abstract class TaskLifecycleTests(LongshoreServer server, IEngineProbe en
     }
 
     [EngineFact]
+    public async Task NoOutput_EndedRunShowsEmptyLogs()
+    {
+        // An end with no output keeps no logs in the store; the run's logs are empty, not missing or read from the engine.
+        var id = await _server.PostTaskAsync(Tasks.Definition(Families.New("quiet"), "true"));
+
+        var run = await _server.WaitForEndAsync(id);
+
+        Assert.Equal("TASK_FINISHED", run.GetProperty("mesos_state").GetString());
+        var logs = JsonDocument.Parse(await _server.Http.GetStringAsync($"/tasks/{id}/logs/")).RootElement;
+        Assert.Equal(("TASK_FINISHED", "", "", false), (logs.GetProperty("mesos_state").GetString(), logs.GetProperty("stdout").GetString(),
+            logs.GetProperty("stderr").GetString(), logs.GetProperty("truncated").GetBoolean()));
+    }
+
+    [EngineFact]
     public async Task PayloadLikeEnvironment_ReachesTheContainerUnchanged()
     {
         var tricky = "quote\" single' ; $(touch /tmp/pwned) `id` \n newline";

@@ -482,7 +482,8 @@ public sealed partial class Scheduler
         {
             ExitCode = update.ExitCode,
             Reason = reason,
-            Logs = update.Logs,
+            // No output is kept as no row: a run that has ended without kept logs shows empty ones.
+            Logs = update.Logs is { Stdout.Length: 0, Stderr.Length: 0, Truncated: false } ? null : update.Logs,
             Retry = retry,
             ContainerId = update.ContainerId,
             Agent = update.Agent,

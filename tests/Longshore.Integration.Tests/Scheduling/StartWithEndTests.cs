@@ -11,14 +11,14 @@ namespace Longshore.Integration.Tests.Scheduling;
 
 /// <summary>
 /// A run's start report with its end already waiting behind it (a short task on a busy engine) is applied as one write
-/// of the end that keeps what the start said, over the real store.
+/// of the end that keeps what the start said, over the real store; an end with no output keeps no logs.
 /// </summary>
 public sealed class StartWithEndTests() : LocalStoreTests(TestClock.Now(TimeSpan.FromMinutes(1)), "NORMAL")
 {
     private const int Runs = 20;
 
     [Fact]
-    public async Task StartAndEndWaitingTogether_OneWrite_KeepsTheStartsTimeContainerAndAgent_AndAcknowledgesBoth()
+    public async Task StartAndEndWaitingTogether_OneWrite_KeepsTheStartsTimeContainerAndAgent_AndAcknowledgesBoth_NoOutputKeepsNoLogs()
     {
         var backend = new HeldReportsBackend();
         using var metrics = new SchedulerMetrics();
@@ -36,7 +36,9 @@ public sealed class StartWithEndTests() : LocalStoreTests(TestClock.Now(TimeSpan
 
         // Each run's start and end reach the scheduler back to back; the start's acknowledgement records what the store
         // holds once it is called (after the write that applied it).
+        // Every other run ends with no output at all, which is kept as no logs.
         var started = Time.GetUtcNow().AddSeconds(1);
+        var output = runs.ToDictionary(run => run.MesosId, run => runs.IndexOf(run) % 2 == 0 ? "done\n" : string.Empty);
         var seenAtStartAck = new ConcurrentDictionary<string, TaskState>();
         var endAcks = new ConcurrentBag<string>();
         foreach (var run in runs)
@@ -48,7 +50,7 @@ public sealed class StartWithEndTests() : LocalStoreTests(TestClock.Now(TimeSpan
             });
             backend.Report(new StatusUpdate(run.MesosId, TaskState.Finished, started.AddSeconds(1.5))
             {
-                ExitCode = 0, Logs = new TaskLogs("done\n", string.Empty, false),
+                ExitCode = 0, Logs = new TaskLogs(output[run.MesosId], string.Empty, false),
                 Applied = _ =>
                 {
                     endAcks.Add(run.MesosId);
@@ -66,6 +68,7 @@ public sealed class StartWithEndTests() : LocalStoreTests(TestClock.Now(TimeSpan
             var stored = (await Local.Store.GetAsync(run.MesosId))!;
             Assert.Equal((TaskState.Finished, 0, started, started.AddSeconds(1.5), "container-" + run.MesosId, "agent-1"),
                 (stored.State, stored.ExitCode, stored.StartedAt, stored.FinishedAt, stored.ContainerId, stored.Agent));
+            Assert.Equal(output[run.MesosId].Length == 0 ? null : new TaskLogs(output[run.MesosId], string.Empty, false), await Local.Store.GetLogsAsync(run.MesosId));
         }
 
         // Whether a start and its end are in the scheduler's hands at the same moment depends on its threads; of 20 pairs
