@@ -16,7 +16,7 @@ public interface ITaskStore
 
     Task<TaskRun?> GetAsync(string mesosId, CancellationToken cancellationToken = default);
 
-    /// <summary>Newest first; <see cref="RunQuery.AfterMesosId"/> continues after that run.</summary>
+    /// <summary>Newest first; <see cref="RunQuery.AfterMesosId"/> continues after that run (after a run not stored: nothing).</summary>
     Task<IReadOnlyList<TaskRun>> ListAsync(RunQuery query, CancellationToken cancellationToken = default);
 
     /// <summary>Runs waiting to launch whose backoff is over, oldest first, leaving out the families in <paramref name="skipFamilies"/>.</summary>

@@ -44,13 +44,15 @@ public static class TasksApi
                 errors.Add($"state: must be one of {string.Join(", ", TaskStates.WireNames)}, got '{stateText}'");
         }
 
-        string? after = request.Query["after"];
-        if (errors.Count == 0 && after is not null && await store.GetAsync(after, cancellationToken) is null)
-            errors.Add($"after: no task with mesos_id '{after}'");
         if (errors.Count > 0)
             return ApiResults.BadRequest(errors);
 
+        string? after = request.Query["after"];
         var runs = await store.ListAsync(new RunQuery(limit, after, state, request.Query["id"]), cancellationToken);
+        // A page after an unknown run is empty (the store lists nothing after it): only then is it worth a read to tell
+        // that from the end of the list.
+        if (runs.Count == 0 && after is not null && await store.GetAsync(after, cancellationToken) is null)
+            return ApiResults.BadRequest([$"after: no task with mesos_id '{after}'"]);
         return Results.Json(runs.Select(TaskRunResponse.From));
     }
 
