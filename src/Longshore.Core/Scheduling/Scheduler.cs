@@ -487,7 +487,8 @@ public sealed partial class Scheduler
             Retry = retry,
             ContainerId = update.ContainerId,
             Agent = update.Agent,
-            StartedAt = run.StartedAt is null ? update.StartedAt : null,
+            // The store keeps a start already recorded.
+            StartedAt = update.StartedAt,
         }, cancellationToken);
         if (!ended)
             return false;
