@@ -122,7 +122,9 @@ public sealed partial class QueuePoller : IDisposable
 
     /// <summary>
     /// Keeps one loop per enabled queue: a queue's poll (a source may wait inside it for messages, as an SQS long poll or
-    /// a Redis blocking move does) never holds up another queue's.
+    /// a Redis blocking move does) never holds up another queue's. A queue disabled or deleted is stopped softly: a poll
+    /// under way is let finish and gives back what it took (cancelling it would leave a message the source already
+    /// handed over hidden until its visibility timeout), and a new loop for the queue waits until the old one is done.
     /// </summary>
     private async Task SuperviseAsync(CancellationToken cancellationToken)
     {
@@ -136,18 +138,24 @@ public sealed partial class QueuePoller : IDisposable
                     if (_scheduler.Reconciled)
                     {
                         var enabled = (await _queues.ListQueuesAsync(cancellationToken)).Where(q => q.Enabled).Select(q => q.Id).ToHashSet(StringComparer.Ordinal);
-                        foreach (var (id, (stop, loop)) in loops.Where(pair => !enabled.Contains(pair.Key) || pair.Value.Loop.IsCompleted).ToList())
+                        foreach (var (id, (stop, loop)) in loops.ToList())
                         {
-                            await stop.CancelAsync();
-                            await loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-                            stop.Dispose();
-                            loops.Remove(id);
+                            if (loop.IsCompleted)
+                            {
+                                stop.Dispose();
+                                loops.Remove(id);
+                            }
+                            else if (!enabled.Contains(id))
+                            {
+                                await stop.CancelAsync();
+                            }
                         }
 
                         foreach (var id in enabled.Where(id => !loops.ContainsKey(id)))
                         {
+                            // The soft stop is linked to the poller's own: a shutdown stops the loop's waits too.
                             var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                            loops[id] = (stop, Task.Run(() => QueueLoopAsync(id, stop.Token), CancellationToken.None));
+                            loops[id] = (stop, Task.Run(() => QueueLoopAsync(id, stop.Token, cancellationToken), CancellationToken.None));
                         }
                     }
                 }
@@ -165,8 +173,6 @@ public sealed partial class QueuePoller : IDisposable
         }
         finally
         {
-            foreach (var (stop, _) in loops.Values)
-                await stop.CancelAsync();
             await Task.WhenAll(loops.Values.Select(l => l.Loop)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             foreach (var (stop, _) in loops.Values)
                 stop.Dispose();
@@ -174,12 +180,12 @@ public sealed partial class QueuePoller : IDisposable
     }
 
     /// <summary>Polls one queue whenever it is due, until it is disabled or deleted (or the poller stops).</summary>
-    private async Task QueueLoopAsync(string id, CancellationToken cancellationToken)
+    private async Task QueueLoopAsync(string id, CancellationToken stopping, CancellationToken cancellationToken)
     {
         var wake = _queueWakes[id] = new WakeSignal(_time);
         try
         {
-            while (!cancellationToken.IsCancellationRequested)
+            while (!stopping.IsCancellationRequested)
             {
                 var wait = Interval;
                 try
@@ -189,7 +195,7 @@ public sealed partial class QueuePoller : IDisposable
                     var now = _time.GetUtcNow();
                     if (queue.NextPollAt is null || queue.NextPollAt <= now)
                     {
-                        await PollAsync(queue, cancellationToken);
+                        await PollAsync(queue, cancellationToken, stopping);
                         continue;
                     }
 
@@ -204,13 +210,16 @@ public sealed partial class QueuePoller : IDisposable
                     LogPassFailed(e);
                 }
 
-                await wake.WaitAsync(wait, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                await wake.WaitAsync(wait, stopping).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
         }
         finally
         {
             _queueWakes.TryRemove(new KeyValuePair<string, WakeSignal>(id, wake));
             _metrics.Forget(id);
+            // The supervisor starts the queue's loop again at once if it was enabled again meanwhile.
+            if (stopping.IsCancellationRequested)
+                _wake.Nudge();
         }
     }
 
@@ -318,8 +327,11 @@ public sealed partial class QueuePoller : IDisposable
     /// <summary>The queue with its secret settings decrypted, for a source to use (never to show or store).</summary>
     public StoredQueue Usable(StoredQueue queue) => _secrets?.Reveal(queue) ?? queue;
 
-    /// <summary>One poll iteration of one queue.</summary>
-    public async Task PollAsync(StoredQueue queue, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// One poll iteration of one queue. When <paramref name="stopping"/> is set by the time the source answers (the queue
+    /// was disabled or deleted meanwhile), what the poll took goes back to the source and nothing is recorded.
+    /// </summary>
+    public async Task PollAsync(StoredQueue queue, CancellationToken cancellationToken = default, CancellationToken stopping = default)
     {
         var now = _time.GetUtcNow();
         try
@@ -377,6 +389,15 @@ public sealed partial class QueuePoller : IDisposable
         }
 
         _failures.TryRemove(queue.Id, out _);
+        if (stopping.IsCancellationRequested)
+        {
+            var taken = result.Messages.Where(m => m.Handle is not null).Select(m => m.Handle!).ToList();
+            await GiveBackAsync(queue, source, taken);
+            if (result.Messages.Count > 0)
+                LogGivenBack(queue.Id, result.Messages.Count);
+            return;
+        }
+
         var received = Stopwatch.GetTimestamp();
         var receivedAt = _time.GetUtcNow();
         if (result.Messages.Count > 0)
@@ -405,8 +426,7 @@ public sealed partial class QueuePoller : IDisposable
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 // Nothing was recorded: give the messages back so they are not lost.
-                if (source is IAcknowledgingSource settle && batches.Any(b => b.Handles.Count > 0))
-                    await settle.ReleaseAsync(queue, batches.SelectMany(b => b.Handles).ToList(), CancellationToken.None);
+                await GiveBackAsync(queue, source, batches.SelectMany(b => b.Handles).ToList());
                 throw;
             }
         }
@@ -438,6 +458,22 @@ public sealed partial class QueuePoller : IDisposable
     }
 
     private static KeyValuePair<string, object?> Tag(string queueId) => new("queue", queueId);
+
+    /// <summary>Releases messages taken but not recorded, whatever else is being cancelled; a failure leaves them to their visibility timeout.</summary>
+    private async Task GiveBackAsync(StoredQueue queue, IQueueSource source, List<string> handles)
+    {
+        if (source is not IAcknowledgingSource settle || handles.Count == 0)
+            return;
+        try
+        {
+            await settle.ReleaseAsync(queue, handles, CancellationToken.None);
+            _metrics.Released.Add(handles.Count, Tag(queue.Id));
+        }
+        catch (Exception e)
+        {
+            LogSettleFailed(queue.Id, e.Message);
+        }
+    }
 
     /// <summary>Asks the source how many messages wait, at most every <see cref="BacklogInterval"/> per queue; a failure leaves the last value.</summary>
     private async Task MeasureBacklogAsync(StoredQueue queue, IQueueSource source, DateTimeOffset now, CancellationToken cancellationToken)
@@ -641,6 +677,9 @@ public sealed partial class QueuePoller : IDisposable
             return false;
         }
     }
+
+    [LoggerMessage(5009, LogLevel.Information, "Queue {QueueId}: stopped during a poll; the {Messages} messages it took went back to the source")]
+    private partial void LogGivenBack(string queueId, int messages);
 
     [LoggerMessage(5001, LogLevel.Information, "Queue {QueueId}: {Messages} messages became {Tasks} tasks")]
     private partial void LogEnqueued(string queueId, int messages, int tasks);

@@ -45,6 +45,105 @@ public sealed class SettlingTests() : LocalStoreTests(Start, "NORMAL")
         Assert.Equal(Enumerable.Range(0, 450).Select(i => $"h{i}").Order(StringComparer.Ordinal), source.Acknowledged.Order(StringComparer.Ordinal));
     }
 
+    [Fact]
+    public async Task QueueDisabledDuringAPoll_ThePollsMessagesGoBackAtOnce_NoTaskIsMade_AndEnablingPollsAgain()
+    {
+        var source = new HandingOverSource();
+        var queue = HandOverQueue("handover");
+        Assert.True(await Local.Store.CreateQueueAsync(queue));
+        var scheduler = Local.NewScheduler();
+        await scheduler.ReconcileAsync();
+        using var poller = new QueuePoller(Local.Store, scheduler, [source], Time, Guid.NewGuid, Microsoft.Extensions.Logging.Abstractions.NullLogger<QueuePoller>.Instance);
+        using var stop = new CancellationTokenSource();
+        var loop = poller.RunAsync(stop.Token);
+        try
+        {
+            // A long poll is waiting at the source when the queue is disabled.
+            await Eventually.WaitUntilAsync(() => Task.FromResult(source.Polls == 1), TimeSpan.FromSeconds(10));
+            Assert.True(await Local.Store.UpdateQueueAsync(queue with { Block = queue.Block with { Status = "DISABLED" } }));
+            // A queue created after the disable: once its loop polls, the pass that started it has seen the disable too.
+            Assert.True(await Local.Store.CreateQueueAsync(HandOverQueue("probe")));
+            poller.Nudge();
+            await Eventually.WaitUntilAsync(() => Task.FromResult(source.ProbePolled), TimeSpan.FromSeconds(10));
+
+            // Then a message arrives and the source hands it over: it goes back at once (not after a visibility timeout),
+            // and makes no task.
+            source.HandOver("h1");
+            await Eventually.WaitUntilAsync(() => Task.FromResult(source.Released.Contains("h1")), TimeSpan.FromSeconds(10));
+            Assert.DoesNotContain(await Local.Store.ListAsync(new RunQuery(10)), r => r.QueueId == queue.Id);
+            Assert.Empty(await Local.Store.PendingHandlesAsync(queue.Id));
+
+            // Enabled again, the queue gets a loop of its own again.
+            Assert.True(await Local.Store.UpdateQueueAsync(queue));
+            poller.Nudge();
+            await Eventually.WaitUntilAsync(() => Task.FromResult(source.Polls == 2), TimeSpan.FromSeconds(10));
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await loop;
+        }
+    }
+
+    private static StoredQueue HandOverQueue(string id) => new()
+    {
+        Id = id,
+        Template = new TaskDefinition { Id = id, Cmd = "true", Container = new ContainerSpec { Docker = new DockerSpec { Image = "busybox" } } },
+        CreatedAt = Start,
+        Block = new QueueBlock { Type = "handover", Settings = new() { ["handover"] = JsonSerializer.SerializeToElement(new Dictionary<string, string>()) } },
+    };
+
+    /// <summary>
+    /// A source that, like a broker's long poll, hands a message over for good once it has it: a caller that stopped
+    /// waiting (cancelled its call) has lost it until its visibility timeout. Only the first poll of "handover" waits.
+    /// </summary>
+    private sealed class HandingOverSource : IQueueSource, IAcknowledgingSource
+    {
+        private readonly Lock _lock = new();
+        private readonly List<string> _released = [];
+        private readonly TaskCompletionSource<string> _next = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _polls;
+        private volatile bool _probePolled;
+
+        public int Polls => Volatile.Read(ref _polls);
+
+        public bool ProbePolled => _probePolled;
+
+        public List<string> Released
+        {
+            get
+            {
+                lock (_lock)
+                    return _released.ToList();
+            }
+        }
+
+        public QueueType Type { get; } = new("handover", "handover", "Fake long-polling source", []);
+
+        public IReadOnlyList<string> Validate(IReadOnlyDictionary<string, string> settings) => [];
+
+        public void HandOver(string handle) => _next.TrySetResult(handle);
+
+        public async Task<PollResult> PollAsync(StoredQueue queue, IReadOnlyDictionary<string, string> state, int max, DateTimeOffset now, CancellationToken cancellationToken = default)
+        {
+            if (queue.Id == "probe")
+                _probePolled = true;
+            if (queue.Id == "probe" || Interlocked.Increment(ref _polls) > 1)
+                return new PollResult([], new Dictionary<string, string>());
+            var handle = await _next.Task.WaitAsync(cancellationToken);
+            return new PollResult([new QueueMessage("payload", handle)], new Dictionary<string, string>());
+        }
+
+        public Task AckAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default) => Task.CompletedTask;
+
+        public Task ReleaseAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default)
+        {
+            lock (_lock)
+                _released.AddRange(handles);
+            return Task.CompletedTask;
+        }
+    }
+
     private sealed class AckingSource : IQueueSource, IAcknowledgingSource
     {
         private readonly Lock _lock = new();
