@@ -60,9 +60,19 @@ public sealed partial class SqliteTaskStore : IStateStore, IDisposable
     {
         var connection = new SqliteConnection(_connectionString);
         await connection.OpenAsync(cancellationToken);
-        await ExecuteAsync(connection, null, $"PRAGMA synchronous={_synchronous}; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON;", cancellationToken);
+        // A pooled connection keeps its settings: they are made once per SQLite connection, not on every open (three
+        // statements to prepare and run before each read of a page).
+        if (connection.Handle is { } handle && (!Configured.TryGetValue(handle, out var synchronous) || synchronous != _synchronous))
+        {
+            await ExecuteAsync(connection, null, $"PRAGMA synchronous={_synchronous}; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON;", cancellationToken);
+            Configured.AddOrUpdate(handle, _synchronous);
+        }
+
         return connection;
     }
+
+    /// <summary>The SQLite connections (alive in the pool or in use) that have had their settings made, with the synchronous setting made.</summary>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<SQLitePCL.sqlite3, string> Configured = [];
 
     private async Task MigrateAsync(SqliteConnection connection, CancellationToken cancellationToken)
     {
@@ -203,6 +213,7 @@ public sealed partial class SqliteTaskStore : IStateStore, IDisposable
     private async Task WriterLoopAsync()
     {
         await using var connection = await OpenConnectionAsync(CancellationToken.None);
+        using var statements = WriterStatements.Register(connection);
         var batch = new List<PendingWrite>(MaxBatch);
         while (await _writes.Reader.WaitToReadAsync())
         {
@@ -299,8 +310,12 @@ public sealed partial class SqliteTaskStore : IStateStore, IDisposable
     private static SqliteCommand RunInserter(SqliteConnection connection, SqliteTransaction transaction)
     {
         var command = CreateCommand(connection, transaction, InsertRunSql('$') + ";", []);
-        foreach (var (name, _) in RunParameters(Placeholder))
-            command.Parameters.Add(new SqliteParameter { ParameterName = "$" + name });
+        if (command.Parameters.Count == 0)
+        {
+            foreach (var (name, _) in RunParameters(Placeholder))
+                command.Parameters.Add(new SqliteParameter { ParameterName = "$" + name });
+        }
+
         return command;
     }
 
@@ -347,10 +362,18 @@ public sealed partial class SqliteTaskStore : IStateStore, IDisposable
     private static SqliteCommand CreateCommand(SqliteConnection connection, SqliteTransaction? transaction, string sql, (string Name, object? Value)[] parameters)
     {
 #pragma warning disable CA2100 // Only fixed SQL and lists of known state names are built; every value is a parameter.
-        var command = new SqliteCommand(sql, connection, transaction);
+        var command = WriterStatements.Find(connection, transaction, sql) ?? new SqliteCommand(sql, connection, transaction);
 #pragma warning restore CA2100
         foreach (var (name, value) in parameters)
-            command.Parameters.AddWithValue(name.StartsWith('$') ? name : "$" + name, value ?? DBNull.Value);
+        {
+            var key = name.StartsWith('$') ? name : "$" + name;
+            // A kept command has its parameters from the last use already.
+            if (command.Parameters.IndexOf(key) is var index and >= 0)
+                command.Parameters[index].Value = value ?? DBNull.Value;
+            else
+                command.Parameters.AddWithValue(key, value ?? DBNull.Value);
+        }
+
         return command;
     }
 
