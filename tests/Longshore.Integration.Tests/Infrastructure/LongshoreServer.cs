@@ -246,6 +246,47 @@ public sealed class LongshoreServer : IAsyncDisposable
             LiveInstances.Remove(instance);
         }
 
+        await SweepAsync(instance);
+        // A create the killed server had sent may still be under way in the engine and land after this sweep (they were
+        // found left behind as "Created" containers): a second sweep follows a while later, unless a server of the same
+        // store is running again by then. The test run waits for these before it ends.
+        lock (LateSweeps)
+        {
+            LateSweeps.RemoveAll(sweep => sweep.IsCompleted);
+            LateSweeps.Add(Task.Run(async () =>
+            {
+                await Task.Delay(LateSweepDelay);
+                lock (LiveInstances)
+                {
+                    if (LiveInstances.ContainsKey(instance))
+                        return;
+                }
+
+                await SweepAsync(instance);
+            }));
+        }
+    }
+
+    private static readonly TimeSpan LateSweepDelay = TimeSpan.FromSeconds(5);
+
+    /// <summary>The second sweeps still to come; waited for (a little) when the test process exits.</summary>
+    private static readonly List<Task> LateSweeps = CreateLateSweeps();
+
+    private static List<Task> CreateLateSweeps()
+    {
+        var sweeps = new List<Task>();
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            Task[] pending;
+            lock (sweeps)
+                pending = sweeps.ToArray();
+            Task.WhenAll(pending).Wait(LateSweepDelay + TimeSpan.FromSeconds(5));
+        };
+        return sweeps;
+    }
+
+    private static async Task SweepAsync(string instance)
+    {
         try
         {
             using var client = TestEngine.CreateClient();
