@@ -15,13 +15,7 @@ public sealed class SettlingTests() : LocalStoreTests(Start, "NORMAL")
     public async Task ManyEndedBatches_AreSettledPageAfterPage_WithoutWaitingAnIntervalBetweenPages()
     {
         var source = new AckingSource();
-        var queue = new StoredQueue
-        {
-            Id = "acked",
-            Template = new TaskDefinition { Id = "acked", Cmd = "true", Container = new ContainerSpec { Docker = new DockerSpec { Image = "busybox" } } },
-            CreatedAt = Start,
-            Block = new QueueBlock { Type = "acking", Settings = new() { ["acking"] = JsonSerializer.SerializeToElement(new Dictionary<string, string>()) } },
-        };
+        var queue = FakeQueue("acked", "acking");
         Assert.True(await Local.Store.CreateQueueAsync(queue));
         // 450 messages whose tasks have all ended: more than two pages of the settling loop.
         var runs = Enumerable.Range(0, 450).Select(i => TaskRun.CreateFirst(queue.Template, Guid.NewGuid(), Start) with { QueueId = queue.Id, MessageKey = $"m{i}" }).ToList();
@@ -49,7 +43,7 @@ public sealed class SettlingTests() : LocalStoreTests(Start, "NORMAL")
     public async Task QueueDisabledDuringAPoll_ThePollsMessagesGoBackAtOnce_NoTaskIsMade_AndEnablingPollsAgain()
     {
         var source = new HandingOverSource();
-        var queue = HandOverQueue("handover");
+        var queue = FakeQueue("handover", "handover");
         Assert.True(await Local.Store.CreateQueueAsync(queue));
         var scheduler = Local.NewScheduler();
         await scheduler.ReconcileAsync();
@@ -62,7 +56,7 @@ public sealed class SettlingTests() : LocalStoreTests(Start, "NORMAL")
             await Eventually.WaitUntilAsync(() => Task.FromResult(source.Polls == 1), TimeSpan.FromSeconds(10));
             Assert.True(await Local.Store.UpdateQueueAsync(queue with { Block = queue.Block with { Status = "DISABLED" } }));
             // A queue created after the disable: once its loop polls, the pass that started it has seen the disable too.
-            Assert.True(await Local.Store.CreateQueueAsync(HandOverQueue("probe")));
+            Assert.True(await Local.Store.CreateQueueAsync(FakeQueue("probe", "handover")));
             poller.Nudge();
             await Eventually.WaitUntilAsync(() => Task.FromResult(source.ProbePolled), TimeSpan.FromSeconds(10));
 
@@ -85,13 +79,37 @@ public sealed class SettlingTests() : LocalStoreTests(Start, "NORMAL")
         }
     }
 
-    private static StoredQueue HandOverQueue(string id) => new()
+    /// <summary>A queue of a fake source's <paramref name="type"/>, with no settings.</summary>
+    private static StoredQueue FakeQueue(string id, string type) => new()
     {
         Id = id,
         Template = new TaskDefinition { Id = id, Cmd = "true", Container = new ContainerSpec { Docker = new DockerSpec { Image = "busybox" } } },
         CreatedAt = Start,
-        Block = new QueueBlock { Type = "handover", Settings = new() { ["handover"] = JsonSerializer.SerializeToElement(new Dictionary<string, string>()) } },
+        Block = new QueueBlock { Type = type, Settings = new() { [type] = JsonSerializer.SerializeToElement(new Dictionary<string, string>()) } },
     };
+
+    /// <summary>The handles a fake source was given, in order, from any thread.</summary>
+    private sealed class HandleLog
+    {
+        private readonly Lock _lock = new();
+        private readonly List<string> _handles = [];
+
+        public List<string> Snapshot
+        {
+            get
+            {
+                lock (_lock)
+                    return _handles.ToList();
+            }
+        }
+
+        public Task AddAsync(IReadOnlyList<string> handles)
+        {
+            lock (_lock)
+                _handles.AddRange(handles);
+            return Task.CompletedTask;
+        }
+    }
 
     /// <summary>
     /// A source that, like a broker's long poll, hands a message over for good once it has it: a caller that stopped
@@ -99,8 +117,7 @@ public sealed class SettlingTests() : LocalStoreTests(Start, "NORMAL")
     /// </summary>
     private sealed class HandingOverSource : IQueueSource, IAcknowledgingSource
     {
-        private readonly Lock _lock = new();
-        private readonly List<string> _released = [];
+        private readonly HandleLog _released = new();
         private readonly TaskCompletionSource<string> _next = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private int _polls;
         private volatile bool _probePolled;
@@ -109,14 +126,7 @@ public sealed class SettlingTests() : LocalStoreTests(Start, "NORMAL")
 
         public bool ProbePolled => _probePolled;
 
-        public List<string> Released
-        {
-            get
-            {
-                lock (_lock)
-                    return _released.ToList();
-            }
-        }
+        public List<string> Released => _released.Snapshot;
 
         public QueueType Type { get; } = new("handover", "handover", "Fake long-polling source", []);
 
@@ -136,27 +146,14 @@ public sealed class SettlingTests() : LocalStoreTests(Start, "NORMAL")
 
         public Task AckAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default) => Task.CompletedTask;
 
-        public Task ReleaseAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default)
-        {
-            lock (_lock)
-                _released.AddRange(handles);
-            return Task.CompletedTask;
-        }
+        public Task ReleaseAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default) => _released.AddAsync(handles);
     }
 
     private sealed class AckingSource : IQueueSource, IAcknowledgingSource
     {
-        private readonly Lock _lock = new();
-        private readonly List<string> _acknowledged = [];
+        private readonly HandleLog _acknowledged = new();
 
-        public List<string> Acknowledged
-        {
-            get
-            {
-                lock (_lock)
-                    return _acknowledged.ToList();
-            }
-        }
+        public List<string> Acknowledged => _acknowledged.Snapshot;
 
         public QueueType Type { get; } = new("acking", "acking", "Fake acknowledging source", []);
 
@@ -165,12 +162,7 @@ public sealed class SettlingTests() : LocalStoreTests(Start, "NORMAL")
         public Task<PollResult> PollAsync(StoredQueue queue, IReadOnlyDictionary<string, string> state, int max, DateTimeOffset now, CancellationToken cancellationToken = default) =>
             Task.FromResult(new PollResult([], new Dictionary<string, string>()));
 
-        public Task AckAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default)
-        {
-            lock (_lock)
-                _acknowledged.AddRange(handles);
-            return Task.CompletedTask;
-        }
+        public Task AckAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default) => _acknowledged.AddAsync(handles);
 
         public Task ReleaseAsync(StoredQueue queue, IReadOnlyList<string> handles, CancellationToken cancellationToken = default) => Task.CompletedTask;
     }
