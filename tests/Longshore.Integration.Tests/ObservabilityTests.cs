@@ -62,6 +62,7 @@ public sealed class ObservabilityTests : IAsyncLifetime, IDisposable
         await Task.Delay(500);
 
         var pushed = Stopwatch.StartNew();
+        var pushedAt = DateTimeOffset.UtcNow;
         await _redis.GetDatabase().ListRightPushAsync(list, "hello");
         await Eventually.WaitUntilAsync(async () => (await _server.RunsAsync(id)).Count == 1, TimeSpan.FromSeconds(60));
         var recorded = pushed.Elapsed;
@@ -70,6 +71,9 @@ public sealed class ObservabilityTests : IAsyncLifetime, IDisposable
         Assert.Equal("TASK_FINISHED", run.GetProperty("mesos_state").GetString());
         // Taken as it came: a minute's poll interval would have left it in the list for up to 60 s.
         Assert.True(recorded < TimeSpan.FromSeconds(15), $"the message became a task {recorded.TotalSeconds:0.0} s after the push");
+        // The run is created when the message arrived, not when the poll that waited for it began (same clock, milliseconds).
+        var created = run.GetProperty("created_at").GetDateTimeOffset();
+        Assert.True(created.ToUnixTimeMilliseconds() >= pushedAt.ToUnixTimeMilliseconds(), $"created {created:O}, pushed {pushedAt:O}");
         await Eventually.WaitUntilAsync(async () => await _redis.GetDatabase().ListLengthAsync($"longshore:processing:{id}") == 0, TimeSpan.FromSeconds(30));
 
         string metrics = string.Empty;

@@ -410,7 +410,7 @@ public sealed partial class QueuePoller : IDisposable
         {
             var fresh = await DropDuplicatesAsync(queue, source, result.Messages, now, cancellationToken);
             chunks = fresh.Chunk(queue.Block.BatchSize).ToList();
-            batches = chunks.Select(messages => new QueueBatch(NewRun(queue, messages, now),
+            batches = chunks.Select(messages => new QueueBatch(NewRun(queue, messages, receivedAt),
                 messages.Where(m => m.Handle is not null).Select(m => m.Handle!).ToList())
             {
                 DedupKeys = messages.Where(m => m.DedupKey is not null).Select(m => new DedupEntry(m.DedupKey!, m.Handle)).ToList(),
