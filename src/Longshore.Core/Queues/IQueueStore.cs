@@ -22,6 +22,9 @@ public static class QueueDedup
     public static readonly TimeSpan Window = TimeSpan.FromHours(24);
 }
 
+/// <summary>A successful poll of a queue: when it ran and when the queue is due again.</summary>
+public readonly record struct PollRecord(DateTimeOffset At, DateTimeOffset NextPollAt);
+
 /// <summary>A batch whose task chain has ended, waiting to be acknowledged (success) or released (failure).</summary>
 public sealed record EndedBatch(string MessageKey, string QueueId, IReadOnlyList<string> Handles, bool Succeeded);
 
@@ -46,9 +49,12 @@ public interface IQueueStore
 
     /// <summary>
     /// Inserts the batches' runs, remembers their handles and de-duplication keys (until <see cref="QueueDedup.Window"/>
-    /// after the run's creation) and stores the new source state, all in one transaction.
+    /// after the run's creation) and stores the new source state, all in one transaction; with <paramref name="poll"/>,
+    /// records the poll as <see cref="RecordPollAsync"/> does (no error), in the same transaction where the store has them
+    /// (one durable commit per poll instead of two), or right after.
     /// </summary>
-    Task EnqueueAsync(string id, IReadOnlyList<QueueBatch> batches, IReadOnlyDictionary<string, string> state, CancellationToken cancellationToken = default);
+    Task EnqueueAsync(string id, IReadOnlyList<QueueBatch> batches, IReadOnlyDictionary<string, string> state, PollRecord? poll = null,
+        CancellationToken cancellationToken = default);
 
     /// <summary>Runs of the queue not yet ended, and when the oldest waiting one was created (for lag).</summary>
     Task<(int Active, DateTimeOffset? OldestWaiting)> QueueLoadAsync(string id, CancellationToken cancellationToken = default);

@@ -421,7 +421,9 @@ public sealed partial class QueuePoller : IDisposable
                 {
                     [LastTaskQueuedKey] = now.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture),
                 };
-                await _queues.EnqueueAsync(queue.Id, batches, state, cancellationToken);
+                // The poll is recorded in the same write: one durable commit per poll, not two.
+                var next = result.Messages.Count > 0 ? now : result.NextPollAt ?? now + TimeSpan.FromSeconds(queue.Block.FrequencySeconds);
+                await _queues.EnqueueAsync(queue.Id, batches, state, new PollRecord(now, next), cancellationToken);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -439,8 +441,6 @@ public sealed partial class QueuePoller : IDisposable
         if (queue.Block.AckMode == "on_create" && batches.Count > 0)
             await SettleAsync(queue, batches.Select(b => new EndedBatch(b.Run.MessageKey!, queue.Id, b.Handles, Succeeded: true)).ToList(), cancellationToken);
 
-        var next = result.Messages.Count > 0 ? now : result.NextPollAt ?? now + TimeSpan.FromSeconds(queue.Block.FrequencySeconds);
-        await _queues.RecordPollAsync(queue.Id, now, null, next, cancellationToken);
         if (batches.Count > 0)
         {
             _scheduler.Nudge();

@@ -275,10 +275,12 @@ public sealed partial class PostgresStore : IStateStore
         }, cancellationToken);
 
     public async Task RecordPollAsync(string id, DateTimeOffset at, string? error, DateTimeOffset nextPollAt, CancellationToken cancellationToken = default) =>
-        await WriteAsync(async (connection, transaction) => await Command(connection, transaction,
-            "UPDATE queues SET last_poll_at = @at, last_error = @error, next_poll_at = @next WHERE id = @id;",
-            [("id", id), ("at", at.ToUnixTimeMilliseconds()), ("error", error), ("next", nextPollAt.ToUnixTimeMilliseconds())]).ExecuteNonQueryAsync(cancellationToken),
-            cancellationToken);
+        await WriteAsync((connection, transaction) => UpdatePollAsync(connection, transaction, id, at, error, nextPollAt, cancellationToken), cancellationToken);
+
+    private static Task<int> UpdatePollAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string id, DateTimeOffset at, string? error,
+        DateTimeOffset nextPollAt, CancellationToken cancellationToken) =>
+        Command(connection, transaction, "UPDATE queues SET last_poll_at = @at, last_error = @error, next_poll_at = @next WHERE id = @id;",
+            [("id", id), ("at", at.ToUnixTimeMilliseconds()), ("error", error), ("next", nextPollAt.ToUnixTimeMilliseconds())]).ExecuteNonQueryAsync(cancellationToken);
 
     public async Task<IReadOnlyDictionary<string, string>> GetSourceStateAsync(string id, CancellationToken cancellationToken = default)
     {
@@ -287,7 +289,8 @@ public sealed partial class PostgresStore : IStateStore
         return state;
     }
 
-    public async Task EnqueueAsync(string id, IReadOnlyList<QueueBatch> batches, IReadOnlyDictionary<string, string> state, CancellationToken cancellationToken = default) =>
+    public async Task EnqueueAsync(string id, IReadOnlyList<QueueBatch> batches, IReadOnlyDictionary<string, string> state, PollRecord? poll = null,
+        CancellationToken cancellationToken = default) =>
         await WriteAsync(async (connection, transaction) =>
         {
             // A poll's runs and batches go in two statements, however many there are (a statement per run was most of a
@@ -323,6 +326,8 @@ public sealed partial class PostgresStore : IStateStore
                     [("queue", id), ("key", key), ("value", value)]).ExecuteNonQueryAsync(cancellationToken);
             }
 
+            if (poll is { } polled)
+                await UpdatePollAsync(connection, transaction, id, polled.At, null, polled.NextPollAt, cancellationToken);
             return true;
         }, cancellationToken);
 

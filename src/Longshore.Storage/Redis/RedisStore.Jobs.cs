@@ -156,7 +156,8 @@ public sealed partial class RedisStore
     public async Task<IReadOnlyDictionary<string, string>> GetSourceStateAsync(string id, CancellationToken cancellationToken = default) =>
         (await _db.HashGetAllAsync(_keys.QueueState(id))).ToDictionary(e => (string)e.Name!, e => (string)e.Value!, StringComparer.Ordinal);
 
-    public async Task EnqueueAsync(string id, IReadOnlyList<QueueBatch> batches, IReadOnlyDictionary<string, string> state, CancellationToken cancellationToken = default)
+    public async Task EnqueueAsync(string id, IReadOnlyList<QueueBatch> batches, IReadOnlyDictionary<string, string> state, PollRecord? poll = null,
+        CancellationToken cancellationToken = default)
     {
         var seqs = new List<long>();
         foreach (var _ in batches)
@@ -195,6 +196,10 @@ public sealed partial class RedisStore
         });
         if (!committed)
             throw new InvalidOperationException($"queue {id}: a batch or run of this enqueue exists already");
+        // Right after, not inside: the poll's fields may only be written while the queue exists, a condition that would
+        // also refuse the runs of a queue deleted meanwhile (the SQL stores' UPDATE simply finds no row).
+        if (poll is { } polled)
+            await RecordPollAsync(id, polled.At, null, polled.NextPollAt, cancellationToken);
     }
 
     public async Task<(int Active, DateTimeOffset? OldestWaiting)> QueueLoadAsync(string id, CancellationToken cancellationToken = default)

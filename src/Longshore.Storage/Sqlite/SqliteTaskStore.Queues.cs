@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Longshore.Core.Queues;
 using Longshore.Core.Tasks;
+using Microsoft.Data.Sqlite;
 using static Longshore.Storage.Relational.RunRows;
 
 namespace Longshore.Storage.Sqlite;
@@ -39,9 +40,12 @@ public sealed partial class SqliteTaskStore : IQueueStore
         }, cancellationToken);
 
     public async Task RecordPollAsync(string id, DateTimeOffset at, string? error, DateTimeOffset nextPollAt, CancellationToken cancellationToken = default) =>
-        await WriteAsync(async (connection, transaction) => await ExecuteAsync(connection, transaction,
-            "UPDATE queues SET last_poll_at = $at, last_error = $error, next_poll_at = $next WHERE id = $id;", cancellationToken,
-            ("$id", id), ("$at", at.ToUnixTimeMilliseconds()), ("$error", error), ("$next", nextPollAt.ToUnixTimeMilliseconds())), cancellationToken);
+        await WriteAsync((connection, transaction) => UpdatePollAsync(connection, transaction, id, at, error, nextPollAt, cancellationToken), cancellationToken);
+
+    private static Task<int> UpdatePollAsync(SqliteConnection connection, SqliteTransaction transaction, string id, DateTimeOffset at, string? error,
+        DateTimeOffset nextPollAt, CancellationToken cancellationToken) =>
+        ExecuteAsync(connection, transaction, "UPDATE queues SET last_poll_at = $at, last_error = $error, next_poll_at = $next WHERE id = $id;", cancellationToken,
+            ("$id", id), ("$at", at.ToUnixTimeMilliseconds()), ("$error", error), ("$next", nextPollAt.ToUnixTimeMilliseconds()));
 
     public async Task<IReadOnlyDictionary<string, string>> GetSourceStateAsync(string id, CancellationToken cancellationToken = default)
     {
@@ -51,7 +55,8 @@ public sealed partial class SqliteTaskStore : IQueueStore
         return state;
     }
 
-    public async Task EnqueueAsync(string id, IReadOnlyList<QueueBatch> batches, IReadOnlyDictionary<string, string> state, CancellationToken cancellationToken = default) =>
+    public async Task EnqueueAsync(string id, IReadOnlyList<QueueBatch> batches, IReadOnlyDictionary<string, string> state, PollRecord? poll = null,
+        CancellationToken cancellationToken = default) =>
         await WriteAsync(async (connection, transaction) =>
         {
             await using var insertRun = RunInserter(connection, transaction);
@@ -87,6 +92,8 @@ public sealed partial class SqliteTaskStore : IQueueStore
                     cancellationToken, ("$queue", id), ("$key", key), ("$value", value));
             }
 
+            if (poll is { } polled)
+                await UpdatePollAsync(connection, transaction, id, polled.At, null, polled.NextPollAt, cancellationToken);
             return true;
         }, cancellationToken);
 

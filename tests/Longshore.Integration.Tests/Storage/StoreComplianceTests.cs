@@ -290,6 +290,29 @@ public abstract partial class StoreComplianceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task EnqueueAsync_WithThePoll_RecordsItAndClearsTheError_AndADeletedQueueStaysDeleted()
+    {
+        var queue = new StoredQueue { Id = "pq", Template = new TaskDefinition { Id = "pq", Cmd = "echo" }, Block = new QueueBlock { Type = "cron", Name = "pq" }, CreatedAt = T0 };
+        Assert.True(await Store.CreateQueueAsync(queue));
+        await Store.RecordPollAsync("pq", T0, "boom", T0.AddSeconds(60));
+
+        await Store.EnqueueAsync("pq", [new QueueBatch(NewRun("pq", queueId: "pq", messageKey: "pk1"), ["h1"])], new Dictionary<string, string> { ["watermark"] = "3" },
+            new PollRecord(T0.AddSeconds(5), T0.AddSeconds(6)));
+        var polled = (await Store.GetQueueAsync("pq"))!;
+        Assert.Equal((T0.AddSeconds(5), (string?)null, T0.AddSeconds(6)), (polled.LastPollAt, polled.LastError, polled.NextPollAt));
+        Assert.Equal("3", (await Store.GetSourceStateAsync("pq"))["watermark"]);
+        Assert.Equal(1, (await Store.QueueLoadAsync("pq")).Active);
+
+        // A poll that ends after its queue was deleted: its runs are kept, the queue is not brought back.
+        Assert.True(await Store.DeleteQueueAsync("pq"));
+        await Store.EnqueueAsync("pq", [new QueueBatch(NewRun("pq", queueId: "pq", messageKey: "pk2"), ["h2"])], new Dictionary<string, string>(),
+            new PollRecord(T0.AddSeconds(7), T0.AddSeconds(8)));
+        Assert.Null(await Store.GetQueueAsync("pq"));
+        Assert.Empty(await Store.ListQueuesAsync());
+        Assert.Equal(2, (await Store.QueueLoadAsync("pq")).Active);
+    }
+
+    [Fact]
     public async Task TryAcquireLeaseAsync_HeldThenExpired_NextHolderGetsNewerTerm()
     {
         var other = await OpenAnotherAsync();
