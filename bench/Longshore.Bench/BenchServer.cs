@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
@@ -54,6 +55,21 @@ internal sealed class BenchServer : IAsyncDisposable
         await app.StartAsync();
         var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256 }) { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
         return new BenchServer(app, http, dataDir);
+    }
+
+    /// <summary>
+    /// Waits until the scheduler has taken the lead and read the store: until then new runs and queues wait for it, which
+    /// a latency measured from the first request would count.
+    /// </summary>
+    public async Task WaitForSchedulerAsync()
+    {
+        var watch = Stopwatch.StartNew();
+        while (!JsonDocument.Parse(await Http.GetStringAsync("/healthz")).RootElement.GetProperty("scheduler").GetProperty("reconciled").GetBoolean())
+        {
+            if (watch.Elapsed > TimeSpan.FromMinutes(1))
+                throw new TimeoutException("the scheduler did not reconcile within a minute");
+            await System.Threading.Tasks.Task.Delay(50);
+        }
     }
 
     public static object Task(string id, string cmd, int maxConcurrent, double cpus = 0.5) => new Dictionary<string, object>
