@@ -16,6 +16,7 @@ internal sealed class ActiveRuns
     private readonly Dictionary<string, KnownRun> _states = new(StringComparer.Ordinal);
     private int _total;
     private HashSet<string>? _endedDuringRecount;
+    private Dictionary<string, TaskRun>? _startedDuringRecount;
 
     public int Total
     {
@@ -34,13 +35,18 @@ internal sealed class ActiveRuns
     }
 
     /// <summary>
-    /// Starts a recount: ends recorded from now on are remembered, so that a run listed as active by a read that raced
-    /// with its end is not counted again (an end missed that way would hold a slot until the next recount).
+    /// Starts a recount: ends and stagings recorded from now on are remembered, so that a run listed as active by a read
+    /// that raced with its end is not counted again (an end missed that way would hold a slot until the next recount),
+    /// and a run staged after the read is not forgotten (passes go on while the engine is reconciled; a staging missed
+    /// that way would free a slot it holds, and let a family past its cap).
     /// </summary>
     public void BeginRecount()
     {
         lock (_lock)
+        {
             _endedDuringRecount = new HashSet<string>(StringComparer.Ordinal);
+            _startedDuringRecount = new Dictionary<string, TaskRun>(StringComparer.Ordinal);
+        }
     }
 
     /// <summary>Replaces the counts with the store's active runs, read after <see cref="BeginRecount"/>; returns by how many runs they differed.</summary>
@@ -49,10 +55,13 @@ internal sealed class ActiveRuns
         lock (_lock)
         {
             var ended = _endedDuringRecount ?? [];
+            var started = _startedDuringRecount ?? [];
             _endedDuringRecount = null;
+            _startedDuringRecount = null;
             var counts = new Dictionary<string, int>(StringComparer.Ordinal);
             var states = new Dictionary<string, KnownRun>(StringComparer.Ordinal);
-            foreach (var run in active)
+            var read = active.Select(run => run.MesosId).ToHashSet(StringComparer.Ordinal);
+            foreach (var run in active.Concat(started.Values.Where(run => !read.Contains(run.MesosId))))
             {
                 if (ended.Contains(run.MesosId))
                     continue;
@@ -89,6 +98,7 @@ internal sealed class ActiveRuns
             _byFamily[run.FamilyId] = _byFamily.GetValueOrDefault(run.FamilyId) + 1;
             _total++;
             _states[run.MesosId] = new KnownRun(run.State, run.FamilyId, run.QueueId, run.MessageKey, run.StagedAt) { Staged = run, StartedAt = run.StartedAt };
+            _startedDuringRecount?.TryAdd(run.MesosId, run);
         }
     }
 

@@ -35,6 +35,9 @@ public sealed partial class Scheduler
     private readonly ILogger _logger;
     private readonly WakeSignal _wake;
     private readonly ConcurrentDictionary<string, Task> _launching = new(StringComparer.Ordinal);
+    // Runs a pass is staging, from just before their compare-and-set until their launch is in _launching: a reconciliation
+    // running beside the pass must not take one for lost because the engine holds no container for it yet.
+    private readonly ConcurrentDictionary<string, byte> _staging = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Task, byte> _background = new();
     // Writes in flight at once from staging and from engine reports. The stores combine what waits at the same moment
     // (one group commit, one combined statement), so more in flight means fewer, larger commits, not more connections.
@@ -141,16 +144,39 @@ public sealed partial class Scheduler
         }
 
         var lastReconcile = _time.GetUtcNow();
+        Task? reconciling = null;
         while (fenced is null && !cancellationToken.IsCancellationRequested)
         {
             try
             {
                 await PassAsync(cancellationToken);
                 await SendPendingKillsAsync(cancellationToken);
-                if (_time.GetUtcNow() - lastReconcile >= _options.ReconcileInterval || _time.GetUtcNow() >= _recheckAt)
+                if (reconciling is { IsCompleted: true })
                 {
-                    await ReconcileAsync(cancellationToken);
+                    // Its failure is the loop's: a newer term ends this one; anything else is logged, and it runs again when due.
+                    var done = reconciling;
+                    reconciling = null;
+                    await done;
+                }
+
+                // Beside the passes, not between them: listing the engine takes a podman half a second or more, and reading
+                // every active run seconds at 200,000 of them; admissions stalled for that long at every reconciliation.
+                if (reconciling is null && (_time.GetUtcNow() - lastReconcile >= _options.ReconcileInterval || _time.GetUtcNow() >= _recheckAt))
+                {
                     lastReconcile = _time.GetUtcNow();
+                    reconciling = Task.Run(async () =>
+                    {
+                        try
+                        {
+                            await ReconcileAsync(cancellationToken);
+                        }
+                        finally
+                        {
+                            // The loop looks at its outcome at once (a newer term must stop this one without waiting a tick).
+                            Nudge();
+                        }
+                    }, CancellationToken.None);
+                    Track(_background, reconciling);
                 }
 
                 await WaitForWorkAsync(cancellationToken);
@@ -234,41 +260,54 @@ public sealed partial class Scheduler
             // Each admitted run is staged by its own compare-and-set; they are independent, so they go to the store
             // together (one group commit in SQLite, parallel transactions in a shared store) rather than one by one.
             var staged = new ConcurrentBag<TaskRun>();
+            var attempted = new ConcurrentBag<string>();
             try
             {
-                await Parallel.ForEachAsync(Admission.Select(due, active, _options.Capacity),
-                    new ParallelOptions { MaxDegreeOfParallelism = StagingParallelism, CancellationToken = cancellationToken }, async (run, _) =>
-                    {
-                        // Intent before action: once TASK_STAGING is durable, a crash before or during the launch is found by
-                        // reconciliation instead of being launched a second time. A stop starts no more of these, but one begun
-                        // runs on to its launch (under _launches): a staging write cut off by cancellation may still have committed.
-                        var at = _time.GetUtcNow();
-                        if (await _store.TryTransitionAsync(new RunTransition(run.MesosId, [TaskState.WaitingOnOffers], TaskState.Staging, at), _launches))
+                try
+                {
+                    await Parallel.ForEachAsync(Admission.Select(due, active, _options.Capacity),
+                        new ParallelOptions { MaxDegreeOfParallelism = StagingParallelism, CancellationToken = cancellationToken }, async (run, _) =>
                         {
-                            var stagedRun = run with { State = TaskState.Staging, StagedAt = at };
-                            _active.Started(stagedRun);
-                            staged.Add(stagedRun);
-                            Step(run.QueueId, "staged", at - run.CreatedAt);
-                            RunTracing.Admitted(run, at);
-                        }
-                    });
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && !staged.IsEmpty)
-            {
-                // Stopping: nothing more is staged, but the runs already staged go on to their launch.
-            }
+                            // Intent before action: once TASK_STAGING is durable, a crash before or during the launch is found by
+                            // reconciliation instead of being launched a second time. A stop starts no more of these, but one begun
+                            // runs on to its launch (under _launches): a staging write cut off by cancellation may still have committed.
+                            var at = _time.GetUtcNow();
+                            _staging[run.MesosId] = 0;
+                            attempted.Add(run.MesosId);
+                            if (await _store.TryTransitionAsync(new RunTransition(run.MesosId, [TaskState.WaitingOnOffers], TaskState.Staging, at), _launches))
+                            {
+                                var stagedRun = run with { State = TaskState.Staging, StagedAt = at };
+                                _active.Started(stagedRun);
+                                staged.Add(stagedRun);
+                                Step(run.QueueId, "staged", at - run.CreatedAt);
+                                RunTracing.Admitted(run, at);
+                            }
+                        });
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && !staged.IsEmpty)
+                {
+                    // Stopping: nothing more is staged, but the runs already staged go on to their launch.
+                }
 
-            // A leader paused after staging may wake after a newer one took over: look once more before acting on the
-            // engine. (A pause between this look and the engine calls remains; the newer leader's reconciliation removes
-            // what it leaves.)
-            if (!staged.IsEmpty && Fencing.CurrentTerm is { } term && _store is ILeaseStore leases && (await leases.GetLeaseAsync(_launches))?.Term != term)
-            {
-                LogLaunchAbandoned(staged.Count, term);
-                throw new StaleTermException(term, (await leases.GetLeaseAsync(_launches))?.Term);
-            }
+                // A leader paused after staging may wake after a newer one took over: look once more before acting on the
+                // engine. (A pause between this look and the engine calls remains; the newer leader's reconciliation removes
+                // what it leaves.)
+                if (!staged.IsEmpty && Fencing.CurrentTerm is { } term && _store is ILeaseStore leases && (await leases.GetLeaseAsync(_launches))?.Term != term)
+                {
+                    LogLaunchAbandoned(staged.Count, term);
+                    throw new StaleTermException(term, (await leases.GetLeaseAsync(_launches))?.Term);
+                }
 
-            foreach (var run in staged)
-                Track(_launching, run.MesosId, LaunchAsync(run, _launches));
+                foreach (var run in staged)
+                    Track(_launching, run.MesosId, LaunchAsync(run, _launches));
+            }
+            finally
+            {
+                // On every way out, and only once each launch is in _launching (a reconciliation looks at _staging first):
+                // a run staged by a pass that then failed is left for the reconciliation to find without a container.
+                foreach (var mesosId in attempted)
+                    _staging.TryRemove(mesosId, out _);
+            }
         }
 
         LastPassAt = _time.GetUtcNow();
@@ -616,13 +655,13 @@ public sealed partial class Scheduler
         var active = await _store.ListActiveAsync(cancellationToken);
         if (_active.Recount(active) is var drift and > 0 && Reconciled)
             LogCountDrift(drift);
-        var settled = active.Where(run => !_launching.ContainsKey(run.MesosId)).ToArray();
+        var settled = active.Where(run => !Launching(run.MesosId)).ToArray();
         var result = await _backend.ReconcileAsync(active, cancellationToken);
         _recheckAt = result.RecheckAfter is { } after ? _time.GetUtcNow() + after : DateTimeOffset.MaxValue;
         var gone = result.GoneMesosIds.ToHashSet(StringComparer.Ordinal);
         foreach (var run in settled)
         {
-            if (gone.Contains(run.MesosId) && !_launching.ContainsKey(run.MesosId))
+            if (gone.Contains(run.MesosId) && !Launching(run.MesosId))
             {
                 await ApplyAsync(new StatusUpdate(run.MesosId, TaskState.Lost, _time.GetUtcNow())
                 {
@@ -641,6 +680,12 @@ public sealed partial class Scheduler
         LogReconciled(active.Count, gone.Count, result.OrphansRemoved);
         Reconciled = true;
     }
+
+    /// <summary>
+    /// Being staged or launched by this scheduler now: the engine may not hold its container yet. _staging is looked at
+    /// first, since a run leaves it only once it is in _launching.
+    /// </summary>
+    private bool Launching(string mesosId) => _staging.ContainsKey(mesosId) || _launching.ContainsKey(mesosId);
 
     /// <summary>Records a move to another active state; reaching TASK_RUNNING ends the launch step.</summary>
     private void Moved(string mesosId, TaskState state, DateTimeOffset at, string? queueId, string? messageKey, DateTimeOffset? stagedAt)

@@ -40,6 +40,33 @@ public sealed class ActiveRunsTests
     }
 
     [Fact]
+    public void Recount_ARunStagedAfterTheRead_IsStillCounted_AndOneTheReadAlsoListedOnlyOnce()
+    {
+        var active = new ActiveRuns();
+        var before = Run("a", TaskState.Running);
+        active.Started(before);
+        active.BeginRecount();
+        // The read lists the run staged before it; a pass stages two more meanwhile, and the read caught one of them too.
+        var after = Run("a", TaskState.Staging);
+        var both = Run("b", TaskState.Staging);
+        active.Started(after);
+        active.Started(both);
+        IReadOnlyCollection<TaskRun> listed = [before, both];
+
+        Assert.Equal(0, active.Recount(listed));
+
+        Assert.Equal(new Dictionary<string, int> { ["a"] = 2, ["b"] = 1 }, active.ByFamily());
+        Assert.Equal(3, active.Total);
+        Assert.True(active.TryGet(after.MesosId, out var known));
+        Assert.Equal(TaskState.Staging, known.State);
+
+        // Only runs staged during that recount are remembered: the next one starts from its own read.
+        active.BeginRecount();
+        Assert.Equal(3, active.Recount([]));
+        Assert.Equal(0, active.Total);
+    }
+
+    [Fact]
     public void Recount_ARunThatEndedAfterTheReadListedIt_IsNotCountedAgain()
     {
         var active = new ActiveRuns();

@@ -6,9 +6,10 @@ namespace Longshore.Integration.Tests.Infrastructure;
 
 /// <summary>
 /// An engine that accepts launches and never reports: for tests of what happens before a run reaches an engine.
-/// <paramref name="reconcile"/> answers its reconciliations (by default: nothing gone, nothing removed).
+/// <paramref name="reconcile"/> answers its reconciliations (by default: nothing gone, nothing removed), each after
+/// <paramref name="listing"/> completes (an engine's listing that takes its time).
 /// </summary>
-public sealed class InertBackend(Func<ReconcileResult>? reconcile = null) : IExecutionBackend
+public sealed class InertBackend(Func<ReconcileResult>? reconcile = null, Func<Task>? listing = null) : IExecutionBackend
 {
     private readonly Channel<StatusUpdate> _updates = Channel.CreateUnbounded<StatusUpdate>();
 
@@ -22,8 +23,12 @@ public sealed class InertBackend(Func<ReconcileResult>? reconcile = null) : IExe
 
     public Task<bool> KillAsync(TaskRun run, TimeSpan grace, CancellationToken cancellationToken = default) => Task.FromResult(false);
 
-    public Task<ReconcileResult> ReconcileAsync(IReadOnlyCollection<TaskRun> active, CancellationToken cancellationToken = default) =>
-        Task.FromResult(reconcile?.Invoke() ?? new ReconcileResult([], 0));
+    public async Task<ReconcileResult> ReconcileAsync(IReadOnlyCollection<TaskRun> active, CancellationToken cancellationToken = default)
+    {
+        if (listing is not null)
+            await listing().WaitAsync(cancellationToken);
+        return reconcile?.Invoke() ?? new ReconcileResult([], 0);
+    }
 
     public Task ReleaseAsync(TaskRun run, CancellationToken cancellationToken = default) => Task.CompletedTask;
 }

@@ -5,7 +5,10 @@ using Longshore.Integration.Tests.Infrastructure;
 
 namespace Longshore.Integration.Tests.Scheduling;
 
-/// <summary>The scheduler reconciles again as soon as the engine asks (a launch it could not decide yet), over the real store.</summary>
+/// <summary>
+/// The scheduler's reconciliations over the real store: again as soon as the engine asks (a launch it could not decide
+/// yet), and beside the admission passes, not in their way.
+/// </summary>
 public sealed class ReconcileRecheckTests() : LocalStoreTests(TestClock.Now(TimeSpan.FromMinutes(1)), "NORMAL")
 {
     [Fact]
@@ -28,6 +31,50 @@ public sealed class ReconcileRecheckTests() : LocalStoreTests(TestClock.Now(Time
 
         await stop.CancelAsync();
         await loop;
+    }
+
+    [Fact]
+    public async Task AReconciliationThatTakesLong_DoesNotHoldUpAdmission_AndARunStagedMeanwhileStillHoldsItsSlot()
+    {
+        // The engine's listing at the first regular reconciliation (the second in all) takes until released.
+        var reconciles = 0;
+        var listed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var backend = new InertBackend(listing: () => Interlocked.Increment(ref reconciles) == 2 ? listed.Task : Task.CompletedTask);
+        var scheduler = Local.NewScheduler(new SchedulerOptions { ReconcileInterval = TimeSpan.FromSeconds(5) }, backend);
+        using var stop = new CancellationTokenSource();
+        var loop = scheduler.RunAsync(stop.Token);
+        try
+        {
+            await Eventually.WaitUntilAsync(() => Task.FromResult(Volatile.Read(ref reconciles) == 1), TimeSpan.FromSeconds(10));
+            Assert.InRange(await AdvanceUntilAsync(() => Volatile.Read(ref reconciles) == 2, 30), 5, 6);
+
+            // A task of a family with room for one arrives while the engine is being listed: it is staged and launched now.
+            var definition = new TaskDefinition { Id = "slow-reconcile", Cmd = "true", MaxConcurrent = 1 };
+            var first = TaskRun.CreateFirst(definition, Guid.NewGuid(), Time.GetUtcNow());
+            await Local.Store.InsertAsync(first);
+            scheduler.Nudge();
+            await Eventually.WaitUntilAsync(async () => (await Local.Store.GetAsync(first.MesosId))!.State == TaskState.Staging, TimeSpan.FromSeconds(10));
+            Assert.Equal(2, Volatile.Read(ref reconciles));
+
+            // The reconciliation ends (its recount read the active runs before the first was staged); the family's one slot
+            // stays taken, so a second task of it waits.
+            listed.SetResult();
+            var second = TaskRun.CreateFirst(definition, Guid.NewGuid(), Time.GetUtcNow());
+            await Local.Store.InsertAsync(second);
+            for (var i = 0; i < 5; i++)
+            {
+                scheduler.Nudge();
+                await Task.Delay(100);
+            }
+
+            Assert.Equal(TaskState.WaitingOnOffers, (await Local.Store.GetAsync(second.MesosId))!.State);
+        }
+        finally
+        {
+            listed.TrySetResult();
+            await stop.CancelAsync();
+            await loop;
+        }
     }
 
     private async Task<int> AdvanceUntilAsync(Func<bool> done, int maxSeconds)
