@@ -33,6 +33,10 @@ public sealed partial class KubernetesBackend : IExecutionBackend, ITaskLogSourc
     // Guarded by _gate: what the watch knows, by pod name.
     private readonly Dictionary<string, Tracked> _pods = new(StringComparer.Ordinal);
     private readonly HashSet<string> _killed = new(StringComparer.Ordinal);
+    // When this process began each recent launch, by pod name: a reconciliation runs beside the scheduler's passes, so a
+    // pod may belong to a run staged after the active runs were read; it is no orphan while this young.
+    private readonly Dictionary<string, DateTimeOffset> _launchedAt = new(StringComparer.Ordinal);
+    private static readonly TimeSpan YoungLaunch = TimeSpan.FromMinutes(1);
     private Task? _watch;
     private CancellationTokenSource? _session;
     private TaskCompletionSource _synced = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -157,6 +161,7 @@ public sealed partial class KubernetesBackend : IExecutionBackend, ITaskLogSourc
         {
             if (!_pods.ContainsKey(name))
                 _pods[name] = new Tracked(run.MesosId);
+            _launchedAt[name] = _time.GetUtcNow();
         }
 
         try
@@ -270,9 +275,26 @@ public sealed partial class KubernetesBackend : IExecutionBackend, ITaskLogSourc
 
         var activeIds = active.Select(run => run.MesosId).ToHashSet(StringComparer.Ordinal);
         var orphans = 0;
+        var now = _time.GetUtcNow();
+        lock (_gate)
+        {
+            foreach (var (name, at) in _launchedAt.ToList())
+            {
+                if (now - at >= YoungLaunch)
+                    _launchedAt.Remove(name);
+            }
+        }
+
         foreach (var (id, pod) in byRun)
         {
             if (activeIds.Contains(id))
+                continue;
+            // A launch of this process under way or just done, for a run staged after the caller read the active runs:
+            // deleting its pod would kill that run. A real orphan is still there at the next reconciliation.
+            bool young;
+            lock (_gate)
+                young = _launchedAt.ContainsKey(pod.Metadata.Name);
+            if (young)
                 continue;
             await DeleteQuietlyAsync(pod.Metadata.Name, cancellationToken);
             orphans++;

@@ -257,6 +257,41 @@ public sealed class KubernetesRestartTests
     }
 
     [KubernetesFact]
+    public async Task Reconcile_KeepsThePodOfALaunchJustMade_ForARunStagedAfterTheRead_AndRemovesAPodNoRunHolds()
+    {
+        var ns = await TestCluster.CreateNamespaceAsync("ls-orphan");
+        try
+        {
+            var options = new KubernetesBackendOptions { Kubeconfig = TestCluster.Kubeconfig, Namespace = ns, InstanceId = "orphans" };
+            var definition = new Longshore.Core.Tasks.TaskDefinition
+            {
+                Id = "orphan", Cmd = "sleep 60", Mem = 32, Cpus = 0.01,
+                Container = new Longshore.Core.Tasks.ContainerSpec { Docker = new Longshore.Core.Tasks.DockerSpec { Image = "busybox" } },
+            };
+            // A pod no run holds any more: launched by another process (an earlier life of this instance).
+            var stranger = Longshore.Core.Tasks.TaskRun.CreateFirst(definition, Guid.NewGuid(), DateTimeOffset.UtcNow);
+            using (var earlier = new KubernetesBackend(options, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<KubernetesBackend>.Instance))
+                await earlier.LaunchAsync(stranger);
+
+            // This process launches a run the reconciliation's list of active runs does not hold (the scheduler staged it after
+            // reading them: reconciliations run beside its passes).
+            using var backend = new KubernetesBackend(options, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<KubernetesBackend>.Instance);
+            var fresh = Longshore.Core.Tasks.TaskRun.CreateFirst(definition, Guid.NewGuid(), DateTimeOffset.UtcNow);
+            await backend.LaunchAsync(fresh);
+
+            var result = await backend.ReconcileAsync([]);
+
+            Assert.Equal(1, result.OrphansRemoved);
+            await Eventually.WaitUntilAsync(async () => (await TestCluster.PodsAsync(ns, PodSpecs.RunLabel, PodSpecs.PodName(stranger.MesosId))).Count == 0, Wait);
+            Assert.Single(await TestCluster.PodsAsync(ns, PodSpecs.RunLabel, PodSpecs.PodName(fresh.MesosId)));
+        }
+        finally
+        {
+            await TestCluster.DeleteNamespaceAsync(ns);
+        }
+    }
+
+    [KubernetesFact]
     public async Task IdentityThatMayNotRunPods_ServerRefusesToStart_WithOneLineNamingWhatIsMissing()
     {
         var ns = await TestCluster.CreateNamespaceAsync("ls-rbac");
