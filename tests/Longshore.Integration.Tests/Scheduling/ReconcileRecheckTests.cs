@@ -23,9 +23,10 @@ public sealed class ReconcileRecheckTests() : LocalStoreTests(TestClock.Now(Time
         await Eventually.WaitUntilAsync(() => Task.FromResult(Volatile.Read(ref reconciles) == 1), TimeSpan.FromSeconds(10));
 
         // The fake clock a second at a time (the scheduler's idle wait is a second): the second reconciliation comes after
-        // the 5 s asked for (a second of slack for the loop's turn), not after the 10 min interval.
+        // the 5 s asked for (two seconds of slack: the loop's turn, and the reconciliation's own task reaching the engine on a
+        // busy machine), not after the 10 min interval.
         var advanced = await AdvanceUntilAsync(() => Volatile.Read(ref reconciles) == 2, 30);
-        Assert.InRange(advanced, 5, 6);
+        Assert.InRange(advanced, 5, 7);
         // Decided the second time: back to the regular interval.
         Assert.Equal(30, await AdvanceUntilAsync(() => Volatile.Read(ref reconciles) > 2, 30));
 
@@ -46,7 +47,7 @@ public sealed class ReconcileRecheckTests() : LocalStoreTests(TestClock.Now(Time
         try
         {
             await Eventually.WaitUntilAsync(() => Task.FromResult(Volatile.Read(ref reconciles) == 1), TimeSpan.FromSeconds(10));
-            Assert.InRange(await AdvanceUntilAsync(() => Volatile.Read(ref reconciles) == 2, 30), 5, 6);
+            Assert.InRange(await AdvanceUntilAsync(() => Volatile.Read(ref reconciles) == 2, 30), 5, 7);
 
             // A task of a family with room for one arrives while the engine is being listed: it is staged and launched now.
             var definition = new TaskDefinition { Id = "slow-reconcile", Cmd = "true", MaxConcurrent = 1 };
