@@ -275,7 +275,10 @@ public sealed partial class KubernetesBackend : IExecutionBackend, ITaskLogSourc
 
         var activeIds = active.Select(run => run.MesosId).ToHashSet(StringComparer.Ordinal);
         var orphans = 0;
+        // Launches of this process under way or just done, possibly for runs staged after the caller read the active runs:
+        // deleting their pods would kill those runs. A real orphan is still there at the next reconciliation.
         var now = _time.GetUtcNow();
+        HashSet<string> young;
         lock (_gate)
         {
             foreach (var (name, at) in _launchedAt.ToList())
@@ -283,18 +286,13 @@ public sealed partial class KubernetesBackend : IExecutionBackend, ITaskLogSourc
                 if (now - at >= YoungLaunch)
                     _launchedAt.Remove(name);
             }
+
+            young = _launchedAt.Keys.ToHashSet(StringComparer.Ordinal);
         }
 
         foreach (var (id, pod) in byRun)
         {
-            if (activeIds.Contains(id))
-                continue;
-            // A launch of this process under way or just done, for a run staged after the caller read the active runs:
-            // deleting its pod would kill that run. A real orphan is still there at the next reconciliation.
-            bool young;
-            lock (_gate)
-                young = _launchedAt.ContainsKey(pod.Metadata.Name);
-            if (young)
+            if (activeIds.Contains(id) || young.Contains(pod.Metadata.Name))
                 continue;
             await DeleteQuietlyAsync(pod.Metadata.Name, cancellationToken);
             orphans++;

@@ -16,7 +16,7 @@ internal sealed class ActiveRuns
     private readonly Dictionary<string, KnownRun> _states = new(StringComparer.Ordinal);
     private int _total;
     private HashSet<string>? _endedDuringRecount;
-    private Dictionary<string, TaskRun>? _startedDuringRecount;
+    private HashSet<string>? _startedDuringRecount;
 
     public int Total
     {
@@ -45,7 +45,7 @@ internal sealed class ActiveRuns
         lock (_lock)
         {
             _endedDuringRecount = new HashSet<string>(StringComparer.Ordinal);
-            _startedDuringRecount = new Dictionary<string, TaskRun>(StringComparer.Ordinal);
+            _startedDuringRecount = new HashSet<string>(StringComparer.Ordinal);
         }
     }
 
@@ -60,14 +60,22 @@ internal sealed class ActiveRuns
             _startedDuringRecount = null;
             var counts = new Dictionary<string, int>(StringComparer.Ordinal);
             var states = new Dictionary<string, KnownRun>(StringComparer.Ordinal);
-            var read = active.Select(run => run.MesosId).ToHashSet(StringComparer.Ordinal);
-            foreach (var run in active.Concat(started.Values.Where(run => !read.Contains(run.MesosId))))
+            foreach (var run in active)
             {
                 if (ended.Contains(run.MesosId))
                     continue;
                 counts[run.FamilyId] = counts.GetValueOrDefault(run.FamilyId) + 1;
                 // A state recorded here since the read is newer than the read's.
                 states[run.MesosId] = _states.TryGetValue(run.MesosId, out var known) ? known : new KnownRun(run.State, run.FamilyId, run.QueueId, run.MessageKey, run.StagedAt) { StartedAt = run.StartedAt };
+            }
+
+            // Staged after the read, and not ended since: what this scheduler recorded of them stands.
+            foreach (var mesosId in started)
+            {
+                if (states.ContainsKey(mesosId) || ended.Contains(mesosId) || !_states.TryGetValue(mesosId, out var known))
+                    continue;
+                counts[known.FamilyId] = counts.GetValueOrDefault(known.FamilyId) + 1;
+                states[mesosId] = known;
             }
 
             var drift = counts.Sum(pair => Math.Abs(pair.Value - _byFamily.GetValueOrDefault(pair.Key)))
@@ -98,7 +106,7 @@ internal sealed class ActiveRuns
             _byFamily[run.FamilyId] = _byFamily.GetValueOrDefault(run.FamilyId) + 1;
             _total++;
             _states[run.MesosId] = new KnownRun(run.State, run.FamilyId, run.QueueId, run.MessageKey, run.StagedAt) { Staged = run, StartedAt = run.StartedAt };
-            _startedDuringRecount?.TryAdd(run.MesosId, run);
+            _startedDuringRecount?.Add(run.MesosId);
         }
     }
 

@@ -260,12 +260,12 @@ public sealed partial class Scheduler
             // Each admitted run is staged by its own compare-and-set; they are independent, so they go to the store
             // together (one group commit in SQLite, parallel transactions in a shared store) rather than one by one.
             var staged = new ConcurrentBag<TaskRun>();
-            var attempted = new ConcurrentBag<string>();
+            var admitted = Admission.Select(due, active, _options.Capacity);
             try
             {
                 try
                 {
-                    await Parallel.ForEachAsync(Admission.Select(due, active, _options.Capacity),
+                    await Parallel.ForEachAsync(admitted,
                         new ParallelOptions { MaxDegreeOfParallelism = StagingParallelism, CancellationToken = cancellationToken }, async (run, _) =>
                         {
                             // Intent before action: once TASK_STAGING is durable, a crash before or during the launch is found by
@@ -273,7 +273,6 @@ public sealed partial class Scheduler
                             // runs on to its launch (under _launches): a staging write cut off by cancellation may still have committed.
                             var at = _time.GetUtcNow();
                             _staging[run.MesosId] = 0;
-                            attempted.Add(run.MesosId);
                             if (await _store.TryTransitionAsync(new RunTransition(run.MesosId, [TaskState.WaitingOnOffers], TaskState.Staging, at), _launches))
                             {
                                 var stagedRun = run with { State = TaskState.Staging, StagedAt = at };
@@ -305,8 +304,8 @@ public sealed partial class Scheduler
             {
                 // On every way out, and only once each launch is in _launching (a reconciliation looks at _staging first):
                 // a run staged by a pass that then failed is left for the reconciliation to find without a container.
-                foreach (var mesosId in attempted)
-                    _staging.TryRemove(mesosId, out _);
+                foreach (var run in admitted)
+                    _staging.TryRemove(run.MesosId, out _);
             }
         }
 
